@@ -1,0 +1,110 @@
+//! `check` / `validate`: assemble and validate each selected environment and
+//! build the report. Secrets are scrubbed here, before any reporter sees it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::project::Project;
+use crate::config::secrets::Redactor;
+use crate::config::tree::SourceFile;
+use crate::diagnostic::{Problem, Problems};
+use crate::findings::{Category, Finding};
+use crate::report::model::{CheckResult, EnvReport, Report, Severity, Status};
+
+pub struct CheckOptions {
+    pub envs: Vec<String>,
+    pub sets: Vec<String>,
+}
+
+pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
+    let start = Instant::now();
+    let mut problems = Vec::new();
+    let mut envs = Vec::new();
+    let mut redactor = Redactor::default();
+    for env in &opts.envs {
+        match evaluate(project, env, &opts.sets) {
+            Ok((report, r)) => {
+                redactor.extend(&r);
+                envs.push(report);
+            }
+            Err(Problems(mut ps)) => problems.append(&mut ps),
+        }
+    }
+    if !problems.is_empty() {
+        dedup(&mut problems);
+        return Err(Problems(problems.iter().map(|p| redact_problem(p, &redactor, &mut HashMap::new())).collect()));
+    }
+    let mut masked = HashMap::new();
+    for e in &mut envs {
+        for r in &mut e.results {
+            redact_result(r, &redactor, &mut masked);
+        }
+    }
+    Ok(Report::new(envs, start.elapsed().as_millis() as u64))
+}
+
+/// One environment: findings from assembly, units, strictness and schema.
+pub fn evaluate(project: &Project, env: &str, sets: &[String]) -> Result<(EnvReport, Redactor), Problems> {
+    let mut a = project.assemble(env, sets)?;
+    let mut results = Vec::new();
+    let config_findings: Vec<Finding> = std::mem::take(&mut a.problems);
+    if config_findings.iter().all(|f| f.warning) {
+        results.push(CheckResult::pass(
+            Category::Config,
+            "config",
+            "config",
+            format!("assembled from {}", a.layers.join(" → ")),
+        ));
+    }
+    results.extend(config_findings.into_iter().map(|f| {
+        if f.warning {
+            CheckResult::from_finding(f, Status::Warn, Severity::Warning)
+        } else {
+            CheckResult::from_finding(f, Status::Fail, Severity::Error)
+        }
+    }));
+    if let Some(schema) = &project.schema {
+        schema.coerce(&mut a);
+        let findings = schema.validate(&a);
+        if findings.is_empty() {
+            results.push(CheckResult::pass(
+                Category::Schema,
+                "schema",
+                "schema",
+                format!("{} keys valid against {}", a.root.leaves().len(), schema.file.name),
+            ));
+        }
+        results.extend(findings.into_iter().map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)));
+    }
+    Ok((EnvReport::new(env.to_string(), results), a.redactor))
+}
+
+fn dedup(problems: &mut Vec<Problem>) {
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert((p.message.clone(), p.position())));
+}
+
+fn masked_source(src: &Arc<SourceFile>, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Arc<SourceFile> {
+    cache
+        .entry(src.name.clone())
+        .or_insert_with(|| SourceFile::new(src.name.clone(), r.mask_source(&src.text)))
+        .clone()
+}
+
+pub fn redact_problem(p: &Problem, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Problem {
+    let mut p = p.clone();
+    p.message = r.scrub(&p.message);
+    p.help = p.help.map(|h| r.scrub(&h));
+    p.label = p.label.map(|l| r.scrub(&l));
+    p.src = p.src.as_ref().map(|s| masked_source(s, r, cache));
+    p.related = p.related.iter().map(|q| redact_problem(q, r, cache)).collect();
+    p
+}
+
+fn redact_result(res: &mut CheckResult, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) {
+    res.message = r.scrub(&res.message);
+    res.help = res.help.as_ref().map(|h| r.scrub(h));
+    res.target = res.target.as_ref().map(|t| r.scrub(t));
+    res.problem = res.problem.as_ref().map(|p| redact_problem(p, r, cache));
+}

@@ -1,0 +1,184 @@
+//! Command-line interface (clap derive). Parsing only: no I/O here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "envgate",
+    version,
+    about = "Is this environment's configuration right, and is everything it points at ready?",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Project directory (default: the nearest directory with envgate.toml).
+    #[arg(short = 'C', long = "project", global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// When to use colour (also honours NO_COLOR).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Assemble, validate and check environments.
+    Check(CheckArgs),
+    /// Validate every environment offline (alias of `check --all-envs --offline`).
+    Validate(ValidateArgs),
+    /// Print an environment's final configuration, secrets redacted.
+    Render(RenderArgs),
+    /// Show every layer that set KEY, in order, and which one won.
+    Explain(ExplainArgs),
+    /// Key-by-key differences between two environments, with origins.
+    Diff(DiffArgs),
+    /// List environments, layers and the schema's keys.
+    List,
+    /// Scaffold a working example project.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Environment to check (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Check every environment of the project.
+    #[arg(long, conflicts_with = "envs")]
+    pub all_envs: bool,
+    /// Override a key: --set database.pool_size=20 (repeatable, highest precedence).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Output format on stdout (default: human).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Also write a report to a file: --report json=out/report.json (repeatable).
+    #[arg(long = "report", value_name = "FORMAT=PATH")]
+    pub reports: Vec<String>,
+    /// Which status fails the run: `fail` (default) or `warn`.
+    #[arg(long, value_enum, default_value_t = FailOn::Fail)]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Warn,
+    Fail,
+}
+
+impl CheckArgs {
+    pub fn fail_on_warn(&self) -> bool {
+        self.output.fail_on == FailOn::Warn
+    }
+}
+
+impl ValidateArgs {
+    pub fn fail_on_warn(&self) -> bool {
+        self.output.fail_on == FailOn::Warn
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// No network: `http` sources are not fetched.
+    #[arg(long)]
+    pub offline: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    Toml,
+    Json,
+    Yaml,
+    Env,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[arg(short = 'e', long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Show where each leaf was set (like `git config --show-origin`).
+    #[arg(long)]
+    pub show_origin: bool,
+    #[arg(long, value_enum, default_value_t = RenderFormat::Toml)]
+    pub format: RenderFormat,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// No network: `http` sources are not fetched.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[arg(short = 'e', long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Dotted key, e.g. database.pool_size.
+    pub key: String,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub left: String,
+    pub right: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to scaffold (default: the current directory). Must be empty
+    /// of envgate files.
+    pub dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,90 @@
+use std::io::Write;
+
+use super::{Context, io};
+use crate::check::{CheckOptions, run};
+use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs};
+use crate::config::project::Project;
+use crate::diagnostic::{Problem, Problems};
+use crate::exit_codes;
+use crate::report::model::Report;
+use crate::report::{Format, Style};
+
+pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dyn Write) -> Result<i32, Problems> {
+    if a.select.envs.is_empty() && !a.select.all_envs {
+        return Err(Problem::new("envgate::cli::env", "choose the environments to check: --env NAME or --all-envs")
+            .help("`envgate validate` checks every environment offline")
+            .into());
+    }
+    let project = ctx.project(cli, a.offline, a.offline)?;
+    execute(&project, &a.select, &a.output, a.fail_on_warn(), style, out)
+}
+
+pub fn validate(cli: &Cli, ctx: &Context, a: &ValidateArgs, style: Style, out: &mut dyn Write) -> Result<i32, Problems> {
+    let project = ctx.project(cli, true, true)?;
+    execute(&project, &a.select, &a.output, a.fail_on_warn(), style, out)
+}
+
+fn execute(
+    project: &Project,
+    select: &Selection,
+    output: &Output,
+    fail_on_warn: bool,
+    style: Style,
+    out: &mut dyn Write,
+) -> Result<i32, Problems> {
+    let reports = parse_reports(&output.reports)?;
+    let envs = if select.envs.is_empty() {
+        project.environments.clone()
+    } else {
+        let mut v = Vec::new();
+        for e in &select.envs {
+            for name in e.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if !project.environments.iter().any(|x| x == name) {
+                    return Err(project.unknown_env(name).into());
+                }
+                v.push(name.to_string());
+            }
+        }
+        v
+    };
+    let report = run(project, &CheckOptions { envs, sets: select.sets.clone() })?;
+    for (format, path) in &reports {
+        write_atomically(path, &format.reporter().render(&report, Style { color: false, ..style }))?;
+    }
+    let format = output.format.unwrap_or(Format::Human);
+    let text = format.reporter().render(&report, style);
+    out.write_all(text.as_bytes()).map_err(io)?;
+    Ok(verdict(&report, fail_on_warn))
+}
+
+fn verdict(report: &Report, fail_on_warn: bool) -> i32 {
+    if report.passed(fail_on_warn) { exit_codes::OK } else { exit_codes::NOT_READY }
+}
+
+fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, Problems> {
+    specs
+        .iter()
+        .map(|s| {
+            let (f, p) = s.split_once('=').ok_or_else(|| {
+                Problem::new("envgate::cli::report", format!("--report {s:?}: expected FORMAT=PATH, e.g. --report json=report.json"))
+            })?;
+            let format = Format::parse(f).ok_or_else(|| {
+                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+                Problem::new("envgate::cli::report", format!("--report: unknown format `{f}`")).help(format!("formats: {}", names.join(", ")))
+            })?;
+            Ok((format, std::path::PathBuf::from(p)))
+        })
+        .collect::<Result<_, Problem>>()
+        .map_err(Problems::from)
+}
+
+/// Temp file + rename, so a reader never sees half a report.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Problems> {
+    let fail = |e: std::io::Error| Problems::from(Problem::new("envgate::io", format!("cannot write {}: {e}", path.display())));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}

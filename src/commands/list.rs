@@ -1,0 +1,66 @@
+use std::io::Write;
+
+use super::io;
+use crate::config::manifest::SourceKind;
+use crate::config::project::Project;
+use crate::diagnostic::Problems;
+use crate::exit_codes;
+
+pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
+    let mut s = format!("project {}\n\nenvironments:\n", p.manifest.project.name);
+    for env in &p.environments {
+        let rel = p.env_file(env);
+        let extends = p
+            .parsed(&rel, env)
+            .ok()
+            .flatten()
+            .and_then(|f| f.table.get("extends").and_then(|e| e.node.to_json().as_str().map(str::to_string)));
+        match extends {
+            Some(parent) => s.push_str(&format!("  {env:<12} {rel} (extends {parent})\n")),
+            None => s.push_str(&format!("  {env:<12} {rel}\n")),
+        }
+    }
+    s.push_str("\nlayers, lowest precedence first:\n");
+    s.push_str(&format!("  base          {}\n", p.base_file()));
+    s.push_str(&format!("  <env>         {}\n", p.env_file("<env>")));
+    for src in &p.manifest.source {
+        let what = match src.kind {
+            SourceKind::File | SourceKind::Dotenv => src.path.clone().unwrap_or_default(),
+            SourceKind::Env => format!("{}*", src.prefix.clone().unwrap_or_default()),
+            SourceKind::Http => crate::config::secrets::redact_url_passwords(&src.url.clone().unwrap_or_default()),
+        };
+        let kind = format!("{:?}", src.kind).to_lowercase();
+        let opt = if src.optional { " (optional)" } else { "" };
+        s.push_str(&format!("  {:<13} {kind} {what}{opt}\n", src.name));
+    }
+    s.push_str("  --set         command line\n");
+    match &p.schema {
+        Some(schema) => {
+            let mut units = Vec::new();
+            collect_units(&schema.json, &mut Vec::new(), &mut units);
+            s.push_str(&format!("\nschema {}\n", schema.file.name));
+            if !units.is_empty() {
+                s.push_str("  keys with units:\n");
+                for (k, u) in units {
+                    s.push_str(&format!("    {k:<36} {u}\n"));
+                }
+            }
+        }
+        None => s.push_str("\nschema: none (set project.schema in envgate.toml)\n"),
+    }
+    out.write_all(s.as_bytes()).map_err(io)?;
+    Ok(exit_codes::OK)
+}
+
+fn collect_units(s: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<(String, String)>) {
+    if let Some(u) = s.get("x-unit").and_then(|u| u.as_str()) {
+        out.push((path.join("."), u.to_string()));
+    }
+    if let Some(props) = s.get("properties").and_then(|p| p.as_object()) {
+        for (k, v) in props {
+            path.push(k.clone());
+            collect_units(v, path, out);
+            path.pop();
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `envgate.toml`: the project manifest. Strict: unknown keys are errors.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub project: Project,
+    #[serde(default)]
+    pub source: Vec<SourceDef>,
+    /// Hosts that belong to each environment (`[isolation.prod] hosts = [...]`).
+    #[serde(default)]
+    pub isolation: IndexMap<String, Isolation>,
+    #[serde(default)]
+    pub parity: Option<Parity>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub name: String,
+    /// JSON Schema (draft 2020-12) for the assembled configuration.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Environments in order; default: every `environments/*.toml` but `base`.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    /// Folder of `base.toml` and the overlays. Default `environments`.
+    #[serde(default = "default_env_dir")]
+    pub environments_dir: String,
+    /// Folder of `*.toml` check files. Default `checks`.
+    #[serde(default = "default_checks_dir")]
+    pub checks_dir: String,
+}
+
+fn default_env_dir() -> String {
+    "environments".into()
+}
+fn default_checks_dir() -> String {
+    "checks".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    File,
+    Env,
+    Dotenv,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    pub name: String,
+    pub kind: SourceKind,
+    /// `file` and `dotenv`: path relative to the project; `{env}` is replaced.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `env` and `dotenv`: variable prefix, e.g. `ORDERS__`; `__` separates keys.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `http`: URL of a JSON document; `{env}` is replaced.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `http`: request timeout, e.g. `"2s"`. Default 5s.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// A missing file or unreachable URL is skipped instead of an error.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Isolation {
+    /// `*.prod.example.com`, `db.prod.example.com`, `10.20.0.0/16`, `fd00::/8`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Hosts that match no environment are failures too.
+    #[serde(default)]
+    pub deny_unknown_hosts: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parity {
+    /// Key prefixes that must have the same key paths in every environment.
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// Every key path must exist in every environment.
+    #[serde(default)]
+    pub all: bool,
+}

@@ -1,0 +1,348 @@
+//! Typed units: durations (`"250ms"`, `"30s"`, `"1h30m"`) and byte sizes
+//! (`"512MiB"`, `"1GB"`), and integers with a declared unit (`"x-unit": "ms"`).
+//! SPEC incident 1: a bare `30` for a timeout is never silently read.
+
+use std::time::Duration;
+
+/// Go-style durations: one or more `<number><unit>` with units
+/// ns, us, µs, ms, s, m, h, d.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = rest[..unit_end].trim();
+        let nanos = unit_nanos(unit)?;
+        total += n * nanos;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_nanos(total.round() as u64))
+}
+
+fn unit_nanos(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" | "sec" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        "d" => 86400e9,
+        _ => return None,
+    })
+}
+
+/// `1h30m`, `250ms`, `2.5s`: the shortest exact spelling.
+pub fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos % 1_000_000_000 == 0 {
+        let mut secs = d.as_secs();
+        let mut out = String::new();
+        for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+            if secs >= size {
+                out.push_str(&format!("{}{unit}", secs / size));
+                secs %= size;
+            }
+        }
+        return out;
+    }
+    if nanos % 1_000_000 == 0 {
+        return format!("{}ms", nanos / 1_000_000);
+    }
+    if nanos % 1_000 == 0 {
+        return format!("{}us", nanos / 1_000);
+    }
+    format!("{nanos}ns")
+}
+
+/// `512MiB`, `1GB`, `100 KiB`, `42B`.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    if num_end == 0 {
+        return None;
+    }
+    let n: f64 = s[..num_end].parse().ok()?;
+    let mult = byte_unit(s[num_end..].trim())?;
+    Some((n * mult as f64).round() as u64)
+}
+
+fn byte_unit(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "B" | "b" => 1,
+        "kB" | "KB" | "k" | "K" => 1_000,
+        "MB" | "M" => 1_000_000,
+        "GB" | "G" => 1_000_000_000,
+        "TB" | "T" => 1_000_000_000_000,
+        "KiB" | "Ki" => 1 << 10,
+        "MiB" | "Mi" => 1 << 20,
+        "GiB" | "Gi" => 1 << 30,
+        "TiB" | "Ti" => 1 << 40,
+        _ => return None,
+    })
+}
+
+pub fn format_bytes(b: u64) -> String {
+    for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if b >= size && b % size == 0 {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    format!("{b}B")
+}
+
+/// The unit a schema property declares with `x-unit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unit {
+    /// A string like `"30s"`.
+    Duration,
+    /// A string like `"512MiB"`.
+    Bytes,
+    /// An integer counting this many nanoseconds (`ms`, `s`, ...).
+    TimeInt(&'static str, f64),
+    /// An integer counting this many bytes (`B`, `KiB`, ...).
+    ByteInt(&'static str, u64),
+}
+
+impl Unit {
+    pub fn from_schema(s: &str) -> Option<Unit> {
+        Some(match s {
+            "duration" => Unit::Duration,
+            "bytes" | "size" => Unit::Bytes,
+            "ns" => Unit::TimeInt("ns", 1.0),
+            "us" => Unit::TimeInt("us", 1e3),
+            "ms" => Unit::TimeInt("ms", 1e6),
+            "s" => Unit::TimeInt("s", 1e9),
+            "m" => Unit::TimeInt("m", 60e9),
+            "h" => Unit::TimeInt("h", 3600e9),
+            "B" => Unit::ByteInt("B", 1),
+            "KiB" => Unit::ByteInt("KiB", 1 << 10),
+            "MiB" => Unit::ByteInt("MiB", 1 << 20),
+            "GiB" => Unit::ByteInt("GiB", 1 << 30),
+            _ => return None,
+        })
+    }
+}
+
+/// The verdict on one value.
+#[derive(Debug, PartialEq)]
+pub struct UnitError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// A value in its canonical magnitude: nanoseconds or bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Magnitude {
+    Nanos(f64),
+    Bytes(u64),
+}
+
+fn fmt_nanos(n: f64) -> String {
+    format_duration(Duration::from_nanos(n.max(0.0).round() as u64))
+}
+
+/// Read a bound (`x-minimum` / `x-maximum`) in the unit of the property.
+fn bound(unit: Unit, v: &serde_json::Value) -> Option<Magnitude> {
+    match (unit, v) {
+        (Unit::Duration | Unit::TimeInt(..), serde_json::Value::String(s)) => {
+            parse_duration(s).map(|d| Magnitude::Nanos(d.as_nanos() as f64))
+        }
+        (Unit::TimeInt(_, per), serde_json::Value::Number(n)) => n.as_f64().map(|x| Magnitude::Nanos(x * per)),
+        (Unit::Bytes | Unit::ByteInt(..), serde_json::Value::String(s)) => parse_bytes(s).map(Magnitude::Bytes),
+        (Unit::ByteInt(_, per), serde_json::Value::Number(n)) => n.as_u64().map(|x| Magnitude::Bytes(x * per)),
+        _ => None,
+    }
+}
+
+/// Check one value against its unit and bounds.
+pub fn check(
+    unit: Unit,
+    value: &serde_json::Value,
+    min: Option<&serde_json::Value>,
+    max: Option<&serde_json::Value>,
+) -> Result<Magnitude, UnitError> {
+    use serde_json::Value as J;
+    let err = |message: String, help: Option<String>| Err(UnitError { message, help });
+    let mag = match (unit, value) {
+        (Unit::Duration, J::Number(n)) => {
+            let shown = n.to_string();
+            return err(
+                format!("bare number {shown} for a duration: write \"{shown}s\" or \"{shown}ms\""),
+                Some(format!(
+                    "a duration needs a unit; \"{shown}s\" is {shown} seconds, \"{shown}ms\" is {shown} milliseconds"
+                )),
+            );
+        }
+        (Unit::Duration, J::String(s)) => match parse_duration(s) {
+            Some(d) => Magnitude::Nanos(d.as_nanos() as f64),
+            None => {
+                return err(
+                    format!("{s:?} is not a duration"),
+                    Some("write a number and a unit: \"250ms\", \"30s\", \"5m\", \"1h30m\"".into()),
+                );
+            }
+        },
+        (Unit::Bytes, J::Number(n)) => {
+            let shown = n.to_string();
+            return err(
+                format!("bare number {shown} for a byte size: write \"{shown}B\", \"{shown}KiB\" or \"{shown}MiB\""),
+                Some("a size needs a unit: B, kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)".into()),
+            );
+        }
+        (Unit::Bytes, J::String(s)) => match parse_bytes(s) {
+            Some(b) => Magnitude::Bytes(b),
+            None => {
+                return err(
+                    format!("{s:?} is not a byte size"),
+                    Some("write a number and a unit: \"512MiB\", \"1GB\", \"64KiB\"".into()),
+                );
+            }
+        },
+        (Unit::TimeInt(name, per), J::Number(n)) => match n.as_f64() {
+            Some(x) => Magnitude::Nanos(x * per),
+            None => return err(format!("{n} is not a number of {name}"), None),
+        },
+        (Unit::TimeInt(name, per), J::String(s)) => {
+            let help = parse_duration(s).map(|d| {
+                let n = d.as_nanos() as f64 / per;
+                format!("this field counts {name}: write {n}")
+            });
+            return err(format!("expected an integer number of {name}, found {s:?}"), help);
+        }
+        (Unit::ByteInt(name, per), J::Number(n)) => match n.as_u64() {
+            Some(x) => Magnitude::Bytes(x * per),
+            None => return err(format!("{n} is not a whole number of {name}"), None),
+        },
+        (Unit::ByteInt(name, per), J::String(s)) => {
+            let help = parse_bytes(s).map(|b| format!("this field counts {name}: write {}", b / per));
+            return err(format!("expected an integer number of {name}, found {s:?}"), help);
+        }
+        // Other types are the schema's business (its `type` reports them).
+        _ => return Ok(Magnitude::Bytes(0)),
+    };
+    let shown = |m: Magnitude| match m {
+        Magnitude::Nanos(n) => fmt_nanos(n),
+        Magnitude::Bytes(b) => format_bytes(b),
+    };
+    let lt = |a: Magnitude, b: Magnitude| match (a, b) {
+        (Magnitude::Nanos(x), Magnitude::Nanos(y)) => x < y,
+        (Magnitude::Bytes(x), Magnitude::Bytes(y)) => x < y,
+        _ => false,
+    };
+    let raw = value.to_string();
+    if let Some(lo) = min.and_then(|m| bound(unit, m))
+        && lt(mag, lo)
+    {
+        let help = match unit {
+            Unit::TimeInt(name, per) => other_reading(&raw, name, per, lo, max.and_then(|m| bound(unit, m))),
+            _ => None,
+        };
+        return err(
+            format!(
+                "{} is below the minimum {}",
+                with_unit(&raw, unit, mag, &shown),
+                shown(lo)
+            ),
+            help,
+        );
+    }
+    if let Some(hi) = max.and_then(|m| bound(unit, m))
+        && lt(hi, mag)
+    {
+        let help = match unit {
+            Unit::TimeInt(name, per) => other_reading(&raw, name, per, min.and_then(|m| bound(unit, m)).unwrap_or(Magnitude::Nanos(0.0)), Some(hi)),
+            _ => None,
+        };
+        return err(
+            format!("{} is above the maximum {}", with_unit(&raw, unit, mag, &shown), shown(hi)),
+            help,
+        );
+    }
+    Ok(mag)
+}
+
+fn with_unit(raw: &str, unit: Unit, mag: Magnitude, shown: &dyn Fn(Magnitude) -> String) -> String {
+    match unit {
+        Unit::TimeInt(name, _) | Unit::ByteInt(name, _) => {
+            let s = shown(mag);
+            if s == format!("{raw}{name}") {
+                s
+            } else {
+                format!("{raw}{name} ({s})")
+            }
+        }
+        _ => shown(mag),
+    }
+}
+
+/// What an integer would have meant in the neighbouring unit (seconds for
+/// milliseconds and back), when that reading fits the bounds.
+fn other_reading(raw: &str, name: &str, per: f64, lo: Magnitude, hi: Option<Magnitude>) -> Option<String> {
+    let x: f64 = raw.parse().ok()?;
+    let (other, other_per) = match name {
+        "ms" => ("s", 1e9),
+        "s" => ("ms", 1e6),
+        "us" => ("ms", 1e6),
+        "m" => ("s", 1e9),
+        _ => return None,
+    };
+    let as_other = x * other_per;
+    let Magnitude::Nanos(lo) = lo else { return None };
+    let fits = as_other >= lo && hi.is_none_or(|h| matches!(h, Magnitude::Nanos(h) if as_other <= h));
+    let rewritten = as_other / per;
+    let rewritten = if rewritten.fract() == 0.0 { format!("{}", rewritten as i64) } else { format!("{rewritten}") };
+    fits.then(|| format!("if {raw} was meant as {raw}{other} ({}), write {rewritten} ({name})", fmt_nanos(as_other)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_durations_and_sizes() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("30 parsecs"), None);
+        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("1GB"), Some(1_000_000_000));
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_bytes(512 << 20), "512MiB");
+    }
+
+    #[test]
+    fn fails_when_timeout_has_no_unit() {
+        let e = check(Unit::Duration, &json!(30), None, None).unwrap_err();
+        assert_eq!(e.message, "bare number 30 for a duration: write \"30s\" or \"30ms\"");
+    }
+
+    #[test]
+    fn milliseconds_below_minimum_say_what_seconds_would_mean() {
+        let e = check(Unit::TimeInt("ms", 1e6), &json!(30), Some(&json!(100)), Some(&json!(120000))).unwrap_err();
+        assert_eq!(e.message, "30ms is below the minimum 100ms");
+        assert_eq!(e.help.unwrap(), "if 30 was meant as 30s (30s), write 30000 (ms)");
+    }
+
+    #[test]
+    fn duration_bounds_use_units() {
+        assert!(check(Unit::Duration, &json!("5s"), Some(&json!("100ms")), Some(&json!("60s"))).is_ok());
+        let e = check(Unit::Duration, &json!("10m"), None, Some(&json!("60s"))).unwrap_err();
+        assert_eq!(e.message, "10m is above the maximum 1m");
+    }
+}

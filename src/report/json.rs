@@ -1,0 +1,14 @@
+//! `--format json`: the JSON report v1 (SPEC §JSON report).
+
+use super::model::Report;
+use super::{Reporter, Style};
+
+pub struct Json;
+
+impl Reporter for Json {
+    fn render(&self, report: &Report, _style: Style) -> String {
+        let mut s = serde_json::to_string_pretty(report).expect("report serializes");
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,218 @@
+//! The report: what a run found, in the shape of the JSON report v1. Every
+//! reporter formats this and nothing else; none reads files or the network.
+
+use serde::Serialize;
+
+use crate::diagnostic::Problem;
+use crate::findings::{Category, Finding};
+
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Report {
+    /// Report format version; bumped when a field changes meaning.
+    pub version: u32,
+    pub tool: Tool,
+    pub duration_ms: u64,
+    pub environments: Vec<EnvReport>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct EnvReport {
+    pub name: String,
+    pub status: Status,
+    pub summary: Summary,
+    pub results: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Skipped,
+    Flaky,
+    Warn,
+    Blocked,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Flaky => "flaky",
+            Status::Blocked => "blocked",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Summary {
+    pub pass: u32,
+    pub warn: u32,
+    pub fail: u32,
+    pub flaky: u32,
+    pub blocked: u32,
+    pub skipped: u32,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Location {
+    /// Path relative to the project root.
+    pub file: String,
+    /// 1-based.
+    pub line: u32,
+    /// 1-based, in characters.
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CheckResult {
+    /// Stable identifier: `schema/<key>`, `config/<key>`, `rule/<id>`, `probe/<name>`.
+    pub id: String,
+    #[schemars(with = "String")]
+    pub category: Category,
+    /// Probe kind, for probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub status: Status,
+    pub severity: Severity,
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// The configuration key involved, dotted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Where the offending value was set, when a file is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The probed target, with passwords redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The diagnostic with its source snippet, for human output.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub problem: Option<Problem>,
+}
+
+impl CheckResult {
+    pub fn from_finding(f: Finding, status: Status, severity: Severity) -> Self {
+        let location = f.problem.position().map(|(file, line, column)| Location { file, line, column });
+        CheckResult {
+            name: f.key.clone().unwrap_or_else(|| f.id.clone()),
+            id: f.id,
+            category: f.category,
+            kind: None,
+            status,
+            severity,
+            message: f.problem.message.clone(),
+            help: f.problem.help.clone(),
+            key: f.key,
+            location,
+            target: None,
+            attempts: None,
+            duration_ms: None,
+            problem: Some(f.problem),
+        }
+    }
+
+    pub fn pass(category: Category, id: &str, name: &str, message: String) -> Self {
+        CheckResult {
+            id: id.into(),
+            category,
+            kind: None,
+            name: name.into(),
+            status: Status::Pass,
+            severity: Severity::Error,
+            message,
+            help: None,
+            key: None,
+            location: None,
+            target: None,
+            attempts: None,
+            duration_ms: None,
+            problem: None,
+        }
+    }
+}
+
+impl Summary {
+    pub fn of(results: &[CheckResult]) -> Summary {
+        let mut s = Summary::default();
+        for r in results {
+            *match r.status {
+                Status::Pass => &mut s.pass,
+                Status::Warn => &mut s.warn,
+                Status::Fail => &mut s.fail,
+                Status::Flaky => &mut s.flaky,
+                Status::Blocked => &mut s.blocked,
+                Status::Skipped => &mut s.skipped,
+            } += 1;
+        }
+        s
+    }
+}
+
+impl EnvReport {
+    pub fn new(name: String, results: Vec<CheckResult>) -> Self {
+        let status = results
+            .iter()
+            .map(|r| r.status)
+            .filter(|s| !matches!(s, Status::Skipped | Status::Flaky))
+            .max()
+            .map(|s| if s == Status::Blocked { Status::Fail } else { s })
+            .unwrap_or(Status::Pass);
+        EnvReport {
+            name,
+            status,
+            summary: Summary::of(&results),
+            results,
+        }
+    }
+}
+
+impl Report {
+    pub fn new(environments: Vec<EnvReport>, duration_ms: u64) -> Self {
+        Report {
+            version: REPORT_VERSION,
+            tool: Tool {
+                name: "envgate".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            duration_ms,
+            environments,
+        }
+    }
+
+    /// Did the run pass, given which status counts as failure?
+    pub fn passed(&self, fail_on_warn: bool) -> bool {
+        self.environments.iter().all(|e| match e.status {
+            Status::Fail | Status::Blocked => false,
+            Status::Warn => !fail_on_warn,
+            _ => true,
+        })
+    }
+}
