@@ -58,7 +58,7 @@ fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> String {
     let leaves = root.leaves();
     match f {
         RenderFormat::Toml | RenderFormat::Env => {
-            let rows: Vec<(String, String)> = leaves
+            let rows: Vec<(String, String, String)> = leaves
                 .iter()
                 .map(|(p, l)| {
                     let v = shown(l, r);
