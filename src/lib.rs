@@ -13,3 +13,4 @@ pub mod exit_codes;
 pub mod findings;
 pub mod net;
 pub mod report;
+pub mod rules;

@@ -561,7 +561,7 @@ mod tests {
         assert_eq!(t["http"].node.to_json()["port"], 8080);
         let f = SourceFile::new("a.json", "{\n  \"http\": {\"port\": 80}\n}");
         let t = parse(&f, Format::Json, "c").unwrap();
-        assert_eq!(pos(&t, &["http", "port"]), (2, 21));
+        assert_eq!(pos(&t, &["http", "port"]), (2, 20));
     }
 
     #[test]
