@@ -14,3 +14,4 @@ pub mod findings;
 pub mod net;
 pub mod report;
 pub mod rules;
+pub mod schemas;

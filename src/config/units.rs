@@ -294,10 +294,10 @@ fn with_unit(raw: &str, unit: Unit, mag: Magnitude, shown: &dyn Fn(Magnitude) ->
 fn other_reading(raw: &str, name: &str, per: f64, lo: Magnitude, hi: Option<Magnitude>) -> Option<String> {
     let x: f64 = raw.parse().ok()?;
     let (other, other_per) = match name {
-        "ms" => ("s", 1e9),
-        "s" => ("ms", 1e6),
-        "us" => ("ms", 1e6),
-        "m" => ("s", 1e9),
+        "ms" => ("seconds", 1e9),
+        "s" => ("milliseconds", 1e6),
+        "us" => ("milliseconds", 1e6),
+        "m" => ("seconds", 1e9),
         _ => return None,
     };
     let as_other = x * other_per;
@@ -305,7 +305,7 @@ fn other_reading(raw: &str, name: &str, per: f64, lo: Magnitude, hi: Option<Magn
     let fits = as_other >= lo && hi.is_none_or(|h| matches!(h, Magnitude::Nanos(h) if as_other <= h));
     let rewritten = as_other / per;
     let rewritten = if rewritten.fract() == 0.0 { format!("{}", rewritten as i64) } else { format!("{rewritten}") };
-    fits.then(|| format!("if {raw} was meant as {raw}{other} ({}), write {rewritten} ({name})", fmt_nanos(as_other)))
+    fits.then(|| format!("if {raw} was meant as {other} ({}), write {rewritten}", fmt_nanos(as_other)))
 }
 
 #[cfg(test)]
@@ -336,7 +336,7 @@ mod tests {
     fn milliseconds_below_minimum_say_what_seconds_would_mean() {
         let e = check(Unit::TimeInt("ms", 1e6), &json!(30), Some(&json!(100)), Some(&json!(120000))).unwrap_err();
         assert_eq!(e.message, "30ms is below the minimum 100ms");
-        assert_eq!(e.help.unwrap(), "if 30 was meant as 30s (30s), write 30000 (ms)");
+        assert_eq!(e.help.unwrap(), "if 30 was meant as seconds (30s), write 30000");
     }
 
     #[test]

@@ -87,7 +87,6 @@ pub struct Location {
 pub struct CheckResult {
     /// Stable identifier: `schema/<key>`, `config/<key>`, `rule/<id>`, `probe/<name>`.
     pub id: String,
-    #[schemars(with = "String")]
     pub category: Category,
     /// Probe kind, for probes.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,626 @@
+//! CLI tests: each runs the real binary in its own temp dir with a cleared
+//! environment, and snapshots what the user sees.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The worked example at the repository root, copied into a temp dir.
+fn example() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for rel in [
+        "envgate.toml",
+        "environments/base.toml",
+        "environments/local.toml",
+        "environments/staging.toml",
+        "environments/prod.toml",
+        "schemas/orders-api.schema.json",
+    ] {
+        write(dir.path(), rel, &std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap());
+    }
+    dir
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A minimal project: one schema, base + the given overlays.
+fn project(files: &[(&str, &str)]) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n",
+    );
+    write(
+        dir.path(),
+        "schema.json",
+        r#"{
+  "type": "object",
+  "required": ["http", "database"],
+  "properties": {
+    "http": {"type": "object", "required": ["timeout"], "properties": {
+      "timeout": {"type": "string", "x-unit": "duration", "x-minimum": "100ms", "x-maximum": "60s"},
+      "port": {"type": "integer"}
+    }},
+    "database": {"type": "object", "required": ["url", "pool_size"], "properties": {
+      "url": {"type": "string"},
+      "password": {"type": "string", "writeOnly": true},
+      "pool_size": {"type": "integer", "minimum": 1}
+    }}
+  }
+}"#,
+    );
+    write(
+        dir.path(),
+        "environments/base.toml",
+        "[http]\ntimeout = \"5s\"\nport = 8080\n\n[database]\nurl = \"postgres://db.internal/app\"\npool_size = 5\n",
+    );
+    for (rel, text) in files {
+        write(dir.path(), rel, text);
+    }
+    dir
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn envgate(dir: &Path, args: &[&str]) -> Run {
+    envgate_with(dir, args, &[])
+}
+
+fn envgate_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let out = Command::cargo_bin("envgate")
+        .unwrap()
+        .current_dir(dir)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .envs(vars.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn stable(s: &str) -> String {
+    let re = regex::Regex::new(r#""duration_ms": \d+"#).unwrap();
+    re.replace_all(s, "\"duration_ms\": \"[ms]\"").replace(env!("CARGO_PKG_VERSION"), "[version]")
+}
+
+fn validate_report(json: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(json).expect("report is JSON");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("schemas/report.schema.json")).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&report).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "report does not match schemas/report.schema.json: {errors:?}");
+    report
+}
+
+// ---- the worked example -------------------------------------------------
+
+#[test]
+fn validate_passes_on_the_worked_example_with_secret_warnings() {
+    let dir = example();
+    let r = envgate(dir.path(), &["validate", "--all-envs"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn check_offline_json_report_matches_the_schema_and_has_locations() {
+    let dir = example();
+    let r = envgate(dir.path(), &["check", "--env", "prod", "--offline", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report = validate_report(&r.stdout);
+    let results = report["environments"][0]["results"].as_array().unwrap();
+    for res in results.iter().filter(|r| r["status"] != "pass") {
+        assert!(res["location"]["file"].is_string(), "finding without a location: {res}");
+    }
+    insta::assert_snapshot!(stable(&r.stdout));
+}
+
+#[test]
+fn fail_on_warn_turns_unset_secrets_into_a_failure() {
+    let dir = example();
+    let r = envgate(dir.path(), &["validate", "--env", "prod", "--fail-on", "warn"]);
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn check_online_requires_the_secrets_offline_validation_only_warns_about() {
+    let dir = example();
+    let r = envgate(dir.path(), &["check", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = validate_report(&r.stdout);
+    let msgs: Vec<&str> = report["environments"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "fail")
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert!(msgs.iter().any(|m| m.contains("environment variable ORDERS_DB_PASSWORD is not set")), "{msgs:?}");
+}
+
+#[test]
+fn check_needs_an_environment_choice() {
+    let dir = example();
+    let r = envgate(dir.path(), &["check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--env NAME or --all-envs"), "{}", r.stderr);
+}
+
+#[test]
+fn report_flag_writes_several_formats_from_one_run() {
+    let dir = example();
+    let out = dir.path().join("out/report.json");
+    let r = envgate(dir.path(), &["validate", "--report", &format!("json={}", out.display())]);
+    assert_eq!(r.code, 0);
+    validate_report(&std::fs::read_to_string(out).unwrap());
+    assert!(r.stdout.contains("3 environments ready"));
+}
+
+#[test]
+fn render_shows_the_final_configuration_with_secrets_redacted() {
+    let dir = example();
+    for format in ["toml", "json", "yaml", "env"] {
+        let r = envgate(dir.path(), &["render", "--env", "local", "--format", format]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stdout.contains("localdev"), "secret default leaked in {format}");
+        insta::assert_snapshot!(format!("render_{format}"), r.stdout);
+    }
+}
+
+#[test]
+fn render_show_origin_names_the_file_line_and_column_of_each_leaf() {
+    let dir = example();
+    let r = envgate(dir.path(), &["render", "--env", "prod", "--show-origin"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("prod     environments/prod.toml:9:13      database.pool_size = 40"), "{}", r.stdout);
+    insta::assert_snapshot!(r.stdout);
+    let r = envgate(dir.path(), &["render", "--env", "prod", "--show-origin", "--format", "json"]);
+    insta::assert_snapshot!("render_show_origin_json", r.stdout);
+}
+
+#[test]
+fn explain_lists_every_layer_in_precedence_order_and_the_winner() {
+    let dir = example();
+    let r = envgate_with(
+        dir.path(),
+        &["explain", "--env", "prod", "database.pool_size"],
+        &[("ORDERS__DATABASE__POOL_SIZE", "60")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn explain_suggests_a_near_miss_key() {
+    let dir = example();
+    let r = envgate(dir.path(), &["explain", "--env", "prod", "database.pool_szie"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `database.pool_size`?"), "{}", r.stderr);
+}
+
+#[test]
+fn diff_shows_changed_keys_with_both_origins_and_never_prints_secrets() {
+    let dir = example();
+    let r = envgate_with(dir.path(), &["diff", "staging", "prod"], &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("CANARY"));
+    insta::assert_snapshot!(r.stdout);
+    let r = envgate_with(dir.path(), &["diff", "local", "prod", "--format", "json"], &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")]);
+    assert!(!r.stdout.contains("CANARY"));
+    insta::assert_snapshot!("diff_json", r.stdout);
+}
+
+#[test]
+fn list_shows_environments_layers_and_units() {
+    let dir = example();
+    let r = envgate(dir.path(), &["list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn init_scaffolds_a_project_that_validates() {
+    let dir = TempDir::new().unwrap();
+    let r = envgate(dir.path(), &["init"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!(r.stdout);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let again = envgate(dir.path(), &["init"]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("refusing to"), "{}", again.stderr);
+}
+
+// ---- SPEC's incidents (examples/broken) ---------------------------------
+
+fn broken() -> PathBuf {
+    Path::new(ROOT).join("examples/broken")
+}
+
+#[test]
+fn incident_1_bare_number_timeouts_fail_with_both_readings() {
+    let r = envgate(&broken(), &["validate", "--env", "staging"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("bare number 30 for a duration: write \"30s\" or \"30ms\""));
+    assert!(r.stdout.contains("if 30 was meant as seconds (30s), write 30000"));
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn incident_3_config_errors_are_shown_at_their_lines_before_merge() {
+    let r = envgate(&broken(), &["validate", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let report = validate_report(&r.stdout);
+    insta::assert_snapshot!(stable(&r.stdout));
+    let fails: Vec<_> = report["environments"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "fail")
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r["location"]["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        fails,
+        [("database.pool_szie".to_string(), 9), ("http.port".to_string(), 5), ("storage.bucket".to_string(), 17)]
+    );
+}
+
+#[test]
+fn broken_example_fails_every_environment_in_one_run() {
+    let r = envgate(&broken(), &["validate"]);
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!(r.stdout);
+}
+
+// ---- bad input ----------------------------------------------------------
+
+#[test]
+fn malformed_toml_is_exit_2_with_line_and_column() {
+    let dir = project(&[("environments/prod.toml", "[http]\ntimeout = \"5s\nport = 1\n")]);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn malformed_json_source_is_exit_2_with_line_and_column() {
+    let dir = project(&[
+        ("environments/prod.toml", ""),
+        ("console/prod.json", "{\n  \"http\": {\"port\": 80,}\n}\n"),
+    ]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.json\"\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn malformed_yaml_source_is_exit_2_with_line_and_column() {
+    let dir = project(&[
+        ("environments/prod.toml", ""),
+        ("console/prod.yaml", "http:\n  port: 80\n   timeout: 5s\n"),
+    ]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn yaml_source_overrides_with_its_own_line_numbers() {
+    let dir = project(&[("environments/prod.toml", ""), ("console/prod.yaml", "database:\n  pool_size: 0\n")]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let report = validate_report(&r.stdout);
+    let fail = report["environments"][0]["results"].as_array().unwrap().iter().find(|r| r["status"] == "fail").unwrap().clone();
+    assert_eq!(fail["location"], serde_json::json!({"file": "console/prod.yaml", "line": 2, "column": 14}));
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_exit_2() {
+    let dir = project(&[]);
+    std::fs::write(dir.path().join("environments/prod.toml"), b"[http]\nport = \"\xff\xfe\"\n").unwrap();
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn an_empty_overlay_inherits_base_and_an_empty_schema_is_exit_2() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    assert_eq!(envgate(dir.path(), &["validate"]).code, 0);
+    write(dir.path(), "schema.json", "");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("schema schema.json is empty"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_required_source_file_is_exit_2() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("source `console`: console/prod.yaml does not exist"), "{}", r.stderr);
+}
+
+#[test]
+fn a_missing_manifest_is_exit_2_and_suggests_init() {
+    let dir = TempDir::new().unwrap();
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("envgate init"), "{}", r.stderr);
+}
+
+#[test]
+fn an_unknown_manifest_key_is_exit_2_at_its_line() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nshema = \"schema.json\"\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn an_extends_cycle_is_exit_2_naming_the_chain() {
+    let dir = project(&[
+        ("environments/staging.toml", "extends = \"prod\"\n"),
+        ("environments/prod.toml", "extends = \"staging\"\n"),
+    ]);
+    let r = envgate(dir.path(), &["validate", "--env", "prod"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn an_interpolation_cycle_fails_naming_the_chain_and_line() {
+    let dir = project(&[(
+        "environments/prod.toml",
+        "[database]\nurl = \"postgres://${http.host}/app\"\n\n[http]\nhost = \"${database.url}\"\n",
+    )]);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("interpolation cycle: http.host → database.url → http.host"), "{}", r.stdout);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn a_dangling_reference_suggests_the_key_meant() {
+    let dir = project(&[("environments/prod.toml", "[database]\nurl = \"postgres://${http.prot}/app\"\n")]);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("reference to missing key `http.prot`"), "{}", r.stdout);
+    assert!(r.stdout.contains("did you mean `${http.port}`?"), "{}", r.stdout);
+}
+
+#[test]
+fn interpolation_takes_the_type_of_a_whole_reference() {
+    let dir = project(&[(
+        "environments/prod.toml",
+        "[database]\npool_size = \"${env:POOL:-7}\"\nurl = \"postgres://db:${http.port}/app\"\n",
+    )]);
+    let r = envgate(dir.path(), &["render", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["database"]["pool_size"], 7);
+    assert_eq!(v["database"]["url"], "postgres://db:8080/app");
+}
+
+#[test]
+fn an_unknown_environment_is_exit_2_with_a_suggestion() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    let r = envgate(dir.path(), &["check", "--env", "prdo", "--offline"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn an_unknown_key_with_a_near_miss_name_suggests_it() {
+    let dir = project(&[("environments/prod.toml", "[database]\npool_szie = 3\n")]);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("unknown key `database.pool_szie`"));
+    assert!(r.stdout.contains("did you mean `pool_size`?"));
+}
+
+#[test]
+fn a_wrong_type_points_at_the_value() {
+    let dir = project(&[("environments/prod.toml", "[database]\npool_size = \"five\"\n")]);
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let report = validate_report(&r.stdout);
+    let fail = report["environments"][0]["results"].as_array().unwrap().iter().find(|r| r["status"] == "fail").unwrap().clone();
+    assert_eq!(fail["message"], "`database.pool_size`: \"five\" is not of type \"integer\"");
+    assert_eq!(fail["location"], serde_json::json!({"file": "environments/prod.toml", "line": 2, "column": 13}));
+}
+
+#[test]
+fn a_required_key_missing_in_one_environment_only_points_at_its_table() {
+    let dir = project(&[
+        ("environments/base.toml", "[http]\ntimeout = \"5s\"\n"),
+        ("environments/staging.toml", "[database]\nurl = \"postgres://db/app\"\npool_size = 2\n"),
+        ("environments/prod.toml", "[database]\nurl = \"postgres://db/app\"\n"),
+    ]);
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 1);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn an_invalid_schema_is_exit_2_at_its_line() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(dir.path(), "schema.json", "{\n  \"type\": \"object\",\n  \"properties\": {\"a\": {\"type\": \"strnig\"}}\n}\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn unknown_keys_are_allowed_where_the_schema_says_so() {
+    let dir = project(&[("environments/prod.toml", "[database]\nextra = 1\n")]);
+    let schema = std::fs::read_to_string(dir.path().join("schema.json")).unwrap();
+    write(
+        dir.path(),
+        "schema.json",
+        &schema.replace("\"required\": [\"url\", \"pool_size\"],", "\"required\": [\"url\", \"pool_size\"], \"additionalProperties\": true,"),
+    );
+    assert_eq!(envgate(dir.path(), &["validate"]).code, 0);
+}
+
+#[test]
+fn bad_arguments_are_exit_2() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    assert_eq!(envgate(dir.path(), &["validate", "--bogus"]).code, 2);
+    assert_eq!(envgate(dir.path(), &["validate", "--set", "novalue"]).code, 2);
+    assert_eq!(envgate(dir.path(), &["validate", "--report", "xml=a.xml"]).code, 2);
+}
+
+// ---- layers and sources ---------------------------------------------------
+
+#[test]
+fn precedence_is_base_overlay_sources_then_set() {
+    let dir = project(&[
+        ("environments/prod.toml", "[database]\npool_size = 10\n"),
+        ("console/prod.yaml", "database:\n  pool_size: 20\n"),
+        ("local.env", "export SVC__DATABASE__POOL_SIZE=25\n"),
+    ]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n\n[[source]]\nname = \"dotenv\"\nkind = \"dotenv\"\npath = \"local.env\"\nprefix = \"SVC__\"\n\n[[source]]\nname = \"process-env\"\nkind = \"env\"\nprefix = \"SVC__\"\n",
+    );
+    let explain = |vars: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["explain", "--env", "prod", "database.pool_size"];
+        args.extend_from_slice(extra);
+        envgate_with(dir.path(), &args, vars).stdout
+    };
+    let out = explain(&[("SVC__DATABASE__POOL_SIZE", "30")], &["--set", "database.pool_size=40"]);
+    insta::assert_snapshot!(out);
+    let out = explain(&[], &[]);
+    assert!(out.starts_with("database.pool_size in prod = 25\n"), "{out}");
+}
+
+#[tokio::test]
+async fn http_source_is_fetched_with_the_url_as_origin() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/config/prod"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"database": {"pool_size": 33}}"#))
+        .mount(&server)
+        .await;
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        &format!("[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"config-server\"\nkind = \"http\"\nurl = \"{}/config/{{env}}\"\ntimeout = \"2s\"\n", server.uri()),
+    );
+    let d = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || envgate(&d, &["explain", "--env", "prod", "database.pool_size"])).await.unwrap();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("config-server") && r.stdout.contains("/config/prod") && r.stdout.contains("33  ← wins"), "{}", r.stdout);
+    // offline, the config server is not asked
+    let d = dir.path().to_path_buf();
+    let r = tokio::task::spawn_blocking(move || envgate(&d, &["validate"])).await.unwrap();
+    assert_eq!(r.code, 0);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[test]
+fn an_unreachable_http_source_is_exit_2_within_its_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        &format!("[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"cfg\"\nkind = \"http\"\nurl = \"http://u:topsecret@127.0.0.1:{port}/x\"\ntimeout = \"300ms\"\n"),
+    );
+    let start = std::time::Instant::now();
+    let r = envgate(dir.path(), &["check", "--env", "prod"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("timed out after 300ms"), "{}", r.stderr);
+    assert!(!r.stderr.contains("topsecret"));
+    drop(listener);
+}
+
+#[test]
+fn env_vars_are_typed_by_the_schema() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"process-env\"\nkind = \"env\"\nprefix = \"SVC__\"\n");
+    let r = envgate_with(dir.path(), &["render", "--env", "prod", "--format", "json"], &[("SVC__DATABASE__POOL_SIZE", "20")]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["database"]["pool_size"], 20);
+    let r = envgate_with(dir.path(), &["validate", "--format", "json"], &[("SVC__DATABASE__POOL_SIZE", "twenty")]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("\"env:SVC__DATABASE__POOL_SIZE\"") || r.stdout.contains("not of type"), "{}", r.stdout);
+}
+
+// ---- secrets ------------------------------------------------------------
+
+#[test]
+fn a_secret_canary_never_appears_in_any_output() {
+    const CANARY: &str = "CANARY-7f3e9a";
+    let dir = example();
+    // a secret via ${secret:env:...}, a writeOnly key set in a file, and a URL password
+    write(
+        dir.path(),
+        "environments/local.toml",
+        &std::fs::read_to_string(dir.path().join("environments/local.toml"))
+            .unwrap()
+            .replace("bucket = \"orders-local\"", &format!("bucket = \"orders-local\"\nsecret_key = \"{CANARY}-file\"\naccess_key = \"ak\"")),
+    );
+    let vars = [("ORDERS_DB_PASSWORD", CANARY), ("ORDERS_AMQP_PASSWORD", CANARY)];
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["validate"],
+        vec!["validate", "--format", "json"],
+        vec!["check", "--all-envs", "--offline"],
+        vec!["check", "--all-envs", "--offline", "--format", "json"],
+        vec!["render", "--env", "local"],
+        vec!["render", "--env", "local", "--show-origin"],
+        vec!["render", "--env", "local", "--format", "json"],
+        vec!["render", "--env", "local", "--format", "yaml"],
+        vec!["render", "--env", "local", "--format", "env"],
+        vec!["render", "--env", "prod", "--show-origin", "--format", "yaml"],
+        vec!["explain", "--env", "local", "database.url"],
+        vec!["explain", "--env", "local", "storage.secret_key"],
+        vec!["diff", "local", "prod"],
+        vec!["diff", "local", "prod", "--format", "json"],
+        vec!["list"],
+    ] {
+        let r = envgate_with(dir.path(), &args, &vars);
+        outputs.push((args.join(" "), r.code, r.stdout + &r.stderr));
+    }
+    // and in errors: a schema failure on the secret key itself
+    write(dir.path(), "environments/staging.toml", &format!("{}\n", std::fs::read_to_string(dir.path().join("environments/staging.toml")).unwrap().replace("bucket = \"orders-staging\"", &format!("bucket = \"orders-staging\"\nsecret_key = 42\naccess_key = \"{CANARY}x\""))));
+    let r = envgate_with(dir.path(), &["validate", "--env", "staging"], &vars);
+    outputs.push(("validate staging (schema error)".into(), r.code, r.stdout + &r.stderr));
+    for (cmd, code, text) in &outputs {
+        assert!(*code <= 1, "{cmd} exited {code}: {text}");
+        assert!(!text.contains(CANARY) || cmd.contains("schema error") && !text.contains(&format!("{CANARY}-file")), "{cmd} leaked the secret:\n{text}");
+    }
+    assert!(outputs.iter().any(|(_, _, t)| t.contains("***")));
+}
