@@ -624,3 +624,161 @@ fn a_secret_canary_never_appears_in_any_output() {
     }
     assert!(outputs.iter().any(|(_, _, t)| t.contains("***")));
 }
+
+// ---- rules: isolation, CEL, parity ----------------------------------------
+
+const ISOLATION: &str = "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[isolation.prod]\nhosts = [\"*.prod.example.com\", \"10.20.0.0/16\", \"fd00:20::/32\"]\n\n[isolation.staging]\nhosts = [\"*.stg.example.com\"]\n";
+
+fn results(r: &Run) -> Vec<serde_json::Value> {
+    let report = validate_report(&r.stdout);
+    report["environments"].as_array().unwrap().iter().flat_map(|e| {
+        e["results"].as_array().unwrap().iter().map(move |x| {
+            let mut x = x.clone();
+            x["env"] = e["name"].clone();
+            x
+        })
+    }).collect()
+}
+
+#[test]
+fn fails_when_staging_names_a_prod_host() {
+    let dir = project(&[
+        ("environments/staging.toml", "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n"),
+        ("environments/prod.toml", "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n"),
+    ]);
+    write(dir.path(), "envgate.toml", ISOLATION);
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stdout.contains("hunter2"));
+    let fails: Vec<_> = results(&r).into_iter().filter(|x| x["status"] == "fail").collect();
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    let f = &fails[0];
+    assert_eq!((f["env"].as_str(), f["category"].as_str(), f["key"].as_str()), (Some("staging"), Some("isolation"), Some("database.url")));
+    assert_eq!(f["location"], serde_json::json!({"file": "environments/staging.toml", "line": 2, "column": 7}));
+    assert!(f["message"].as_str().unwrap().contains("*.prod.example.com"));
+    let human = envgate(dir.path(), &["validate"]);
+    assert!(!human.stdout.contains("hunter2"));
+    insta::assert_snapshot!(human.stdout);
+}
+
+#[test]
+fn an_ipv6_literal_in_a_prod_cidr_is_caught() {
+    let dir = project(&[("environments/staging.toml", "[database]\nurl = \"postgres://[fd00:20::7]:5432/app\"\n"), ("environments/prod.toml", "")]);
+    write(dir.path(), "envgate.toml", ISOLATION);
+    let r = envgate(dir.path(), &["validate", "--env", "staging", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    assert!(results(&r).iter().any(|x| x["category"] == "isolation" && x["message"].as_str().unwrap().contains("fd00:20::/32")));
+}
+
+#[test]
+fn deny_unknown_hosts_fails_hosts_of_no_environment_and_local_may_opt_out() {
+    let dir = project(&[
+        ("environments/staging.toml", "[database]\nurl = \"postgres://db.elsewhere.net/app\"\n"),
+        ("environments/local.toml", "[database]\nurl = \"postgres://db.prod.example.com/app\"\n"),
+        ("environments/prod.toml", ""),
+    ]);
+    write(dir.path(), "envgate.toml", &format!("{ISOLATION}deny_unknown_hosts = true\n\n[isolation.local]\nhosts = [\"localhost\"]\nenforce = false\n"));
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    let fails: Vec<_> = results(&r).into_iter().filter(|x| x["status"] == "fail").map(|x| (x["env"].as_str().unwrap().to_string(), x["category"].as_str().unwrap().to_string())).collect();
+    assert_eq!(fails, [("staging".to_string(), "isolation".to_string())]);
+}
+
+fn rules_project(rules: &str) -> TempDir {
+    let dir = project(&[
+        ("environments/staging.toml", "[database]\npool_size = 10\n"),
+        ("environments/prod.toml", "[database]\npool_size = 4\n"),
+        ("checks/rules.toml", rules),
+    ]);
+    dir
+}
+
+#[test]
+fn cel_rules_pass_fail_and_skip_with_when() {
+    let dir = rules_project(
+        "[[rule]]\nid = \"timeout-sane\"\nmessage = \"timeout at least 1s\"\nassert = \"config.http.timeout >= duration('1s')\"\n\n\
+         [[rule]]\nid = \"big-pool-in-prod\"\nmessage = \"prod needs 8+ connections\"\nwhen = \"env == 'prod'\"\nassert = \"config.database.pool_size >= 8\"\n",
+    );
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let statuses: Vec<_> = results(&r)
+        .into_iter()
+        .filter(|x| x["category"] == "rule")
+        .map(|x| format!("{} {} {}", x["env"].as_str().unwrap(), x["name"].as_str().unwrap(), x["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, ["prod timeout-sane pass", "prod big-pool-in-prod fail", "staging timeout-sane pass", "staging big-pool-in-prod skipped"]);
+    let human = envgate(dir.path(), &["validate", "--env", "prod"]);
+    insta::assert_snapshot!(human.stdout);
+}
+
+#[test]
+fn a_rule_that_does_not_compile_is_exit_2_at_its_line_and_column() {
+    let dir = rules_project("[[rule]]\nid = \"broken\"\nmessage = \"m\"\nassert = \"config.database.pool_size >= >= 8\"\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("checks/rules.toml:4:"), "{}", r.stderr);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
+fn a_rule_that_reads_a_missing_key_names_it() {
+    let dir = rules_project("[[rule]]\nid = \"replicas\"\nmessage = \"m\"\nassert = \"config.database.replicas > 0\"\n");
+    let r = envgate(dir.path(), &["validate", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let f = results(&r).into_iter().find(|x| x["category"] == "rule").unwrap();
+    assert_eq!(f["status"], "fail");
+    assert_eq!(f["message"], "rule `replicas` reads `database.replicas`, which is not set in `prod`");
+}
+
+#[test]
+fn a_cross_environment_rule_sees_every_environment() {
+    let dir = rules_project("[[rule]]\nid = \"prod-pool\"\nscope = \"all-envs\"\nmessage = \"prod pool >= staging pool\"\nassert = \"envs.prod.database.pool_size >= envs.staging.database.pool_size\"\n");
+    let r = envgate(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let f: Vec<_> = results(&r).into_iter().filter(|x| x["category"] == "rule").map(|x| (x["env"].as_str().unwrap().to_string(), x["status"].as_str().unwrap().to_string())).collect();
+    assert_eq!(f, [("prod".to_string(), "fail".to_string()), ("staging".to_string(), "fail".to_string())]);
+    // checking one environment alone cannot evaluate it
+    let r = envgate(dir.path(), &["validate", "--env", "prod", "--format", "json"]);
+    assert_eq!(r.code, 0);
+    assert!(results(&r).iter().any(|x| x["status"] == "skipped" && x["message"].as_str().unwrap().contains("staging")));
+}
+
+#[test]
+fn parity_lists_the_keys_one_environment_lacks() {
+    let dir = project(&[
+        ("environments/staging.toml", "[database]\npool_size = 10\n"),
+        ("environments/prod.toml", "[database]\npool_size = 4\npassword = \"p\"\n"),
+    ]);
+    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[parity]\nrequired = [\"database\"]\n");
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("parity: `staging` lacks 1 key other environments set: database.password"), "{}", r.stdout);
+    insta::assert_snapshot!(r.stdout);
+}
+
+#[test]
+fn only_skip_and_tag_select_rules() {
+    let dir = rules_project(
+        "[[rule]]\nid = \"a\"\nmessage = \"m\"\nassert = \"false\"\ntags = [\"db\"]\n\n[[rule]]\nid = \"b\"\nmessage = \"m\"\nassert = \"true\"\n",
+    );
+    let count = |args: &[&str]| {
+        let mut all = vec!["validate", "--env", "prod", "--format", "json"];
+        all.extend_from_slice(args);
+        results(&envgate(dir.path(), &all)).iter().filter(|x| x["category"] == "rule").count()
+    };
+    assert_eq!(count(&[]), 2);
+    assert_eq!(count(&["--only", "a"]), 1);
+    assert_eq!(count(&["--skip", "a"]), 1);
+    assert_eq!(count(&["--tag", "db"]), 1);
+    assert_eq!(envgate(dir.path(), &["validate", "--skip", "a"]).code, 0);
+}
+
+#[test]
+fn incident_2_staging_pointing_at_prod_fails_isolation() {
+    let r = envgate(&broken(), &["validate", "--env", "staging", "--format", "json"]);
+    assert_eq!(r.code, 1);
+    assert!(!r.stdout.contains("s3cret"));
+    let iso: Vec<_> = results(&r).into_iter().filter(|x| x["category"] == "isolation").collect();
+    assert_eq!(iso.len(), 1);
+    assert_eq!(iso[0]["key"], "cache.url");
+    assert_eq!(iso[0]["location"]["line"], 12);
+}

@@ -81,6 +81,14 @@ pub struct Isolation {
     /// Hosts that match no environment are failures too.
     #[serde(default)]
     pub deny_unknown_hosts: bool,
+    /// `false` lets this environment (typically `local`) name any host; its
+    /// own hosts still belong to it for the other environments.
+    #[serde(default = "yes")]
+    pub enforce: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

@@ -50,6 +50,8 @@ fn valid_host(s: &str) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct HostMap {
     envs: Vec<(String, Vec<(String, Pattern)>, bool)>,
+    /// Environments that opted out (`enforce = false`), e.g. `local`.
+    opted_out: Vec<String>,
 }
 
 /// Where a host stands for one environment.
@@ -66,6 +68,7 @@ pub enum Verdict {
 impl HostMap {
     pub fn from_manifest(m: &Manifest) -> Result<HostMap, Vec<Problem>> {
         let mut envs = Vec::new();
+        let mut opted_out = Vec::new();
         let mut problems = Vec::new();
         for (env, iso) in &m.isolation {
             let mut pats = Vec::new();
@@ -79,12 +82,20 @@ impl HostMap {
                 }
             }
             envs.push((env.clone(), pats, iso.deny_unknown_hosts));
+            if !iso.enforce {
+                opted_out.push(env.clone());
+            }
         }
-        if problems.is_empty() { Ok(HostMap { envs }) } else { Err(problems) }
+        if problems.is_empty() { Ok(HostMap { envs, opted_out }) } else { Err(problems) }
     }
 
     pub fn is_empty(&self) -> bool {
         self.envs.is_empty()
+    }
+
+    /// `false` for an environment whose `[isolation.<env>]` says `enforce = false`.
+    pub fn enforced(&self, env: &str) -> bool {
+        !self.opted_out.iter().any(|e| e == env)
     }
 
     pub fn verdict(&self, env: &str, host: &str) -> Verdict {
@@ -187,8 +198,8 @@ mod tests {
             isolation: Default::default(),
             parity: None,
         };
-        m.isolation.insert("prod".into(), Isolation { hosts: vec!["*.prod.example.com".into(), "10.20.0.0/16".into(), "fd00:20::/32".into()], deny_unknown_hosts: false });
-        m.isolation.insert("staging".into(), Isolation { hosts: vec!["*.stg.example.com".into()], deny_unknown_hosts: true });
+        m.isolation.insert("prod".into(), Isolation { hosts: vec!["*.prod.example.com".into(), "10.20.0.0/16".into(), "fd00:20::/32".into()], deny_unknown_hosts: false, enforce: true });
+        m.isolation.insert("staging".into(), Isolation { hosts: vec!["*.stg.example.com".into()], deny_unknown_hosts: true, enforce: true });
         HostMap::from_manifest(&m).unwrap()
     }
 
@@ -217,5 +228,57 @@ mod tests {
         assert_eq!(m.verdict("staging", "api.other.com"), Verdict::Unknown { denied: true });
         assert_eq!(m.verdict("prod", "api.other.com"), Verdict::Unknown { denied: false });
         assert_eq!(m.verdict("prod", "prod.example.com"), Verdict::Unknown { denied: false });
+    }
+}
+
+/// Every string of an environment's configuration that names a host of
+/// another environment (or, with `deny_unknown_hosts`, of none).
+pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Vec<crate::findings::Finding> {
+    use crate::config::merge::key_string;
+    use crate::findings::{Category, Finding};
+    let mut out = Vec::new();
+    if map.is_empty() || !map.enforced(&a.env) {
+        return out;
+    }
+    for (path, leaf) in a.root.leaves() {
+        let mut strings = Vec::new();
+        collect(&leaf.value, &mut strings);
+        for s in strings {
+            for host in hosts_in(s) {
+                let v = map.verdict(&a.env, &host);
+                let (msg, label) = match &v {
+                    Verdict::Foreign { env, pattern } => (
+                        format!("`{}` names {host}, a host of `{env}` ({pattern}): `{}` must not reach `{env}`", key_string(&path), a.env),
+                        format!("host of {env}"),
+                    ),
+                    Verdict::Unknown { denied: true } => (
+                        format!(
+                            "`{}` names {host}, which belongs to no environment, and [isolation.{}] sets deny_unknown_hosts",
+                            key_string(&path),
+                            a.env
+                        ),
+                        "unknown host".to_string(),
+                    ),
+                    _ => continue,
+                };
+                let shown = if leaf.secret { crate::config::secrets::MASK.to_string() } else { crate::config::secrets::redact_url_passwords(s) };
+                let key = key_string(&path);
+                let p = Problem::new("envgate::isolation::crossing", msg)
+                    .label(label)
+                    .help(format!("value: {shown}; set by {} — point it at a host of `{}`", leaf.origin, a.env))
+                    .at_origin(&leaf.origin);
+                out.push(Finding::new(Category::Isolation, format!("isolation/{key}"), Some(key), p));
+            }
+        }
+    }
+    out
+}
+
+fn collect<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect(x, out)),
+        _ => {}
     }
 }

@@ -1,4 +1,93 @@
 //! Rules over the assembled configuration: environment isolation, CEL
-//! assertions and cross-environment parity.
+//! assertions (per environment and across environments) and parity. They
+//! read assembled configurations and produce results; they never probe.
 
+pub mod cel;
+pub mod checks;
 pub mod isolation;
+pub mod parity;
+
+use crate::config::assemble::Assembled;
+use crate::config::project::Project;
+use crate::diagnostic::Problems;
+use crate::findings::Category;
+use crate::report::model::{CheckResult, Severity, Status};
+use checks::Scope;
+
+/// Everything rule-shaped in a project, loaded and compiled once per run.
+pub struct Rules {
+    pub compiled: Vec<cel::Compiled>,
+    pub hosts: isolation::HostMap,
+}
+
+impl Rules {
+    pub fn load(project: &Project) -> Result<Rules, Problems> {
+        let hosts = isolation::HostMap::from_manifest(&project.manifest).map_err(Problems)?;
+        let rules = checks::load(project).map_err(Problems)?;
+        let compiled = cel::compile(rules).map_err(Problems)?;
+        Ok(Rules { compiled, hosts })
+    }
+
+    /// Keep only the rules a selection names.
+    pub fn retain(&mut self, keep: impl Fn(&str, &[String]) -> bool) {
+        self.compiled.retain(|c| keep(c.id(), &c.rule.def.tags));
+    }
+
+    /// Isolation and env-scoped rules for one environment. Returns the
+    /// results and the configuration as a CEL value for cross-env rules.
+    pub fn per_env(&self, project: &Project, a: &Assembled) -> (Vec<CheckResult>, ::cel::Value) {
+        let mut results = Vec::new();
+        if !self.hosts.is_empty() && self.hosts.enforced(&a.env) {
+            let findings = isolation::check_config(&self.hosts, a);
+            if findings.is_empty() {
+                results.push(CheckResult::pass(
+                    Category::Isolation,
+                    "isolation",
+                    "isolation",
+                    format!("no value names a host of another environment ({} keys)", a.root.leaves().len()),
+                ));
+            }
+            results.extend(findings.into_iter().map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)));
+        }
+        let value = cel::to_cel(&a.root, project.schema.as_ref());
+        results.extend(cel::eval_env(&self.compiled, a, &value));
+        (results, value)
+    }
+
+    /// All-envs rules and parity, once per run; each result goes to the
+    /// environments it concerns.
+    pub fn cross_env(&self, project: &Project, envs: &[(&Assembled, ::cel::Value)]) -> Vec<(String, CheckResult)> {
+        let mut out = Vec::new();
+        let names: Vec<&str> = envs.iter().map(|(a, _)| a.env.as_str()).collect();
+        for c in self.compiled.iter().filter(|c| c.scope() == Scope::AllEnvs) {
+            let named = c.envs_named();
+            let targets: Vec<String> = if named.is_empty() { names.iter().map(|s| s.to_string()).collect() } else { named.clone() };
+            let absent: Vec<&String> = named.iter().filter(|n| !names.contains(&n.as_str())).collect();
+            let result = if absent.is_empty() {
+                cel::eval_all(c, envs)
+            } else {
+                let mut r = CheckResult::pass(
+                    Category::Rule,
+                    &format!("rule/{}", c.id()),
+                    c.id(),
+                    format!(
+                        "skipped: reads {} which this run does not check (use --all-envs)",
+                        absent.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+                r.status = Status::Skipped;
+                r
+            };
+            for t in targets.iter().filter(|t| names.contains(&t.as_str())) {
+                out.push((t.clone(), result.clone()));
+            }
+        }
+        if let Some(parity) = &project.manifest.parity
+            && envs.len() > 1
+        {
+            let list: Vec<&Assembled> = envs.iter().map(|(a, _)| *a).collect();
+            out.extend(parity::check(parity, &list));
+        }
+        out
+    }
+}
