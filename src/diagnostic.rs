@@ -91,7 +91,11 @@ impl Diagnostic for Problem {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (off, len) = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new(self.label.clone(), off, len))))
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            self.label.clone(),
+            off,
+            len,
+        ))))
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.related.is_empty() {

@@ -26,7 +26,13 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(category: Category, id: String, key: Option<String>, problem: Problem) -> Self {
-        Self { category, id, key, problem, warning: false }
+        Self {
+            category,
+            id,
+            key,
+            problem,
+            warning: false,
+        }
     }
 
     pub fn warning(mut self) -> Self {

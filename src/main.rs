@@ -10,7 +10,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit_codes::CANNOT_EVALUATE } else { exit_codes::OK };
+            let code = if e.use_stderr() {
+                exit_codes::CANNOT_EVALUATE
+            } else {
+                exit_codes::OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }

@@ -19,7 +19,11 @@ fn example() -> TempDir {
         "environments/prod.toml",
         "schemas/orders-api.schema.json",
     ] {
-        write(dir.path(), rel, &std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap());
+        write(
+            dir.path(),
+            rel,
+            &std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap(),
+        );
     }
     dir
 }
@@ -98,16 +102,21 @@ fn envgate_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
 
 fn stable(s: &str) -> String {
     let re = regex::Regex::new(r#""duration_ms": \d+"#).unwrap();
-    re.replace_all(s, "\"duration_ms\": \"[ms]\"").replace(env!("CARGO_PKG_VERSION"), "[version]")
+    re.replace_all(s, "\"duration_ms\": \"[ms]\"")
+        .replace(env!("CARGO_PKG_VERSION"), "[version]")
 }
 
 fn validate_report(json: &str) -> serde_json::Value {
     let report: serde_json::Value = serde_json::from_str(json).expect("report is JSON");
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("schemas/report.schema.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("schemas/report.schema.json")).unwrap())
+            .unwrap();
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v.iter_errors(&report).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "report does not match schemas/report.schema.json: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "report does not match schemas/report.schema.json: {errors:?}"
+    );
     report
 }
 
@@ -154,7 +163,11 @@ fn check_online_requires_the_secrets_offline_validation_only_warns_about() {
         .filter(|r| r["status"] == "fail")
         .map(|r| r["message"].as_str().unwrap())
         .collect();
-    assert!(msgs.iter().any(|m| m.contains("environment variable ORDERS_DB_PASSWORD is not set")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("environment variable ORDERS_DB_PASSWORD is not set")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -169,7 +182,10 @@ fn check_needs_an_environment_choice() {
 fn report_flag_writes_several_formats_from_one_run() {
     let dir = example();
     let out = dir.path().join("out/report.json");
-    let r = envgate(dir.path(), &["validate", "--report", &format!("json={}", out.display())]);
+    let r = envgate(
+        dir.path(),
+        &["validate", "--report", &format!("json={}", out.display())],
+    );
     assert_eq!(r.code, 0);
     validate_report(&std::fs::read_to_string(out).unwrap());
     assert!(r.stdout.contains("3 environments ready"));
@@ -191,9 +207,17 @@ fn render_show_origin_names_the_file_line_and_column_of_each_leaf() {
     let dir = example();
     let r = envgate(dir.path(), &["render", "--env", "prod", "--show-origin"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("prod     environments/prod.toml:9:13      database.pool_size = 40"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("prod     environments/prod.toml:9:13      database.pool_size = 40"),
+        "{}",
+        r.stdout
+    );
     insta::assert_snapshot!(r.stdout);
-    let r = envgate(dir.path(), &["render", "--env", "prod", "--show-origin", "--format", "json"]);
+    let r = envgate(
+        dir.path(),
+        &["render", "--env", "prod", "--show-origin", "--format", "json"],
+    );
     insta::assert_snapshot!("render_show_origin_json", r.stdout);
 }
 
@@ -220,11 +244,19 @@ fn explain_suggests_a_near_miss_key() {
 #[test]
 fn diff_shows_changed_keys_with_both_origins_and_never_prints_secrets() {
     let dir = example();
-    let r = envgate_with(dir.path(), &["diff", "staging", "prod"], &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")]);
+    let r = envgate_with(
+        dir.path(),
+        &["diff", "staging", "prod"],
+        &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains("CANARY"));
     insta::assert_snapshot!(r.stdout);
-    let r = envgate_with(dir.path(), &["diff", "local", "prod", "--format", "json"], &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")]);
+    let r = envgate_with(
+        dir.path(),
+        &["diff", "local", "prod", "--format", "json"],
+        &[("ORDERS_DB_PASSWORD", "CANARY-hunter2")],
+    );
     assert!(!r.stdout.contains("CANARY"));
     insta::assert_snapshot!("diff_json", r.stdout);
 }
@@ -260,7 +292,10 @@ fn broken() -> PathBuf {
 fn incident_1_bare_number_timeouts_fail_with_both_readings() {
     let r = envgate(&broken(), &["validate", "--env", "staging"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("bare number 30 for a duration: write \"30s\" or \"30ms\""));
+    assert!(
+        r.stdout
+            .contains("bare number 30 for a duration: write \"30s\" or \"30ms\"")
+    );
     assert!(r.stdout.contains("if 30 was meant as seconds (30s), write 30000"));
     insta::assert_snapshot!(r.stdout);
 }
@@ -276,11 +311,20 @@ fn incident_3_config_errors_are_shown_at_their_lines_before_merge() {
         .unwrap()
         .iter()
         .filter(|r| r["status"] == "fail")
-        .map(|r| (r["key"].as_str().unwrap().to_string(), r["location"]["line"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["location"]["line"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         fails,
-        [("database.pool_szie".to_string(), 9), ("http.port".to_string(), 5), ("storage.bucket".to_string(), 17)]
+        [
+            ("database.pool_szie".to_string(), 9),
+            ("http.port".to_string(), 5),
+            ("storage.bucket".to_string(), 17)
+        ]
     );
 }
 
@@ -307,7 +351,11 @@ fn malformed_json_source_is_exit_2_with_line_and_column() {
         ("environments/prod.toml", ""),
         ("console/prod.json", "{\n  \"http\": {\"port\": 80,}\n}\n"),
     ]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.json\"\n");
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.json\"\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -319,7 +367,11 @@ fn malformed_yaml_source_is_exit_2_with_line_and_column() {
         ("environments/prod.toml", ""),
         ("console/prod.yaml", "http:\n  port: 80\n   timeout: 5s\n"),
     ]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -327,19 +379,39 @@ fn malformed_yaml_source_is_exit_2_with_line_and_column() {
 
 #[test]
 fn yaml_source_overrides_with_its_own_line_numbers() {
-    let dir = project(&[("environments/prod.toml", ""), ("console/prod.yaml", "database:\n  pool_size: 0\n")]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    let dir = project(&[
+        ("environments/prod.toml", ""),
+        ("console/prod.yaml", "database:\n  pool_size: 0\n"),
+    ]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
+    );
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
     assert_eq!(r.code, 1);
     let report = validate_report(&r.stdout);
-    let fail = report["environments"][0]["results"].as_array().unwrap().iter().find(|r| r["status"] == "fail").unwrap().clone();
-    assert_eq!(fail["location"], serde_json::json!({"file": "console/prod.yaml", "line": 2, "column": 14}));
+    let fail = report["environments"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "fail")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        fail["location"],
+        serde_json::json!({"file": "console/prod.yaml", "line": 2, "column": 14})
+    );
 }
 
 #[test]
 fn a_file_that_is_not_utf8_is_exit_2() {
     let dir = project(&[]);
-    std::fs::write(dir.path().join("environments/prod.toml"), b"[http]\nport = \"\xff\xfe\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("environments/prod.toml"),
+        b"[http]\nport = \"\xff\xfe\"\n",
+    )
+    .unwrap();
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -358,10 +430,18 @@ fn an_empty_overlay_inherits_base_and_an_empty_schema_is_exit_2() {
 #[test]
 fn a_missing_required_source_file_is_exit_2() {
     let dir = project(&[("environments/prod.toml", "")]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n");
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("source `console`: console/prod.yaml does not exist"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("source `console`: console/prod.yaml does not exist"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -375,7 +455,11 @@ fn a_missing_manifest_is_exit_2_and_suggests_init() {
 #[test]
 fn an_unknown_manifest_key_is_exit_2_at_its_line() {
     let dir = project(&[("environments/prod.toml", "")]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nshema = \"schema.json\"\n");
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nshema = \"schema.json\"\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -400,16 +484,28 @@ fn an_interpolation_cycle_fails_naming_the_chain_and_line() {
     )]);
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("interpolation cycle: http.host → database.url → http.host"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("interpolation cycle: http.host → database.url → http.host"),
+        "{}",
+        r.stdout
+    );
     insta::assert_snapshot!(r.stdout);
 }
 
 #[test]
 fn a_dangling_reference_suggests_the_key_meant() {
-    let dir = project(&[("environments/prod.toml", "[database]\nurl = \"postgres://${http.prot}/app\"\n")]);
+    let dir = project(&[(
+        "environments/prod.toml",
+        "[database]\nurl = \"postgres://${http.prot}/app\"\n",
+    )]);
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("reference to missing key `http.prot`"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("reference to missing key `http.prot`"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("did you mean `${http.port}`?"), "{}", r.stdout);
 }
 
@@ -449,16 +545,31 @@ fn a_wrong_type_points_at_the_value() {
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
     assert_eq!(r.code, 1);
     let report = validate_report(&r.stdout);
-    let fail = report["environments"][0]["results"].as_array().unwrap().iter().find(|r| r["status"] == "fail").unwrap().clone();
-    assert_eq!(fail["message"], "`database.pool_size`: \"five\" is not of type \"integer\"");
-    assert_eq!(fail["location"], serde_json::json!({"file": "environments/prod.toml", "line": 2, "column": 13}));
+    let fail = report["environments"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == "fail")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        fail["message"],
+        "`database.pool_size`: \"five\" is not of type \"integer\""
+    );
+    assert_eq!(
+        fail["location"],
+        serde_json::json!({"file": "environments/prod.toml", "line": 2, "column": 13})
+    );
 }
 
 #[test]
 fn a_required_key_missing_in_one_environment_only_points_at_its_table() {
     let dir = project(&[
         ("environments/base.toml", "[http]\ntimeout = \"5s\"\n"),
-        ("environments/staging.toml", "[database]\nurl = \"postgres://db/app\"\npool_size = 2\n"),
+        (
+            "environments/staging.toml",
+            "[database]\nurl = \"postgres://db/app\"\npool_size = 2\n",
+        ),
         ("environments/prod.toml", "[database]\nurl = \"postgres://db/app\"\n"),
     ]);
     let r = envgate(dir.path(), &["validate"]);
@@ -469,7 +580,11 @@ fn a_required_key_missing_in_one_environment_only_points_at_its_table() {
 #[test]
 fn an_invalid_schema_is_exit_2_at_its_line() {
     let dir = project(&[("environments/prod.toml", "")]);
-    write(dir.path(), "schema.json", "{\n  \"type\": \"object\",\n  \"properties\": {\"a\": {\"type\": \"strnig\"}}\n}\n");
+    write(
+        dir.path(),
+        "schema.json",
+        "{\n  \"type\": \"object\",\n  \"properties\": {\"a\": {\"type\": \"strnig\"}}\n}\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -482,7 +597,10 @@ fn unknown_keys_are_allowed_where_the_schema_says_so() {
     write(
         dir.path(),
         "schema.json",
-        &schema.replace("\"required\": [\"url\", \"pool_size\"],", "\"required\": [\"url\", \"pool_size\"], \"additionalProperties\": true,"),
+        &schema.replace(
+            "\"required\": [\"url\", \"pool_size\"],",
+            "\"required\": [\"url\", \"pool_size\"], \"additionalProperties\": true,",
+        ),
     );
     assert_eq!(envgate(dir.path(), &["validate"]).code, 0);
 }
@@ -514,7 +632,10 @@ fn precedence_is_base_overlay_sources_then_set() {
         args.extend_from_slice(extra);
         envgate_with(dir.path(), &args, vars).stdout
     };
-    let out = explain(&[("SVC__DATABASE__POOL_SIZE", "30")], &["--set", "database.pool_size=40"]);
+    let out = explain(
+        &[("SVC__DATABASE__POOL_SIZE", "30")],
+        &["--set", "database.pool_size=40"],
+    );
     insta::assert_snapshot!(out);
     let out = explain(&[], &[]);
     assert!(out.starts_with("database.pool_size in prod = 25\n"), "{out}");
@@ -534,15 +655,26 @@ async fn http_source_is_fetched_with_the_url_as_origin() {
     write(
         dir.path(),
         "envgate.toml",
-        &format!("[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"config-server\"\nkind = \"http\"\nurl = \"{}/config/{{env}}\"\ntimeout = \"2s\"\n", server.uri()),
+        &format!(
+            "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"config-server\"\nkind = \"http\"\nurl = \"{}/config/{{env}}\"\ntimeout = \"2s\"\n",
+            server.uri()
+        ),
     );
     let d = dir.path().to_path_buf();
-    let r = tokio::task::spawn_blocking(move || envgate(&d, &["explain", "--env", "prod", "database.pool_size"])).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || envgate(&d, &["explain", "--env", "prod", "database.pool_size"]))
+        .await
+        .unwrap();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("config-server") && r.stdout.contains("/config/prod") && r.stdout.contains("33  ← wins"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("config-server") && r.stdout.contains("/config/prod") && r.stdout.contains("33  ← wins"),
+        "{}",
+        r.stdout
+    );
     // offline, the config server is not asked
     let d = dir.path().to_path_buf();
-    let r = tokio::task::spawn_blocking(move || envgate(&d, &["validate"])).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || envgate(&d, &["validate"]))
+        .await
+        .unwrap();
     assert_eq!(r.code, 0);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
@@ -555,7 +687,9 @@ fn an_unreachable_http_source_is_exit_2_within_its_timeout() {
     write(
         dir.path(),
         "envgate.toml",
-        &format!("[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"cfg\"\nkind = \"http\"\nurl = \"http://u:topsecret@127.0.0.1:{port}/x\"\ntimeout = \"300ms\"\n"),
+        &format!(
+            "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"cfg\"\nkind = \"http\"\nurl = \"http://u:topsecret@127.0.0.1:{port}/x\"\ntimeout = \"300ms\"\n"
+        ),
     );
     let start = std::time::Instant::now();
     let r = envgate(dir.path(), &["check", "--env", "prod"]);
@@ -569,13 +703,29 @@ fn an_unreachable_http_source_is_exit_2_within_its_timeout() {
 #[test]
 fn env_vars_are_typed_by_the_schema() {
     let dir = project(&[("environments/prod.toml", "")]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"process-env\"\nkind = \"env\"\nprefix = \"SVC__\"\n");
-    let r = envgate_with(dir.path(), &["render", "--env", "prod", "--format", "json"], &[("SVC__DATABASE__POOL_SIZE", "20")]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"process-env\"\nkind = \"env\"\nprefix = \"SVC__\"\n",
+    );
+    let r = envgate_with(
+        dir.path(),
+        &["render", "--env", "prod", "--format", "json"],
+        &[("SVC__DATABASE__POOL_SIZE", "20")],
+    );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["database"]["pool_size"], 20);
-    let r = envgate_with(dir.path(), &["validate", "--format", "json"], &[("SVC__DATABASE__POOL_SIZE", "twenty")]);
+    let r = envgate_with(
+        dir.path(),
+        &["validate", "--format", "json"],
+        &[("SVC__DATABASE__POOL_SIZE", "twenty")],
+    );
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("\"env:SVC__DATABASE__POOL_SIZE\"") || r.stdout.contains("not of type"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\"env:SVC__DATABASE__POOL_SIZE\"") || r.stdout.contains("not of type"),
+        "{}",
+        r.stdout
+    );
 }
 
 // ---- secrets ------------------------------------------------------------
@@ -590,7 +740,10 @@ fn a_secret_canary_never_appears_in_any_output() {
         "environments/local.toml",
         &std::fs::read_to_string(dir.path().join("environments/local.toml"))
             .unwrap()
-            .replace("bucket = \"orders-local\"", &format!("bucket = \"orders-local\"\nsecret_key = \"{CANARY}-file\"\naccess_key = \"ak\"")),
+            .replace(
+                "bucket = \"orders-local\"",
+                &format!("bucket = \"orders-local\"\nsecret_key = \"{CANARY}-file\"\naccess_key = \"ak\""),
+            ),
     );
     let vars = [("ORDERS_DB_PASSWORD", CANARY), ("ORDERS_AMQP_PASSWORD", CANARY)];
     let mut outputs = Vec::new();
@@ -615,12 +768,27 @@ fn a_secret_canary_never_appears_in_any_output() {
         outputs.push((args.join(" "), r.code, r.stdout + &r.stderr));
     }
     // and in errors: a schema failure on the secret key itself
-    write(dir.path(), "environments/staging.toml", &format!("{}\n", std::fs::read_to_string(dir.path().join("environments/staging.toml")).unwrap().replace("bucket = \"orders-staging\"", &format!("bucket = \"orders-staging\"\nsecret_key = 42\naccess_key = \"{CANARY}x\""))));
+    write(
+        dir.path(),
+        "environments/staging.toml",
+        &format!(
+            "{}\n",
+            std::fs::read_to_string(dir.path().join("environments/staging.toml"))
+                .unwrap()
+                .replace(
+                    "bucket = \"orders-staging\"",
+                    &format!("bucket = \"orders-staging\"\nsecret_key = 42\naccess_key = \"{CANARY}x\"")
+                )
+        ),
+    );
     let r = envgate_with(dir.path(), &["validate", "--env", "staging"], &vars);
     outputs.push(("validate staging (schema error)".into(), r.code, r.stdout + &r.stderr));
     for (cmd, code, text) in &outputs {
         assert!(*code <= 1, "{cmd} exited {code}: {text}");
-        assert!(!text.contains(CANARY) || cmd.contains("schema error") && !text.contains(&format!("{CANARY}-file")), "{cmd} leaked the secret:\n{text}");
+        assert!(
+            !text.contains(CANARY) || cmd.contains("schema error") && !text.contains(&format!("{CANARY}-file")),
+            "{cmd} leaked the secret:\n{text}"
+        );
     }
     assert!(outputs.iter().any(|(_, _, t)| t.contains("***")));
 }
@@ -631,20 +799,31 @@ const ISOLATION: &str = "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n
 
 fn results(r: &Run) -> Vec<serde_json::Value> {
     let report = validate_report(&r.stdout);
-    report["environments"].as_array().unwrap().iter().flat_map(|e| {
-        e["results"].as_array().unwrap().iter().map(move |x| {
-            let mut x = x.clone();
-            x["env"] = e["name"].clone();
-            x
+    report["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            e["results"].as_array().unwrap().iter().map(move |x| {
+                let mut x = x.clone();
+                x["env"] = e["name"].clone();
+                x
+            })
         })
-    }).collect()
+        .collect()
 }
 
 #[test]
 fn fails_when_staging_names_a_prod_host() {
     let dir = project(&[
-        ("environments/staging.toml", "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n"),
-        ("environments/prod.toml", "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n"),
+        (
+            "environments/staging.toml",
+            "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n",
+        ),
+        (
+            "environments/prod.toml",
+            "[database]\nurl = \"postgres://app:hunter2@db.prod.example.com:5432/app\"\n",
+        ),
     ]);
     write(dir.path(), "envgate.toml", ISOLATION);
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
@@ -653,8 +832,14 @@ fn fails_when_staging_names_a_prod_host() {
     let fails: Vec<_> = results(&r).into_iter().filter(|x| x["status"] == "fail").collect();
     assert_eq!(fails.len(), 1, "{fails:?}");
     let f = &fails[0];
-    assert_eq!((f["env"].as_str(), f["category"].as_str(), f["key"].as_str()), (Some("staging"), Some("isolation"), Some("database.url")));
-    assert_eq!(f["location"], serde_json::json!({"file": "environments/staging.toml", "line": 2, "column": 7}));
+    assert_eq!(
+        (f["env"].as_str(), f["category"].as_str(), f["key"].as_str()),
+        (Some("staging"), Some("isolation"), Some("database.url"))
+    );
+    assert_eq!(
+        f["location"],
+        serde_json::json!({"file": "environments/staging.toml", "line": 2, "column": 7})
+    );
     assert!(f["message"].as_str().unwrap().contains("*.prod.example.com"));
     let human = envgate(dir.path(), &["validate"]);
     assert!(!human.stdout.contains("hunter2"));
@@ -663,33 +848,63 @@ fn fails_when_staging_names_a_prod_host() {
 
 #[test]
 fn an_ipv6_literal_in_a_prod_cidr_is_caught() {
-    let dir = project(&[("environments/staging.toml", "[database]\nurl = \"postgres://[fd00:20::7]:5432/app\"\n"), ("environments/prod.toml", "")]);
+    let dir = project(&[
+        (
+            "environments/staging.toml",
+            "[database]\nurl = \"postgres://[fd00:20::7]:5432/app\"\n",
+        ),
+        ("environments/prod.toml", ""),
+    ]);
     write(dir.path(), "envgate.toml", ISOLATION);
     let r = envgate(dir.path(), &["validate", "--env", "staging", "--format", "json"]);
     assert_eq!(r.code, 1);
-    assert!(results(&r).iter().any(|x| x["category"] == "isolation" && x["message"].as_str().unwrap().contains("fd00:20::/32")));
+    assert!(
+        results(&r)
+            .iter()
+            .any(|x| x["category"] == "isolation" && x["message"].as_str().unwrap().contains("fd00:20::/32"))
+    );
 }
 
 #[test]
 fn deny_unknown_hosts_fails_hosts_of_no_environment_and_local_may_opt_out() {
     let dir = project(&[
-        ("environments/staging.toml", "[database]\nurl = \"postgres://db.elsewhere.net/app\"\n"),
-        ("environments/local.toml", "[database]\nurl = \"postgres://db.prod.example.com/app\"\n"),
+        (
+            "environments/staging.toml",
+            "[database]\nurl = \"postgres://db.elsewhere.net/app\"\n",
+        ),
+        (
+            "environments/local.toml",
+            "[database]\nurl = \"postgres://db.prod.example.com/app\"\n",
+        ),
         ("environments/prod.toml", ""),
     ]);
-    write(dir.path(), "envgate.toml", &format!("{ISOLATION}deny_unknown_hosts = true\n\n[isolation.local]\nhosts = [\"localhost\"]\nenforce = false\n"));
+    write(
+        dir.path(),
+        "envgate.toml",
+        &format!(
+            "{ISOLATION}deny_unknown_hosts = true\n\n[isolation.local]\nhosts = [\"localhost\"]\nenforce = false\n"
+        ),
+    );
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
-    let fails: Vec<_> = results(&r).into_iter().filter(|x| x["status"] == "fail").map(|x| (x["env"].as_str().unwrap().to_string(), x["category"].as_str().unwrap().to_string())).collect();
+    let fails: Vec<_> = results(&r)
+        .into_iter()
+        .filter(|x| x["status"] == "fail")
+        .map(|x| {
+            (
+                x["env"].as_str().unwrap().to_string(),
+                x["category"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(fails, [("staging".to_string(), "isolation".to_string())]);
 }
 
 fn rules_project(rules: &str) -> TempDir {
-    let dir = project(&[
+    project(&[
         ("environments/staging.toml", "[database]\npool_size = 10\n"),
         ("environments/prod.toml", "[database]\npool_size = 4\n"),
         ("checks/rules.toml", rules),
-    ]);
-    dir
+    ])
 }
 
 #[test]
@@ -703,16 +918,32 @@ fn cel_rules_pass_fail_and_skip_with_when() {
     let statuses: Vec<_> = results(&r)
         .into_iter()
         .filter(|x| x["category"] == "rule")
-        .map(|x| format!("{} {} {}", x["env"].as_str().unwrap(), x["name"].as_str().unwrap(), x["status"].as_str().unwrap()))
+        .map(|x| {
+            format!(
+                "{} {} {}",
+                x["env"].as_str().unwrap(),
+                x["name"].as_str().unwrap(),
+                x["status"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(statuses, ["prod timeout-sane pass", "prod big-pool-in-prod fail", "staging timeout-sane pass", "staging big-pool-in-prod skipped"]);
+    assert_eq!(
+        statuses,
+        [
+            "prod timeout-sane pass",
+            "prod big-pool-in-prod fail",
+            "staging timeout-sane pass",
+            "staging big-pool-in-prod skipped"
+        ]
+    );
     let human = envgate(dir.path(), &["validate", "--env", "prod"]);
     insta::assert_snapshot!(human.stdout);
 }
 
 #[test]
 fn a_rule_that_does_not_compile_is_exit_2_at_its_line_and_column() {
-    let dir = rules_project("[[rule]]\nid = \"broken\"\nmessage = \"m\"\nassert = \"config.database.pool_size >= >= 8\"\n");
+    let dir =
+        rules_project("[[rule]]\nid = \"broken\"\nmessage = \"m\"\nassert = \"config.database.pool_size >= >= 8\"\n");
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("checks/rules.toml:4:"), "{}", r.stderr);
@@ -721,37 +952,74 @@ fn a_rule_that_does_not_compile_is_exit_2_at_its_line_and_column() {
 
 #[test]
 fn a_rule_that_reads_a_missing_key_names_it() {
-    let dir = rules_project("[[rule]]\nid = \"replicas\"\nmessage = \"m\"\nassert = \"config.database.replicas > 0\"\n");
+    let dir =
+        rules_project("[[rule]]\nid = \"replicas\"\nmessage = \"m\"\nassert = \"config.database.replicas > 0\"\n");
     let r = envgate(dir.path(), &["validate", "--env", "prod", "--format", "json"]);
     assert_eq!(r.code, 1);
     let f = results(&r).into_iter().find(|x| x["category"] == "rule").unwrap();
     assert_eq!(f["status"], "fail");
-    assert_eq!(f["message"], "rule `replicas` reads `database.replicas`, which is not set in `prod`");
+    assert_eq!(
+        f["message"],
+        "rule `replicas` reads `database.replicas`, which is not set in `prod`"
+    );
 }
 
 #[test]
 fn a_cross_environment_rule_sees_every_environment() {
-    let dir = rules_project("[[rule]]\nid = \"prod-pool\"\nscope = \"all-envs\"\nmessage = \"prod pool >= staging pool\"\nassert = \"envs.prod.database.pool_size >= envs.staging.database.pool_size\"\n");
+    let dir = rules_project(
+        "[[rule]]\nid = \"prod-pool\"\nscope = \"all-envs\"\nmessage = \"prod pool >= staging pool\"\nassert = \"envs.prod.database.pool_size >= envs.staging.database.pool_size\"\n",
+    );
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
     assert_eq!(r.code, 1);
-    let f: Vec<_> = results(&r).into_iter().filter(|x| x["category"] == "rule").map(|x| (x["env"].as_str().unwrap().to_string(), x["status"].as_str().unwrap().to_string())).collect();
-    assert_eq!(f, [("prod".to_string(), "fail".to_string()), ("staging".to_string(), "fail".to_string())]);
+    let f: Vec<_> = results(&r)
+        .into_iter()
+        .filter(|x| x["category"] == "rule")
+        .map(|x| {
+            (
+                x["env"].as_str().unwrap().to_string(),
+                x["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        f,
+        [
+            ("prod".to_string(), "fail".to_string()),
+            ("staging".to_string(), "fail".to_string())
+        ]
+    );
     // checking one environment alone cannot evaluate it
     let r = envgate(dir.path(), &["validate", "--env", "prod", "--format", "json"]);
     assert_eq!(r.code, 0);
-    assert!(results(&r).iter().any(|x| x["status"] == "skipped" && x["message"].as_str().unwrap().contains("staging")));
+    assert!(
+        results(&r)
+            .iter()
+            .any(|x| x["status"] == "skipped" && x["message"].as_str().unwrap().contains("staging"))
+    );
 }
 
 #[test]
 fn parity_lists_the_keys_one_environment_lacks() {
     let dir = project(&[
         ("environments/staging.toml", "[database]\npool_size = 10\n"),
-        ("environments/prod.toml", "[database]\npool_size = 4\npassword = \"p\"\n"),
+        (
+            "environments/prod.toml",
+            "[database]\npool_size = 4\npassword = \"p\"\n",
+        ),
     ]);
-    write(dir.path(), "envgate.toml", "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[parity]\nrequired = [\"database\"]\n");
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[parity]\nrequired = [\"database\"]\n",
+    );
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("parity: `staging` lacks 1 key other environments set: database.password"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("parity: `staging` lacks 1 key other environments set: database.password"),
+        "{}",
+        r.stdout
+    );
     insta::assert_snapshot!(r.stdout);
 }
 
@@ -763,7 +1031,10 @@ fn only_skip_and_tag_select_rules() {
     let count = |args: &[&str]| {
         let mut all = vec!["validate", "--env", "prod", "--format", "json"];
         all.extend_from_slice(args);
-        results(&envgate(dir.path(), &all)).iter().filter(|x| x["category"] == "rule").count()
+        results(&envgate(dir.path(), &all))
+            .iter()
+            .filter(|x| x["category"] == "rule")
+            .count()
     };
     assert_eq!(count(&[]), 2);
     assert_eq!(count(&["--only", "a"]), 1);
@@ -777,7 +1048,10 @@ fn incident_2_staging_pointing_at_prod_fails_isolation() {
     let r = envgate(&broken(), &["validate", "--env", "staging", "--format", "json"]);
     assert_eq!(r.code, 1);
     assert!(!r.stdout.contains("s3cret"));
-    let iso: Vec<_> = results(&r).into_iter().filter(|x| x["category"] == "isolation").collect();
+    let iso: Vec<_> = results(&r)
+        .into_iter()
+        .filter(|x| x["category"] == "isolation")
+        .collect();
     assert_eq!(iso.len(), 1);
     assert_eq!(iso[0]["key"], "cache.url");
     assert_eq!(iso[0]["location"]["line"], 12);

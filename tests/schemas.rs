@@ -11,7 +11,10 @@ fn checked_in_schemas_match_the_code() {
             std::fs::write(&path, &text).unwrap();
         }
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(on_disk == text, "schemas/{name} is out of date: run `ENVGATE_BLESS=1 cargo test --test schemas`");
+        assert!(
+            on_disk == text,
+            "schemas/{name} is out of date: run `ENVGATE_BLESS=1 cargo test --test schemas`"
+        );
         // and it is itself a valid JSON Schema
         assert!(jsonschema::meta::is_valid(&schema), "{name} is not a valid JSON Schema");
     }

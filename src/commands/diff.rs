@@ -80,15 +80,25 @@ pub fn diff(p: &Project, a: &DiffArgs, style: Style, out: &mut dyn Write) -> Res
                 .collect();
             format!(
                 "{}\n",
-                serde_json::to_string_pretty(&serde_json::json!({"left": a.left, "right": a.right, "differences": items})).expect("json")
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"left": a.left, "right": a.right, "differences": items})
+                )
+                .expect("json")
             )
         }
         DiffFormat::Human => {
             if rows.is_empty() {
-                format!("{} and {} have the same configuration ({} keys)\n", a.left, a.right, keys.len())
+                format!(
+                    "{} and {} have the same configuration ({} keys)\n",
+                    a.left,
+                    a.right,
+                    keys.len()
+                )
             } else {
                 let mut t = Table::new();
-                t.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(style.width as u16);
+                t.load_style(presets::UTF8_FULL_CONDENSED)
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(style.width as u16);
                 if !style.color {
                     t.force_no_tty();
                 }

@@ -21,18 +21,32 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
     let leaf = match asm.root.get(&path) {
         Some(Node::Leaf(l)) => l,
         Some(Node::Table { .. }) => {
-            let keys: Vec<String> = asm.root.get(&path).map(|n| n.leaves()).unwrap_or_default().iter().take(8).map(|(k, _)| {
-                let mut full = path.clone();
-                full.extend(k.iter().cloned());
-                key_string(&full)
-            }).collect();
-            return Err(Problem::new("envgate::explain::table", format!("`{}` is a table, not a value", a.key))
-                .help(format!("explain one of its keys: {}", keys.join(", ")))
-                .into());
+            let keys: Vec<String> = asm
+                .root
+                .get(&path)
+                .map(|n| n.leaves())
+                .unwrap_or_default()
+                .iter()
+                .take(8)
+                .map(|(k, _)| {
+                    let mut full = path.clone();
+                    full.extend(k.iter().cloned());
+                    key_string(&full)
+                })
+                .collect();
+            return Err(Problem::new(
+                "envgate::explain::table",
+                format!("`{}` is a table, not a value", a.key),
+            )
+            .help(format!("explain one of its keys: {}", keys.join(", ")))
+            .into());
         }
         None => {
             let all: Vec<String> = asm.root.leaf_paths().iter().map(|p| key_string(p)).collect();
-            let mut pr = Problem::new("envgate::explain::unknown-key", format!("`{}` is not set in `{}`", a.key, a.env));
+            let mut pr = Problem::new(
+                "envgate::explain::unknown-key",
+                format!("`{}` is not set in `{}`", a.key, a.env),
+            );
             if let Some(b) = did_you_mean(&a.key, all.iter().map(String::as_str)) {
                 pr = pr.help(format!("did you mean `{b}`?"));
             }
@@ -52,7 +66,10 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
     if leaf.secret {
         s.push_str("  (secret: values are redacted)\n");
     }
-    s.push_str(&format!("layers, lowest precedence first ({}):\n", asm.layers.join(" → ")));
+    s.push_str(&format!(
+        "layers, lowest precedence first ({}):\n",
+        asm.layers.join(" → ")
+    ));
     let mut rows: Vec<(String, String, String)> = leaf
         .history
         .iter()
@@ -64,7 +81,11 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
     let n = rows.len();
     for (i, (layer, origin, value)) in rows.iter().enumerate() {
         let mark = if i + 1 == n {
-            if n > 1 { format!("  ← wins, overrides {}", rows[i - 1].0) } else { "  ← wins".to_string() }
+            if n > 1 {
+                format!("  ← wins, overrides {}", rows[i - 1].0)
+            } else {
+                "  ← wins".to_string()
+            }
         } else {
             String::new()
         };

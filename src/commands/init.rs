@@ -11,9 +11,15 @@ const FILES: &[(&str, &str)] = &[
     ("envgate.toml", include_str!("../../envgate.toml")),
     ("environments/base.toml", include_str!("../../environments/base.toml")),
     ("environments/local.toml", include_str!("../../environments/local.toml")),
-    ("environments/staging.toml", include_str!("../../environments/staging.toml")),
+    (
+        "environments/staging.toml",
+        include_str!("../../environments/staging.toml"),
+    ),
     ("environments/prod.toml", include_str!("../../environments/prod.toml")),
-    ("schemas/orders-api.schema.json", include_str!("../../schemas/orders-api.schema.json")),
+    (
+        "schemas/orders-api.schema.json",
+        include_str!("../../schemas/orders-api.schema.json"),
+    ),
 ];
 
 pub fn init(ctx: &Context, a: &InitArgs, out: &mut dyn Write) -> Result<i32, Problems> {
@@ -26,20 +32,33 @@ pub fn init(ctx: &Context, a: &InitArgs, out: &mut dyn Write) -> Result<i32, Pro
     if !existing.is_empty() {
         return Err(Problem::new(
             "envgate::init::exists",
-            format!("{} already has {}: refusing to overwrite", dir.display(), existing.join(", ")),
+            format!(
+                "{} already has {}: refusing to overwrite",
+                dir.display(),
+                existing.join(", ")
+            ),
         )
         .help("run `envgate init` in an empty directory, or `envgate init NEW_DIR`")
         .into());
     }
     for (rel, text) in FILES {
         let path = dir.join(rel);
-        let fail = |e: std::io::Error| Problems::from(Problem::new("envgate::io", format!("cannot write {}: {e}", path.display())));
+        let fail = |e: std::io::Error| {
+            Problems::from(Problem::new(
+                "envgate::io",
+                format!("cannot write {}: {e}", path.display()),
+            ))
+        };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
         }
         std::fs::write(&path, text).map_err(fail)?;
         writeln!(out, "created {rel}").map_err(io)?;
     }
-    writeln!(out, "\nnext: `envgate validate` checks every environment; `envgate render --env local` shows the result").map_err(io)?;
+    writeln!(
+        out,
+        "\nnext: `envgate validate` checks every environment; `envgate render --env local` shows the result"
+    )
+    .map_err(io)?;
     Ok(exit_codes::OK)
 }

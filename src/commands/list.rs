@@ -10,11 +10,11 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
     let mut s = format!("project {}\n\nenvironments:\n", p.manifest.project.name);
     for env in &p.environments {
         let rel = p.env_file(env);
-        let extends = p
-            .parsed(&rel, env)
-            .ok()
-            .flatten()
-            .and_then(|f| f.table.get("extends").and_then(|e| e.node.to_json().as_str().map(str::to_string)));
+        let extends = p.parsed(&rel, env).ok().flatten().and_then(|f| {
+            f.table
+                .get("extends")
+                .and_then(|e| e.node.to_json().as_str().map(str::to_string))
+        });
         match extends {
             Some(parent) => s.push_str(&format!("  {env:<12} {rel} (extends {parent})\n")),
             None => s.push_str(&format!("  {env:<12} {rel}\n")),
@@ -47,6 +47,50 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
             }
         }
         None => s.push_str("\nschema: none (set project.schema in envgate.toml)\n"),
+    }
+    let rules = crate::rules::Rules::load(p)?;
+    if rules.compiled.is_empty() {
+        s.push_str(&format!("\nrules: none ({}/*.toml)\n", p.manifest.project.checks_dir));
+    } else {
+        s.push_str("\nrules:\n");
+        for c in &rules.compiled {
+            let d = &c.rule.def;
+            let scope = match d.scope {
+                crate::rules::checks::Scope::Env => "",
+                crate::rules::checks::Scope::AllEnvs => " [all-envs]",
+            };
+            let sev = match d.severity {
+                crate::rules::checks::RuleSeverity::Error => "error",
+                crate::rules::checks::RuleSeverity::Warning => "warning",
+            };
+            let tags = if d.tags.is_empty() {
+                String::new()
+            } else {
+                format!(" #{}", d.tags.join(" #"))
+            };
+            s.push_str(&format!("  {:<32} {sev:<8}{scope}{tags}  {}\n", c.id(), d.message));
+        }
+    }
+    if !p.manifest.isolation.is_empty() {
+        s.push_str("\nisolation:\n");
+        for (env, iso) in &p.manifest.isolation {
+            let mut extra = String::new();
+            if iso.deny_unknown_hosts {
+                extra.push_str(" (deny unknown hosts)");
+            }
+            if !iso.enforce {
+                extra.push_str(" (not enforced)");
+            }
+            s.push_str(&format!("  {env:<12} {}{extra}\n", iso.hosts.join(", ")));
+        }
+    }
+    if let Some(par) = &p.manifest.parity {
+        let what = if par.all {
+            "every key".to_string()
+        } else {
+            par.required.join(", ")
+        };
+        s.push_str(&format!("\nparity: {what}\n"));
     }
     out.write_all(s.as_bytes()).map_err(io)?;
     Ok(exit_codes::OK)

@@ -72,7 +72,9 @@ fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> String {
                 .collect();
             let wl = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
             let wo = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-            rows.into_iter().map(|(layer, o, l)| format!("{layer:<wl$}  {o:<wo$}  {l}\n")).collect()
+            rows.into_iter()
+                .map(|(layer, o, l)| format!("{layer:<wl$}  {o:<wo$}  {l}\n"))
+                .collect()
         }
         RenderFormat::Json | RenderFormat::Yaml => {
             let obj: serde_json::Map<String, Json> = leaves
@@ -100,7 +102,10 @@ fn toml_value(v: &Json) -> String {
 }
 
 fn env_name(path: &[String]) -> String {
-    path.iter().map(|s| s.to_uppercase().replace(['-', '.'], "_")).collect::<Vec<_>>().join("__")
+    path.iter()
+        .map(|s| s.to_uppercase().replace(['-', '.'], "_"))
+        .collect::<Vec<_>>()
+        .join("__")
 }
 
 fn env_value(v: &Json) -> String {

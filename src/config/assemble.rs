@@ -40,7 +40,11 @@ impl Assembled {
             .filter(|f| !f.warning)
             .map(|f| crate::check::redact_problem(&f.problem, &self.redactor, &mut Default::default()))
             .collect();
-        if errors.is_empty() { Ok(()) } else { Err(Problems(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(errors))
+        }
     }
 }
 
@@ -112,7 +116,13 @@ impl Project {
         }
 
         let mut redactor = Redactor::default();
-        let interp = interpolate::resolve_all(&mut root, &self.root, &self.env_vars, self.lenient_secrets, &mut redactor);
+        let interp = interpolate::resolve_all(
+            &mut root,
+            &self.root,
+            &self.env_vars,
+            self.lenient_secrets,
+            &mut redactor,
+        );
         let mut a = Assembled {
             env: env.to_string(),
             root,
@@ -147,7 +157,10 @@ impl Project {
             })?;
             let next = match parsed.table.get("extends") {
                 None => None,
-                Some(Entry { node: Tree::Leaf(Json::String(s)), .. }) => Some(s.clone()),
+                Some(Entry {
+                    node: Tree::Leaf(Json::String(s)),
+                    ..
+                }) => Some(s.clone()),
                 Some(e) => {
                     return Err(Problem::new(
                         "envgate::environment::extends",
@@ -269,9 +282,12 @@ impl Project {
 fn check_no_extends(table: &IndexMap<String, Entry>, problems: &mut Vec<Problem>, name: &str) {
     if let Some(e) = table.get("extends") {
         problems.push(
-            Problem::new("envgate::environment::extends", format!("{name}.toml cannot extend another environment"))
-                .label("base is the root of every environment")
-                .at_origin(&e.origin),
+            Problem::new(
+                "envgate::environment::extends",
+                format!("{name}.toml cannot extend another environment"),
+            )
+            .label("base is the root of every environment")
+            .at_origin(&e.origin),
         );
     }
 }
@@ -321,7 +337,11 @@ fn vars_to_tree(flat: IndexMap<String, Entry>, prefix: Option<&str>) -> IndexMap
             },
             None => k,
         };
-        let path: Vec<String> = name.split("__").map(|s| s.to_lowercase()).filter(|s| !s.is_empty()).collect();
+        let path: Vec<String> = name
+            .split("__")
+            .map(|s| s.to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
         if path.is_empty() {
             continue;
         }
@@ -351,11 +371,17 @@ fn insert_path(root: &mut IndexMap<String, Entry>, path: &[String], leaf: Entry)
 /// else is text whose type the schema decides.
 fn parse_set(arg: &str) -> Result<IndexMap<String, Entry>, Problem> {
     let Some((key, value)) = arg.split_once('=') else {
-        return Err(Problem::new("envgate::cli::set", format!("--set {arg:?}: expected KEY=VALUE, e.g. --set database.pool_size=20")));
+        return Err(Problem::new(
+            "envgate::cli::set",
+            format!("--set {arg:?}: expected KEY=VALUE, e.g. --set database.pool_size=20"),
+        ));
     };
     let path = parse_key(key.trim());
     if path.iter().any(String::is_empty) {
-        return Err(Problem::new("envgate::cli::set", format!("--set {arg:?}: `{key}` is not a key path like database.pool_size")));
+        return Err(Problem::new(
+            "envgate::cli::set",
+            format!("--set {arg:?}: `{key}` is not a key path like database.pool_size"),
+        ));
     }
     let origin = Origin {
         layer: "--set".into(),
@@ -366,14 +392,24 @@ fn parse_set(arg: &str) -> Result<IndexMap<String, Entry>, Problem> {
     let json = if trimmed.starts_with('[') || trimmed.starts_with('{') {
         let doc = format!("v = {trimmed}");
         let t: toml::Table = toml::from_str(&doc).map_err(|e| {
-            Problem::new("envgate::cli::set", format!("--set {key}: cannot parse {trimmed:?}: {}", e.message().trim()))
+            Problem::new(
+                "envgate::cli::set",
+                format!("--set {key}: cannot parse {trimmed:?}: {}", e.message().trim()),
+            )
         })?;
         serde_json::to_value(&t["v"]).unwrap_or(Json::Null)
     } else {
         Json::String(value.to_string())
     };
     let mut root = IndexMap::new();
-    insert_path(&mut root, &path, Entry { node: Tree::Leaf(json), origin });
+    insert_path(
+        &mut root,
+        &path,
+        Entry {
+            node: Tree::Leaf(json),
+            origin,
+        },
+    );
     Ok(root)
 }
 

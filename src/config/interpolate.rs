@@ -58,10 +58,10 @@ pub fn resolve_all(
             all_keys: paths.iter().map(|p| key_string(p)).collect(),
         };
         for p in &paths {
-            if needs_work(&ctx.root.leaf(p).expect("leaf").value) {
-                if let Ok(r) = ctx.resolve(p) {
-                    results.push((p.clone(), r));
-                }
+            if needs_work(&ctx.root.leaf(p).expect("leaf").value)
+                && let Ok(r) = ctx.resolve(p)
+            {
+                results.push((p.clone(), r));
             }
         }
         (ctx.problems, ctx.secrets)
@@ -90,7 +90,8 @@ fn needs_work(v: &Json) -> bool {
 impl Ctx<'_> {
     fn push(&mut self, path: &[String], p: Problem) {
         let key = key_string(path);
-        self.problems.push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p));
+        self.problems
+            .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p));
     }
 
     fn resolve(&mut self, path: &[String]) -> Result<(Json, bool), ()> {
@@ -101,10 +102,13 @@ impl Ctx<'_> {
                 let mut chain: Vec<String> = self.stack[start..].iter().map(|p| key_string(p)).collect();
                 chain.push(key_string(path));
                 let leaf = self.root.leaf(path).expect("leaf");
-                let p = Problem::new("envgate::config::interpolation-cycle", format!("interpolation cycle: {}", chain.join(" → ")))
-                    .label("this reference closes the cycle")
-                    .help("break the chain: one of these keys must hold a value, not a reference")
-                    .at_origin(&leaf.origin);
+                let p = Problem::new(
+                    "envgate::config::interpolation-cycle",
+                    format!("interpolation cycle: {}", chain.join(" → ")),
+                )
+                .label("this reference closes the cycle")
+                .help("break the chain: one of these keys must hold a value, not a reference")
+                .at_origin(&leaf.origin);
                 self.push(path, p);
                 return Err(());
             }
@@ -159,9 +163,12 @@ impl Ctx<'_> {
                 continue;
             };
             let Some(end) = tail.find('}') else {
-                let p = Problem::new("envgate::config::interpolation", format!("`{}`: unterminated `${{` in value", key_string(path)))
-                    .label("missing `}`")
-                    .at_origin(origin);
+                let p = Problem::new(
+                    "envgate::config::interpolation",
+                    format!("`{}`: unterminated `${{` in value", key_string(path)),
+                )
+                .label("missing `}`")
+                .at_origin(origin);
                 self.push(path, p);
                 return Err(());
             };
@@ -214,14 +221,18 @@ impl Ctx<'_> {
                     .help(format!("set {name} where this environment is deployed; `envgate check --env ...` without --offline requires it"))
                     .at_origin(origin);
                     let key = key_string(path);
-                    self.problems.push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p).warning());
+                    self.problems
+                        .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p).warning());
                     format!("unset-secret-{name}")
                 }
                 (None, None) => {
                     return fail(
                         self,
                         format!("environment variable {name} is not set"),
-                        format!("set {name}, or give a default: ${{{}env:{name}:-value}}", if secret { "secret:" } else { "" }),
+                        format!(
+                            "set {name}, or give a default: ${{{}env:{name}:-value}}",
+                            if secret { "secret:" } else { "" }
+                        ),
                     );
                 }
             };
@@ -242,7 +253,14 @@ impl Ctx<'_> {
                 }
                 Err(e) => fail(
                     self,
-                    format!("cannot read {file}: {}", e.to_string().split(" (os error").next().unwrap_or_default().to_lowercase()),
+                    format!(
+                        "cannot read {file}: {}",
+                        e.to_string()
+                            .split(" (os error")
+                            .next()
+                            .unwrap_or_default()
+                            .to_lowercase()
+                    ),
                     "paths are relative to the project root".into(),
                 ),
             };

@@ -142,7 +142,9 @@ impl Node {
     pub fn to_json(&self) -> Json {
         match self {
             Node::Leaf(l) => l.value.clone(),
-            Node::Table { children, .. } => Json::Object(children.iter().map(|(k, c)| (k.clone(), c.to_json())).collect()),
+            Node::Table { children, .. } => {
+                Json::Object(children.iter().map(|(k, c)| (k.clone(), c.to_json())).collect())
+            }
         }
     }
 
@@ -151,9 +153,12 @@ impl Node {
         match self {
             Node::Leaf(l) if l.secret => Json::String(super::secrets::MASK.into()),
             Node::Leaf(l) => redact_json(&l.value),
-            Node::Table { children, .. } => {
-                Json::Object(children.iter().map(|(k, c)| (k.clone(), c.to_redacted_json())).collect())
-            }
+            Node::Table { children, .. } => Json::Object(
+                children
+                    .iter()
+                    .map(|(k, c)| (k.clone(), c.to_redacted_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -200,7 +205,7 @@ pub fn parse_key(key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Loc, SourceFile, Format, parse};
+    use crate::config::tree::{Format, Loc, SourceFile, parse};
     use proptest::prelude::*;
 
     fn layer(name: &str, text: &str) -> IndexMap<String, Entry> {
@@ -218,7 +223,10 @@ mod tests {
         assert_eq!(pool.origin.layer, "prod");
         assert_eq!(pool.history.len(), 1);
         assert_eq!(pool.history[0].1.layer, "base");
-        assert_eq!(root.leaf(&parse_key("db.hosts")).unwrap().value, serde_json::json!(["c"]));
+        assert_eq!(
+            root.leaf(&parse_key("db.hosts")).unwrap().value,
+            serde_json::json!(["c"])
+        );
         assert_eq!(root.leaf(&parse_key("db.name")).unwrap().origin.layer, "base");
     }
 

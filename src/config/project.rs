@@ -60,7 +60,10 @@ pub fn read_source(root: &Path, rel: &str) -> Result<Arc<SourceFile>, ReadError>
         if e.kind() == std::io::ErrorKind::NotFound {
             ReadError::Missing
         } else {
-            ReadError::Other(Problem::new("envgate::io", format!("cannot read {rel}: {}", io_reason(&e))))
+            ReadError::Other(Problem::new(
+                "envgate::io",
+                format!("cannot read {rel}: {}", io_reason(&e)),
+            ))
         }
     })?;
     match String::from_utf8(bytes) {
@@ -98,7 +101,12 @@ pub fn parse_problem(file: &Arc<SourceFile>, format: Format, f: tree::ParseFailu
     let (line, col) = file.line_col(f.offset);
     Problem::new(
         "envgate::parse::syntax",
-        format!("cannot parse {} as {}: {} (line {line}, column {col})", file.name, format.name(), f.message),
+        format!(
+            "cannot parse {} as {}: {} (line {line}, column {col})",
+            file.name,
+            format.name(),
+            f.message
+        ),
     )
     .label(f.message)
     .at(file, f.offset, f.len)
@@ -138,14 +146,20 @@ impl Project {
                                 manifest.project.environments_dir
                             ),
                         )
-                        .help(format!("create {}/{e}.toml (it may be empty)", manifest.project.environments_dir));
+                        .help(format!(
+                            "create {}/{e}.toml (it may be empty)",
+                            manifest.project.environments_dir
+                        ));
                         if let Some((o, l)) = at {
                             p = p.at(&manifest_file, o, l).label("listed here");
                         }
                         problems.push(p);
                     }
                     if list[..i].contains(e) {
-                        problems.push(Problem::new("envgate::manifest::environment", format!("environment `{e}` is listed twice")));
+                        problems.push(Problem::new(
+                            "envgate::manifest::environment",
+                            format!("environment `{e}` is listed twice"),
+                        ));
                     }
                 }
                 list.clone()
@@ -167,7 +181,10 @@ impl Project {
                     problems.push(
                         Problem::new(
                             "envgate::manifest::environment",
-                            format!("no environments: {}/ has no *.toml besides base.toml", manifest.project.environments_dir),
+                            format!(
+                                "no environments: {}/ has no *.toml besides base.toml",
+                                manifest.project.environments_dir
+                            ),
                         )
                         .help("add environments/<name>.toml for each environment"),
                     );
@@ -235,10 +252,7 @@ impl Project {
 
     /// The error for an environment name that is not in this project.
     pub fn unknown_env(&self, env: &str) -> Problem {
-        let mut p = Problem::new(
-            "envgate::environment::unknown",
-            format!("unknown environment `{env}`"),
-        );
+        let mut p = Problem::new("envgate::environment::unknown", format!("unknown environment `{env}`"));
         let best = crate::config::suggest::did_you_mean(env, self.environments.iter().map(String::as_str));
         p = p.help(match best {
             Some(b) => format!("did you mean `{b}`? environments: {}", self.environments.join(", ")),

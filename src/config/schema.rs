@@ -37,8 +37,10 @@ impl Schema {
             Err(ReadError::Other(p)) => return Err(vec![p]),
         };
         if file.text.trim().is_empty() {
-            return Err(vec![Problem::new("envgate::schema::invalid", format!("schema {rel} is empty"))
-                .help("a schema is a JSON object, e.g. {\"type\": \"object\", \"properties\": {}}")]);
+            return Err(vec![
+                Problem::new("envgate::schema::invalid", format!("schema {rel} is empty"))
+                    .help("a schema is a JSON object, e.g. {\"type\": \"object\", \"properties\": {}}"),
+            ]);
         }
         let format = Format::from_path(rel).unwrap_or(Format::Json);
         let spans = tree::parse(&file, format, "schema").map_err(|f| vec![parse_problem(&file, format, f)])?;
@@ -53,7 +55,10 @@ impl Schema {
                 let ptr = e.instance_path().as_str().to_string();
                 let mut p = Problem::new(
                     "envgate::schema::invalid",
-                    format!("schema {rel} is not a valid JSON Schema: {e} (at {})", if ptr.is_empty() { "/" } else { &ptr }),
+                    format!(
+                        "schema {rel} is not a valid JSON Schema: {e} (at {})",
+                        if ptr.is_empty() { "/" } else { &ptr }
+                    ),
                 )
                 .label(e.to_string());
                 if let Some(entry) = at(&ptr) {
@@ -123,7 +128,8 @@ impl Schema {
     }
 
     fn is_secret(s: &Json) -> bool {
-        s.get("writeOnly").and_then(Json::as_bool) == Some(true) || s.get("x-secret").and_then(Json::as_bool) == Some(true)
+        s.get("writeOnly").and_then(Json::as_bool) == Some(true)
+            || s.get("x-secret").and_then(Json::as_bool) == Some(true)
     }
 
     /// Mark leaves the schema calls secret and teach the redactor their values.
@@ -164,15 +170,24 @@ impl Schema {
                     types
                         .iter()
                         .any(|t| t == "number")
-                        .then(|| t.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Json::Number))
+                        .then(|| {
+                            t.parse::<f64>()
+                                .ok()
+                                .and_then(serde_json::Number::from_f64)
+                                .map(Json::Number)
+                        })
                         .flatten()
                 })
                 .or_else(|| {
-                    types.iter().any(|t| t == "boolean").then(|| match t.to_ascii_lowercase().as_str() {
-                        "true" | "yes" | "on" | "1" => Some(Json::Bool(true)),
-                        "false" | "no" | "off" | "0" => Some(Json::Bool(false)),
-                        _ => None,
-                    }).flatten()
+                    types
+                        .iter()
+                        .any(|t| t == "boolean")
+                        .then(|| match t.to_ascii_lowercase().as_str() {
+                            "true" | "yes" | "on" | "1" => Some(Json::Bool(true)),
+                            "false" | "no" | "off" | "0" => Some(Json::Bool(false)),
+                            _ => None,
+                        })
+                        .flatten()
                 })
                 .or_else(|| {
                     (types.iter().any(|t| t == "array" || t == "object"))
@@ -195,14 +210,22 @@ impl Schema {
         // Units
         for (path, leaf) in a.root.leaves() {
             let Some(sub) = self.sub(&path) else { continue };
-            let Some(unit) = sub.get("x-unit").and_then(Json::as_str).and_then(Unit::from_schema) else { continue };
+            let Some(unit) = sub.get("x-unit").and_then(Json::as_str).and_then(Unit::from_schema) else {
+                continue;
+            };
             if let Err(e) = units::check(unit, &leaf.value, sub.get("x-minimum"), sub.get("x-maximum")) {
                 let key = key_string(&path);
-                let mut p = Problem::new("envgate::schema::unit", format!("`{key}`: {}", e.message)).label(e.message.clone());
+                let mut p =
+                    Problem::new("envgate::schema::unit", format!("`{key}`: {}", e.message)).label(e.message.clone());
                 if let Some(h) = e.help {
                     p = p.help(h);
                 }
-                findings.push(Finding::new(Category::Schema, format!("schema/{key}"), Some(key), p.at_origin(&leaf.origin)));
+                findings.push(Finding::new(
+                    Category::Schema,
+                    format!("schema/{key}"),
+                    Some(key),
+                    p.at_origin(&leaf.origin),
+                ));
                 unit_paths.push(path);
             }
         }
@@ -213,7 +236,10 @@ impl Schema {
         // JSON Schema
         let instance = a.root.to_json();
         for err in self.validator.iter_errors(&instance) {
-            if matches!(err.kind(), jsonschema::error::ValidationErrorKind::AdditionalProperties { .. }) {
+            if matches!(
+                err.kind(),
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { .. }
+            ) {
                 continue; // reported above, with a suggestion
             }
             let segs = pointer_segments(err.instance_path().as_str());
@@ -228,19 +254,35 @@ impl Schema {
             // Map to the deepest node that exists: a leaf, or the table.
             let (key_path, origin, secret) = deepest(&a.root, &segs);
             let key = key_string(&key_path);
-            let msg = if secret { err.masked_with("***").to_string() } else { err.to_string() };
+            let msg = if secret {
+                err.masked_with("***").to_string()
+            } else {
+                err.to_string()
+            };
             let mut p = Problem::new(
                 format!("envgate::schema::{}", err.kind().keyword()),
-                if key.is_empty() { msg.clone() } else { format!("`{key}`: {msg}") },
+                if key.is_empty() {
+                    msg.clone()
+                } else {
+                    format!("`{key}`: {msg}")
+                },
             )
             .label(msg);
-            if let Some(d) = self.sub(&key_path).and_then(|s| s.get("description")).and_then(Json::as_str) {
+            if let Some(d) = self
+                .sub(&key_path)
+                .and_then(|s| s.get("description"))
+                .and_then(Json::as_str)
+            {
                 p = p.help(format!("`{key}`: {d}"));
             }
             if let Some(o) = origin {
                 p = p.at_origin(&o);
             }
-            let id = if key.is_empty() { "schema".to_string() } else { format!("schema/{key}") };
+            let id = if key.is_empty() {
+                "schema".to_string()
+            } else {
+                format!("schema/{key}")
+            };
             findings.push(Finding::new(Category::Schema, id, (!key.is_empty()).then_some(key), p));
         }
         findings
@@ -250,9 +292,16 @@ impl Schema {
         let mut full = table.to_vec();
         full.push(prop.to_string());
         let key = key_string(&full);
-        let header = if table.is_empty() { "the top level".to_string() } else { format!("[{}]", key_string(table)) };
-        let mut p = Problem::new("envgate::schema::required", format!("`{key}` is required but not set in `{}`", a.env))
-            .label(format!("`{prop}` belongs in {header}"));
+        let header = if table.is_empty() {
+            "the top level".to_string()
+        } else {
+            format!("[{}]", key_string(table))
+        };
+        let mut p = Problem::new(
+            "envgate::schema::required",
+            format!("`{key}` is required but not set in `{}`", a.env),
+        )
+        .label(format!("`{prop}` belongs in {header}"));
         // Point at the table in this environment's overlay if it opens it,
         // else wherever the table was opened, else the overlay itself.
         let origins = match a.root.get(table) {
@@ -264,7 +313,11 @@ impl Schema {
             Some(o) => p.at_origin(o),
             None => p.at(&a.overlay, 0, 0),
         };
-        let hint = match self.sub(&full).and_then(|s| s.get("description")).and_then(Json::as_str) {
+        let hint = match self
+            .sub(&full)
+            .and_then(|s| s.get("description"))
+            .and_then(Json::as_str)
+        {
             Some(d) => format!("add `{prop} = ...` under {header} in {} ({d})", a.overlay.name),
             None => format!("add `{prop} = ...` under {header} in {}", a.overlay.name),
         };
@@ -274,7 +327,11 @@ impl Schema {
     fn unknown_keys(&self, node: &Node, path: &mut Vec<String>, out: &mut Vec<Finding>) {
         let Node::Table { children, .. } = node else { return };
         let Some(sub) = self.sub(path) else { return };
-        let strict = sub.get("properties").is_some() && !matches!(sub.get("additionalProperties"), Some(Json::Bool(true) | Json::Object(_)));
+        let strict = sub.get("properties").is_some()
+            && !matches!(
+                sub.get("additionalProperties"),
+                Some(Json::Bool(true) | Json::Object(_))
+            );
         let props: Vec<&str> = self.all_properties(sub);
         for (k, child) in children {
             path.push(k.clone());
@@ -290,7 +347,11 @@ impl Schema {
                     Some(best) => p.help(format!("did you mean `{best}`?")),
                     None => p.help(format!(
                         "the schema allows: {}",
-                        if props.is_empty() { "no keys here".to_string() } else { props.join(", ") }
+                        if props.is_empty() {
+                            "no keys here".to_string()
+                        } else {
+                            props.join(", ")
+                        }
                     )),
                 };
                 if let Some(o) = origin {
@@ -320,12 +381,19 @@ impl Schema {
 
     /// The `x-unit` of a key, if it declares one.
     pub fn unit_of(&self, path: &[String]) -> Option<Unit> {
-        self.sub(path)?.get("x-unit").and_then(Json::as_str).and_then(Unit::from_schema)
+        self.sub(path)?
+            .get("x-unit")
+            .and_then(Json::as_str)
+            .and_then(Unit::from_schema)
     }
 }
 
 fn pointer_segments(pointer: &str) -> Vec<String> {
-    pointer.split('/').skip(1).map(|s| s.replace("~1", "/").replace("~0", "~")).collect()
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
 }
 
 fn types_of(s: &Json) -> Vec<String> {

@@ -9,11 +9,14 @@ use regex::Regex;
 
 pub const MASK: &str = "***";
 
-static URL_PASSWORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)@").expect("valid regex"));
+static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)@").expect("valid regex")
+});
 static KV_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(?P<pre>\b(?:password|passwd|pwd|secret|token|api_key|apikey)\s*=\s*)(?P<pw>'[^']*'|"[^"]*"|[^\s&;]+)"#)
-        .expect("valid regex")
+    Regex::new(
+        r#"(?i)(?P<pre>\b(?:password|passwd|pwd|secret|token|api_key|apikey)\s*=\s*)(?P<pw>'[^']*'|"[^"]*"|[^\s&;]+)"#,
+    )
+    .expect("valid regex")
 });
 
 /// `postgres://app:hunter2@db/x` → `postgres://app:***@db/x`; also
@@ -23,11 +26,19 @@ pub fn redact_url_passwords(s: &str) -> String {
         return s.to_string();
     }
     let s = URL_PASSWORD.replace_all(s, |c: &regex::Captures<'_>| {
-        if is_reference(&c["pw"]) { c[0].to_string() } else { format!("{}{MASK}@", &c["pre"]) }
+        if is_reference(&c["pw"]) {
+            c[0].to_string()
+        } else {
+            format!("{}{MASK}@", &c["pre"])
+        }
     });
     KV_PASSWORD
         .replace_all(&s, |c: &regex::Captures<'_>| {
-            if is_reference(&c["pw"]) { c[0].to_string() } else { format!("{}{MASK}", &c["pre"]) }
+            if is_reference(&c["pw"]) {
+                c[0].to_string()
+            } else {
+                format!("{}{MASK}", &c["pre"])
+            }
         })
         .into_owned()
 }
@@ -133,9 +144,18 @@ mod tests {
             redact_url_passwords("postgres://app:hunter2@db.internal:5432/orders"),
             "postgres://app:***@db.internal:5432/orders"
         );
-        assert_eq!(redact_url_passwords("redis://:pw@cache:6379/0"), "redis://:***@cache:6379/0");
-        assert_eq!(redact_url_passwords("host=db password=s3cr3t user=x"), "host=db password=*** user=x");
-        assert_eq!(redact_url_passwords("https://api.example.com/v1"), "https://api.example.com/v1");
+        assert_eq!(
+            redact_url_passwords("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url_passwords("host=db password=s3cr3t user=x"),
+            "host=db password=*** user=x"
+        );
+        assert_eq!(
+            redact_url_passwords("https://api.example.com/v1"),
+            "https://api.example.com/v1"
+        );
     }
 
     #[test]

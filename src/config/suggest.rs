@@ -14,7 +14,10 @@ pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a st
 mod tests {
     #[test]
     fn suggests_near_misses_only() {
-        assert_eq!(super::did_you_mean("pool_szie", ["pool_size", "url"]), Some("pool_size"));
+        assert_eq!(
+            super::did_you_mean("pool_szie", ["pool_size", "url"]),
+            Some("pool_size")
+        );
         assert_eq!(super::did_you_mean("zzz", ["pool_size", "url"]), None);
     }
 }

@@ -93,7 +93,6 @@ impl Origin {
             _ => None,
         }
     }
-
 }
 
 impl fmt::Display for Origin {
@@ -140,11 +139,7 @@ impl Tree {
     pub fn to_json(&self) -> Json {
         match self {
             Tree::Leaf(v) => v.clone(),
-            Tree::Table(t) => Json::Object(
-                t.iter()
-                    .map(|(k, e)| (k.clone(), e.node.to_json()))
-                    .collect(),
-            ),
+            Tree::Table(t) => Json::Object(t.iter().map(|(k, e)| (k.clone(), e.node.to_json())).collect()),
         }
     }
 
@@ -424,7 +419,11 @@ fn parse_yaml(file: &SourceFile, origin: &dyn Fn(usize, usize) -> Origin) -> Res
                         }
                     };
                     let (v, vstart, vlen) = node(c, file, origin, offset_of, scalar)?;
-                    let (o, l) = if matches!(v, Tree::Table(_)) { (kstart, klen) } else { (vstart, vlen) };
+                    let (o, l) = if matches!(v, Tree::Table(_)) {
+                        (kstart, klen)
+                    } else {
+                        (vstart, vlen)
+                    };
                     if map.contains_key(&key) {
                         return Err(ParseFailure {
                             message: format!("duplicate key `{key}`"),
@@ -432,7 +431,13 @@ fn parse_yaml(file: &SourceFile, origin: &dyn Fn(usize, usize) -> Origin) -> Res
                             len: klen,
                         });
                     }
-                    map.insert(key, Entry { node: v, origin: origin(o, l) });
+                    map.insert(
+                        key,
+                        Entry {
+                            node: v,
+                            origin: origin(o, l),
+                        },
+                    );
                 }
                 Ok((Tree::Table(map), start, 1))
             }

@@ -14,13 +14,17 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_end == 0 {
             return None;
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = rest[..unit_end].trim();
         let nanos = unit_nanos(unit)?;
         total += n * nanos;
@@ -48,7 +52,7 @@ pub fn format_duration(d: Duration) -> String {
     if nanos == 0 {
         return "0s".into();
     }
-    if nanos % 1_000_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000_000) {
         let mut secs = d.as_secs();
         let mut out = String::new();
         for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
@@ -59,10 +63,10 @@ pub fn format_duration(d: Duration) -> String {
         }
         return out;
     }
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         return format!("{}ms", nanos / 1_000_000);
     }
-    if nanos % 1_000 == 0 {
+    if nanos.is_multiple_of(1_000) {
         return format!("{}us", nanos / 1_000);
     }
     format!("{nanos}ns")
@@ -96,8 +100,13 @@ fn byte_unit(unit: &str) -> Option<u64> {
 }
 
 pub fn format_bytes(b: u64) -> String {
-    for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if b >= size && b % size == 0 {
+    for (unit, size) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{}{unit}", b / size);
         }
     }
@@ -264,11 +273,21 @@ pub fn check(
         && lt(hi, mag)
     {
         let help = match unit {
-            Unit::TimeInt(name, per) => other_reading(&raw, name, per, min.and_then(|m| bound(unit, m)).unwrap_or(Magnitude::Nanos(0.0)), Some(hi)),
+            Unit::TimeInt(name, per) => other_reading(
+                &raw,
+                name,
+                per,
+                min.and_then(|m| bound(unit, m)).unwrap_or(Magnitude::Nanos(0.0)),
+                Some(hi),
+            ),
             _ => None,
         };
         return err(
-            format!("{} is above the maximum {}", with_unit(&raw, unit, mag, &shown), shown(hi)),
+            format!(
+                "{} is above the maximum {}",
+                with_unit(&raw, unit, mag, &shown),
+                shown(hi)
+            ),
             help,
         );
     }
@@ -304,8 +323,17 @@ fn other_reading(raw: &str, name: &str, per: f64, lo: Magnitude, hi: Option<Magn
     let Magnitude::Nanos(lo) = lo else { return None };
     let fits = as_other >= lo && hi.is_none_or(|h| matches!(h, Magnitude::Nanos(h) if as_other <= h));
     let rewritten = as_other / per;
-    let rewritten = if rewritten.fract() == 0.0 { format!("{}", rewritten as i64) } else { format!("{rewritten}") };
-    fits.then(|| format!("if {raw} was meant as {other} ({}), write {rewritten}", fmt_nanos(as_other)))
+    let rewritten = if rewritten.fract() == 0.0 {
+        format!("{}", rewritten as i64)
+    } else {
+        format!("{rewritten}")
+    };
+    fits.then(|| {
+        format!(
+            "if {raw} was meant as {other} ({}), write {rewritten}",
+            fmt_nanos(as_other)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -334,7 +362,13 @@ mod tests {
 
     #[test]
     fn milliseconds_below_minimum_say_what_seconds_would_mean() {
-        let e = check(Unit::TimeInt("ms", 1e6), &json!(30), Some(&json!(100)), Some(&json!(120000))).unwrap_err();
+        let e = check(
+            Unit::TimeInt("ms", 1e6),
+            &json!(30),
+            Some(&json!(100)),
+            Some(&json!(120000)),
+        )
+        .unwrap_err();
         assert_eq!(e.message, "30ms is below the minimum 100ms");
         assert_eq!(e.help.unwrap(), "if 30 was meant as seconds (30s), write 30000");
     }

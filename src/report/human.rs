@@ -11,7 +11,11 @@ use crate::diagnostic::Problem;
 pub struct Human;
 
 pub fn handler(style: Style) -> GraphicalReportHandler {
-    let theme = if style.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if style.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     GraphicalReportHandler::new_themed(theme)
         .with_width(style.width)
         .with_links(false)
@@ -21,7 +25,9 @@ pub fn handler(style: Style) -> GraphicalReportHandler {
 /// Render one diagnostic to text.
 pub fn diagnostic(p: &Problem, style: Style) -> String {
     let mut out = String::new();
-    handler(style).render_report(&mut out, p).expect("writing to a String cannot fail");
+    handler(style)
+        .render_report(&mut out, p)
+        .expect("writing to a String cannot fail");
     out
 }
 
@@ -50,7 +56,16 @@ impl Reporter for Human {
         table
             .load_style(presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(["environment", "status", "pass", "warn", "fail", "flaky", "blocked", "skipped"]);
+            .set_header([
+                "environment",
+                "status",
+                "pass",
+                "warn",
+                "fail",
+                "flaky",
+                "blocked",
+                "skipped",
+            ]);
         if !style.color {
             table.force_no_tty();
         }
@@ -84,7 +99,11 @@ impl Reporter for Human {
             .filter(|e| matches!(e.status, Status::Fail | Status::Blocked))
             .map(|e| e.name.as_str())
             .collect();
-        let problems: u32 = report.environments.iter().map(|e| e.summary.fail + e.summary.blocked).sum();
+        let problems: u32 = report
+            .environments
+            .iter()
+            .map(|e| e.summary.fail + e.summary.blocked)
+            .sum();
         let n = report.environments.len();
         if failed.is_empty() {
             out.push_str(&format!("✓ {n} environment{} ready\n", plural(n)));

@@ -119,7 +119,10 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn from_finding(f: Finding, status: Status, severity: Severity) -> Self {
-        let location = f.problem.position().map(|(file, line, column)| Location { file, line, column });
+        let location = f
+            .problem
+            .position()
+            .map(|(file, line, column)| Location { file, line, column });
         CheckResult {
             name: f.key.clone().unwrap_or_else(|| f.id.clone()),
             id: f.id,

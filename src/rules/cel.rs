@@ -20,8 +20,9 @@ use crate::report::model::{CheckResult, Severity, Status};
 
 static CONFIG_READ: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\bconfig((?:\.[A-Za-z_][A-Za-z0-9_]*)+)").expect("valid regex"));
-static ENVS_READ: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\benvs\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)").expect("valid regex"));
+static ENVS_READ: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\benvs\.([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)").expect("valid regex")
+});
 
 /// A rule compiled once per run.
 pub struct Compiled {
@@ -73,11 +74,22 @@ pub fn compile(rules: Vec<Rule>) -> Result<Vec<Compiled>, Vec<Problem>> {
                 let env_reads = ENVS_READ
                     .captures_iter(&text)
                     .map(|c| {
-                        let path = c[2].trim_start_matches('.').split('.').filter(|s| !s.is_empty()).map(str::to_string).collect();
+                        let path = c[2]
+                            .trim_start_matches('.')
+                            .split('.')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect();
                         (c[1].to_string(), path)
                     })
                     .collect();
-                out.push(Compiled { rule, when, assert, reads, env_reads });
+                out.push(Compiled {
+                    rule,
+                    when,
+                    assert,
+                    reads,
+                    env_reads,
+                });
             }
             (a, w) => {
                 problems.extend(a.err());
@@ -97,7 +109,11 @@ fn compile_one(rule: &Rule, expr: &toml::Spanned<String>, field: &str) -> Result
         let (fl, fc) = rule.file.line_col(offset);
         Problem::new(
             "envgate::rule::syntax",
-            format!("rule `{}`: `{field}` is not valid CEL: {msg} ({}:{fl}:{fc})", rule.def.id.get_ref(), rule.file.name),
+            format!(
+                "rule `{}`: `{field}` is not valid CEL: {msg} ({}:{fl}:{fc})",
+                rule.def.id.get_ref(),
+                rule.file.name
+            ),
         )
         .label(msg)
         .help("CEL reference: https://github.com/google/cel-spec/blob/master/doc/langdef.md")
@@ -183,7 +199,10 @@ fn run(c: &Compiled, ctx: &Context<'_, '_>) -> Verdict {
         match when.execute(ctx) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
-                return Verdict::Skipped(format!("when `{}` is false", c.rule.def.when.as_ref().map(|w| w.get_ref().as_str()).unwrap_or("")));
+                return Verdict::Skipped(format!(
+                    "when `{}` is false",
+                    c.rule.def.when.as_ref().map(|w| w.get_ref().as_str()).unwrap_or("")
+                ));
             }
             Ok(other) => return Verdict::Error(format!("`when` must be a boolean, got {}", type_name(&other))),
             Err(e) => return Verdict::Error(format!("`when` could not be evaluated: {e}")),
@@ -240,9 +259,17 @@ pub fn eval_all(c: &Compiled, envs: &[(&Assembled, Value)]) -> CheckResult {
     let mut r = result(c, verdict, &reads, "");
     // A missing environment is the likeliest cause of an evaluation error.
     if r.status == Status::Fail && r.message.contains("No such key") {
-        let missing: Vec<String> = c.envs_named().into_iter().filter(|e| !envs.iter().any(|(a, _)| a.env == *e)).collect();
+        let missing: Vec<String> = c
+            .envs_named()
+            .into_iter()
+            .filter(|e| !envs.iter().any(|(a, _)| a.env == *e))
+            .collect();
         if !missing.is_empty() {
-            r.message = format!("rule `{}` reads environments not in this run: {}", c.id(), missing.join(", "));
+            r.message = format!(
+                "rule `{}` reads environments not in this run: {}",
+                c.id(),
+                missing.join(", ")
+            );
         }
     }
     r
@@ -268,10 +295,18 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
     let mut described = Vec::new();
     let mut first_origin = None;
     for (a, path) in reads {
-        let prefix = if env.is_empty() { format!("envs.{}.", a.env) } else { String::new() };
+        let prefix = if env.is_empty() {
+            format!("envs.{}.", a.env)
+        } else {
+            String::new()
+        };
         match a.root.get(path) {
             Some(Node::Leaf(l)) => {
-                let shown = if l.secret { "***".to_string() } else { l.value.to_string() };
+                let shown = if l.secret {
+                    "***".to_string()
+                } else {
+                    l.value.to_string()
+                };
                 described.push(format!("{prefix}{} = {shown} ({})", key_string(path), l.origin));
                 first_origin.get_or_insert_with(|| l.origin.clone());
             }
@@ -295,35 +330,57 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
             return r;
         }
         Verdict::Fails => {
-            let mut p = Problem::new(format!("envgate::rule::{}", c.id()), format!("rule `{}`: {}", c.id(), c.rule.def.message))
-                .label(format!("read by rule `{}`", c.id()))
-                .help(if described.is_empty() {
-                    format!("rule defined at {rule_pos}")
-                } else {
-                    format!("it read {}; rule defined at {rule_pos}", described.join(", "))
-                });
+            let mut p = Problem::new(
+                format!("envgate::rule::{}", c.id()),
+                format!("rule `{}`: {}", c.id(), c.rule.def.message),
+            )
+            .label(format!("read by rule `{}`", c.id()))
+            .help(if described.is_empty() {
+                format!("rule defined at {rule_pos}")
+            } else {
+                format!("it read {}; rule defined at {rule_pos}", described.join(", "))
+            });
             if let Some(o) = &first_origin {
                 p = p.at_origin(o);
             } else {
                 let s = c.rule.def.assert.span();
                 p = p.at(&c.rule.file, s.start, s.len());
             }
-            CheckResult::from_finding(Finding::new(Category::Rule, id.clone(), None, p), finding_status, severity)
+            CheckResult::from_finding(
+                Finding::new(Category::Rule, id.clone(), None, p),
+                finding_status,
+                severity,
+            )
         }
         Verdict::Error(e) => {
             let message = match &missing {
-                Some(k) => format!("rule `{}` reads `{k}`, which is not set{}", c.id(), if env.is_empty() { String::new() } else { format!(" in `{env}`") }),
+                Some(k) => format!(
+                    "rule `{}` reads `{k}`, which is not set{}",
+                    c.id(),
+                    if env.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in `{env}`")
+                    }
+                ),
                 None => format!("rule `{}` {e}", c.id()),
             };
             let s = c.rule.def.assert.span();
             let p = Problem::new("envgate::rule::evaluation", message)
                 .label("this expression")
                 .help(match &missing {
-                    Some(k) => format!("set `{k}`, or guard the rule with `when = \"has(config.{})\"`", k.trim_start_matches("envs.")),
+                    Some(k) => format!(
+                        "set `{k}`, or guard the rule with `when = \"has(config.{})\"`",
+                        k.trim_start_matches("envs.")
+                    ),
                     None => format!("rule defined at {rule_pos}"),
                 })
                 .at(&c.rule.file, s.start, s.len());
-            CheckResult::from_finding(Finding::new(Category::Rule, id.clone(), missing.clone(), p), Status::Fail, Severity::Error)
+            CheckResult::from_finding(
+                Finding::new(Category::Rule, id.clone(), missing.clone(), p),
+                Status::Fail,
+                Severity::Error,
+            )
         }
     };
     r.name = c.id().to_string();

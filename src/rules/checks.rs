@@ -100,16 +100,22 @@ pub fn load(project: &Project) -> Result<Vec<Rule>, Vec<Problem>> {
             }
         };
         match toml::from_str::<ChecksDoc>(&file.text) {
-            Ok(doc) => rules.extend(doc.rule.into_iter().map(|def| Rule { def, file: file.clone() })),
+            Ok(doc) => rules.extend(doc.rule.into_iter().map(|def| Rule {
+                def,
+                file: file.clone(),
+            })),
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 let msg = e.message().trim().to_string();
                 let (line, col) = file.line_col(span.start);
                 problems.push(
-                    Problem::new("envgate::checks::invalid", format!("invalid {rel}: {msg} (line {line}, column {col})"))
-                        .label(msg)
-                        .help("see schemas/checks.schema.json for the keys a rule accepts")
-                        .at(&file, span.start, span.len().max(1)),
+                    Problem::new(
+                        "envgate::checks::invalid",
+                        format!("invalid {rel}: {msg} (line {line}, column {col})"),
+                    )
+                    .label(msg)
+                    .help("see schemas/checks.schema.json for the keys a rule accepts")
+                    .at(&file, span.start, span.len().max(1)),
                 );
             }
         }
@@ -119,9 +125,12 @@ pub fn load(project: &Project) -> Result<Vec<Rule>, Vec<Problem>> {
         if let Some(first) = seen.insert(r.def.id.get_ref().clone(), r.file.name.clone()) {
             let s = r.def.id.span();
             problems.push(
-                Problem::new("envgate::checks::duplicate", format!("rule id `{}` is used twice (first in {first})", r.def.id.get_ref()))
-                    .label("duplicate id")
-                    .at(&r.file, s.start, s.len()),
+                Problem::new(
+                    "envgate::checks::duplicate",
+                    format!("rule id `{}` is used twice (first in {first})", r.def.id.get_ref()),
+                )
+                .label("duplicate id")
+                .at(&r.file, s.start, s.len()),
             );
         }
     }

@@ -37,19 +37,28 @@ impl Pattern {
         match self {
             Pattern::Suffix(s) => host.ends_with(s.as_str()),
             Pattern::Exact(e) => host == e,
-            Pattern::Net(n) => host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| n.contains(&ip)),
+            Pattern::Net(n) => host
+                .trim_matches(['[', ']'])
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| n.contains(&ip)),
         }
     }
 }
 
 fn valid_host(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_') && !s.contains('*')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        && !s.contains('*')
 }
+
+/// One environment's patterns (as written, parsed) and `deny_unknown_hosts`.
+type EnvHosts = (String, Vec<(String, Pattern)>, bool);
 
 /// The isolation declared in the manifest.
 #[derive(Debug, Clone, Default)]
 pub struct HostMap {
-    envs: Vec<(String, Vec<(String, Pattern)>, bool)>,
+    envs: Vec<EnvHosts>,
     /// Environments that opted out (`enforce = false`), e.g. `local`.
     opted_out: Vec<String>,
 }
@@ -86,7 +95,11 @@ impl HostMap {
                 opted_out.push(env.clone());
             }
         }
-        if problems.is_empty() { Ok(HostMap { envs, opted_out }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(HostMap { envs, opted_out })
+        } else {
+            Err(problems)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,7 +119,10 @@ impl HostMap {
                 if name == env {
                     own = true;
                 } else {
-                    return Verdict::Foreign { env: name.clone(), pattern: raw.clone() };
+                    return Verdict::Foreign {
+                        env: name.clone(),
+                        pattern: raw.clone(),
+                    };
                 }
             }
         }
@@ -131,15 +147,15 @@ pub fn hosts_in(value: &str) -> Vec<String> {
         // authority = [userinfo@]host[:port][,host2[:port]...]
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        return authority
-            .split(',')
-            .filter_map(|hp| host_of(hp))
-            .collect();
+        return authority.split(',').filter_map(host_of).collect();
     }
     if let Ok(ip) = v.trim_matches(['[', ']']).parse::<IpAddr>() {
         return vec![ip.to_string()];
     }
-    host_of(v).filter(|h| h.contains('.') || h.contains(':') || h == "localhost").into_iter().collect()
+    host_of(v)
+        .filter(|h| h.contains('.') || h.contains(':') || h == "localhost")
+        .into_iter()
+        .collect()
 }
 
 fn host_of(hp: &str) -> Option<String> {
@@ -176,8 +192,78 @@ fn host_of(hp: &str) -> Option<String> {
 }
 
 fn looks_like_file(h: &str) -> bool {
-    const EXT: &[&str] = &["toml", "json", "yaml", "yml", "txt", "log", "pem", "crt", "key", "conf", "sql", "env", "html", "csv"];
+    const EXT: &[&str] = &[
+        "toml", "json", "yaml", "yml", "txt", "log", "pem", "crt", "key", "conf", "sql", "env", "html", "csv",
+    ];
     h.rsplit('.').next().is_some_and(|e| EXT.contains(&e))
+}
+
+/// Every string of an environment's configuration that names a host of
+/// another environment (or, with `deny_unknown_hosts`, of none).
+pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Vec<crate::findings::Finding> {
+    use crate::config::merge::key_string;
+    use crate::findings::{Category, Finding};
+    let mut out = Vec::new();
+    if map.is_empty() || !map.enforced(&a.env) {
+        return out;
+    }
+    for (path, leaf) in a.root.leaves() {
+        let mut strings = Vec::new();
+        collect(&leaf.value, &mut strings);
+        for s in strings {
+            for host in hosts_in(s) {
+                let v = map.verdict(&a.env, &host);
+                let (msg, label) = match &v {
+                    Verdict::Foreign { env, pattern } => (
+                        format!(
+                            "`{}` names {host}, a host of `{env}` ({pattern}): `{}` must not reach `{env}`",
+                            key_string(&path),
+                            a.env
+                        ),
+                        format!("host of {env}"),
+                    ),
+                    Verdict::Unknown { denied: true } => (
+                        format!(
+                            "`{}` names {host}, which belongs to no environment, and [isolation.{}] sets deny_unknown_hosts",
+                            key_string(&path),
+                            a.env
+                        ),
+                        "unknown host".to_string(),
+                    ),
+                    _ => continue,
+                };
+                let shown = if leaf.secret {
+                    crate::config::secrets::MASK.to_string()
+                } else {
+                    crate::config::secrets::redact_url_passwords(s)
+                };
+                let key = key_string(&path);
+                let p = Problem::new("envgate::isolation::crossing", msg)
+                    .label(label)
+                    .help(format!(
+                        "value: {shown}; set by {} — point it at a host of `{}`",
+                        leaf.origin, a.env
+                    ))
+                    .at_origin(&leaf.origin);
+                out.push(Finding::new(
+                    Category::Isolation,
+                    format!("isolation/{key}"),
+                    Some(key),
+                    p,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn collect<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect(x, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -198,16 +284,40 @@ mod tests {
             isolation: Default::default(),
             parity: None,
         };
-        m.isolation.insert("prod".into(), Isolation { hosts: vec!["*.prod.example.com".into(), "10.20.0.0/16".into(), "fd00:20::/32".into()], deny_unknown_hosts: false, enforce: true });
-        m.isolation.insert("staging".into(), Isolation { hosts: vec!["*.stg.example.com".into()], deny_unknown_hosts: true, enforce: true });
+        m.isolation.insert(
+            "prod".into(),
+            Isolation {
+                hosts: vec![
+                    "*.prod.example.com".into(),
+                    "10.20.0.0/16".into(),
+                    "fd00:20::/32".into(),
+                ],
+                deny_unknown_hosts: false,
+                enforce: true,
+            },
+        );
+        m.isolation.insert(
+            "staging".into(),
+            Isolation {
+                hosts: vec!["*.stg.example.com".into()],
+                deny_unknown_hosts: true,
+                enforce: true,
+            },
+        );
         HostMap::from_manifest(&m).unwrap()
     }
 
     #[test]
     fn extracts_hosts_from_urls_dsns_and_pairs() {
-        assert_eq!(hosts_in("postgres://app:pw@db.prod.example.com:5432/orders"), ["db.prod.example.com"]);
+        assert_eq!(
+            hosts_in("postgres://app:pw@db.prod.example.com:5432/orders"),
+            ["db.prod.example.com"]
+        );
         assert_eq!(hosts_in("redis://[fd00:20::5]:6379/0"), ["fd00:20::5"]);
-        assert_eq!(hosts_in("mongodb://a.example.com:1,b.example.com:2/x"), ["a.example.com", "b.example.com"]);
+        assert_eq!(
+            hosts_in("mongodb://a.example.com:1,b.example.com:2/x"),
+            ["a.example.com", "b.example.com"]
+        );
         assert_eq!(hosts_in("cache.stg.example.com:6379"), ["cache.stg.example.com"]);
         assert_eq!(hosts_in("10.20.1.5"), ["10.20.1.5"]);
         assert!(hosts_in("info").is_empty());
@@ -220,65 +330,19 @@ mod tests {
         let m = map();
         assert_eq!(
             m.verdict("staging", "db.prod.example.com"),
-            Verdict::Foreign { env: "prod".into(), pattern: "*.prod.example.com".into() }
+            Verdict::Foreign {
+                env: "prod".into(),
+                pattern: "*.prod.example.com".into()
+            }
         );
         assert_eq!(m.verdict("prod", "db.prod.example.com"), Verdict::Own);
         assert!(matches!(m.verdict("staging", "10.20.3.4"), Verdict::Foreign { .. }));
         assert!(matches!(m.verdict("staging", "fd00:20::5"), Verdict::Foreign { .. }));
         assert_eq!(m.verdict("staging", "api.other.com"), Verdict::Unknown { denied: true });
         assert_eq!(m.verdict("prod", "api.other.com"), Verdict::Unknown { denied: false });
-        assert_eq!(m.verdict("prod", "prod.example.com"), Verdict::Unknown { denied: false });
-    }
-}
-
-/// Every string of an environment's configuration that names a host of
-/// another environment (or, with `deny_unknown_hosts`, of none).
-pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Vec<crate::findings::Finding> {
-    use crate::config::merge::key_string;
-    use crate::findings::{Category, Finding};
-    let mut out = Vec::new();
-    if map.is_empty() || !map.enforced(&a.env) {
-        return out;
-    }
-    for (path, leaf) in a.root.leaves() {
-        let mut strings = Vec::new();
-        collect(&leaf.value, &mut strings);
-        for s in strings {
-            for host in hosts_in(s) {
-                let v = map.verdict(&a.env, &host);
-                let (msg, label) = match &v {
-                    Verdict::Foreign { env, pattern } => (
-                        format!("`{}` names {host}, a host of `{env}` ({pattern}): `{}` must not reach `{env}`", key_string(&path), a.env),
-                        format!("host of {env}"),
-                    ),
-                    Verdict::Unknown { denied: true } => (
-                        format!(
-                            "`{}` names {host}, which belongs to no environment, and [isolation.{}] sets deny_unknown_hosts",
-                            key_string(&path),
-                            a.env
-                        ),
-                        "unknown host".to_string(),
-                    ),
-                    _ => continue,
-                };
-                let shown = if leaf.secret { crate::config::secrets::MASK.to_string() } else { crate::config::secrets::redact_url_passwords(s) };
-                let key = key_string(&path);
-                let p = Problem::new("envgate::isolation::crossing", msg)
-                    .label(label)
-                    .help(format!("value: {shown}; set by {} — point it at a host of `{}`", leaf.origin, a.env))
-                    .at_origin(&leaf.origin);
-                out.push(Finding::new(Category::Isolation, format!("isolation/{key}"), Some(key), p));
-            }
-        }
-    }
-    out
-}
-
-fn collect<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
-    match v {
-        serde_json::Value::String(s) => out.push(s),
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
-        serde_json::Value::Object(o) => o.values().for_each(|x| collect(x, out)),
-        _ => {}
+        assert_eq!(
+            m.verdict("prod", "prod.example.com"),
+            Verdict::Unknown { denied: false }
+        );
     }
 }

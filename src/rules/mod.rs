@@ -44,10 +44,17 @@ impl Rules {
                     Category::Isolation,
                     "isolation",
                     "isolation",
-                    format!("no value names a host of another environment ({} keys)", a.root.leaves().len()),
+                    format!(
+                        "no value names a host of another environment ({} keys)",
+                        a.root.leaves().len()
+                    ),
                 ));
             }
-            results.extend(findings.into_iter().map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)));
+            results.extend(
+                findings
+                    .into_iter()
+                    .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
+            );
         }
         let value = cel::to_cel(&a.root, project.schema.as_ref());
         results.extend(cel::eval_env(&self.compiled, a, &value));
@@ -61,7 +68,11 @@ impl Rules {
         let names: Vec<&str> = envs.iter().map(|(a, _)| a.env.as_str()).collect();
         for c in self.compiled.iter().filter(|c| c.scope() == Scope::AllEnvs) {
             let named = c.envs_named();
-            let targets: Vec<String> = if named.is_empty() { names.iter().map(|s| s.to_string()).collect() } else { named.clone() };
+            let targets: Vec<String> = if named.is_empty() {
+                names.iter().map(|s| s.to_string()).collect()
+            } else {
+                named.clone()
+            };
             let absent: Vec<&String> = named.iter().filter(|n| !names.contains(&n.as_str())).collect();
             let result = if absent.is_empty() {
                 cel::eval_all(c, envs)

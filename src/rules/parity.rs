@@ -14,10 +14,11 @@ use crate::report::model::{CheckResult, Severity, Status};
 /// and where the other environments set it.
 pub fn check(parity: &Parity, envs: &[&Assembled]) -> Vec<(String, CheckResult)> {
     let in_scope = |path: &[String]| {
-        parity.all || parity.required.iter().any(|r| {
-            let pre: Vec<&str> = r.split('.').collect();
-            path.len() >= pre.len() && path.iter().zip(&pre).all(|(a, b)| a == b)
-        })
+        parity.all
+            || parity.required.iter().any(|r| {
+                let pre: Vec<&str> = r.split('.').collect();
+                path.len() >= pre.len() && path.iter().zip(&pre).all(|(a, b)| a == b)
+            })
     };
     let keys: Vec<BTreeSet<Vec<String>>> = envs
         .iter()
@@ -30,7 +31,12 @@ pub fn check(parity: &Parity, envs: &[&Assembled]) -> Vec<(String, CheckResult)>
         if missing.is_empty() {
             out.push((
                 a.env.clone(),
-                CheckResult::pass(Category::Rule, "parity", "parity", format!("all {} parity keys present", union.len())),
+                CheckResult::pass(
+                    Category::Rule,
+                    "parity",
+                    "parity",
+                    format!("all {} parity keys present", union.len()),
+                ),
             ));
             continue;
         }
@@ -65,14 +71,22 @@ pub fn check(parity: &Parity, envs: &[&Assembled]) -> Vec<(String, CheckResult)>
         .help(described.join("; "));
         p = match a.root.get(table) {
             Some(Node::Table { origins, .. }) if !origins.is_empty() => {
-                let o = origins.iter().rev().find(|o| o.layer == a.env).unwrap_or(origins.last().expect("non-empty"));
+                let o = origins
+                    .iter()
+                    .rev()
+                    .find(|o| o.layer == a.env)
+                    .unwrap_or(origins.last().expect("non-empty"));
                 p.at_origin(o)
             }
             _ => p.at(&a.overlay, 0, 0),
         };
         out.push((
             a.env.clone(),
-            CheckResult::from_finding(Finding::new(Category::Rule, "parity".into(), Some(key_string(first)), p), Status::Fail, Severity::Error),
+            CheckResult::from_finding(
+                Finding::new(Category::Rule, "parity".into(), Some(key_string(first)), p),
+                Status::Fail,
+                Severity::Error,
+            ),
         ));
     }
     out
