@@ -16,6 +16,8 @@ pub struct SourceFile {
     /// Path as shown to the user (relative to the project root).
     pub name: String,
     pub text: String,
+    /// Byte offset of each line's start, built on first use.
+    lines: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
@@ -23,32 +25,34 @@ impl SourceFile {
         Arc::new(Self {
             name: name.into(),
             text: text.into(),
+            lines: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.lines.get_or_init(|| {
+            std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect()
         })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (u32, u32) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let column = self.text[starts[line - 1]..offset].chars().count() + 1;
         (line as u32, column as u32)
     }
 
     /// Byte offset of a 1-based line and 0-based character column.
     pub fn offset_of(&self, line: usize, col0: usize) -> usize {
-        let mut off = 0;
-        for (i, l) in self.text.split_inclusive('\n').enumerate() {
-            if i + 1 == line {
-                return off
-                    + l.char_indices()
-                        .nth(col0)
-                        .map_or(l.trim_end_matches('\n').len(), |(b, _)| b);
-            }
-            off += l.len();
-        }
-        self.text.len()
+        let starts = self.line_starts();
+        let Some(&start) = starts.get(line.max(1) - 1) else {
+            return self.text.len();
+        };
+        let end = starts.get(line).copied().unwrap_or(self.text.len());
+        let l = &self.text[start..end];
+        start + l.char_indices().nth(col0).map_or(l.trim_end_matches('\n').len(), |(b, _)| b)
     }
 }
 
