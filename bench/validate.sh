@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ENVS=${1:-100} KEYS=${2:-2000} RULES=${3:-0}
 
 cargo build --release --quiet
-BIN=$PWD/target/release/envgate
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
 OUT=$PWD/bench/out/validate-$ENVS-$KEYS-$RULES
 rm -rf "$OUT"
 python3 bench/gen_project.py "$OUT" "$ENVS" "$KEYS" "$RULES"

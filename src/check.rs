@@ -15,25 +15,47 @@ use crate::report::model::{CheckResult, EnvReport, Report, Severity, Status};
 pub struct CheckOptions {
     pub envs: Vec<String>,
     pub sets: Vec<String>,
+    /// Selection and scheduling of probes (they run unless `project.offline`).
+    pub probes: crate::runner::Options,
 }
 
 pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     let start = Instant::now();
     let mut problems = Vec::new();
-    let mut envs = Vec::new();
+    let mut evaluated = Vec::new();
     let mut redactor = Redactor::default();
+    let mut rules = crate::rules::Rules::load(project)?;
+    if !opts.probes.select.is_all() {
+        rules.retain(|id, tags| opts.probes.select.matches(id, tags));
+    }
     for env in &opts.envs {
-        match evaluate(project, env, &opts.sets) {
-            Ok((report, r)) => {
-                redactor.extend(&r);
-                envs.push(report);
+        match evaluate(project, env, &opts.sets, &rules, &opts.probes) {
+            Ok(e) => {
+                redactor.extend(&e.1.redactor);
+                evaluated.push(e);
             }
             Err(Problems(mut ps)) => problems.append(&mut ps),
         }
     }
+    let cross = {
+        let list: Vec<_> = evaluated.iter().map(|(_, a, v)| (a, v.clone())).collect();
+        rules.cross_env(project, &list)
+    };
+    let mut envs: Vec<EnvReport> = evaluated
+        .into_iter()
+        .map(|(mut results, a, _)| {
+            results.extend(cross.iter().filter(|(e, _)| *e == a.env).map(|(_, r)| r.clone()));
+            EnvReport::new(a.env.clone(), results)
+        })
+        .collect();
     if !problems.is_empty() {
         dedup(&mut problems);
-        return Err(Problems(problems.iter().map(|p| redact_problem(p, &redactor, &mut HashMap::new())).collect()));
+        return Err(Problems(
+            problems
+                .iter()
+                .map(|p| redact_problem(p, &redactor, &mut HashMap::new()))
+                .collect(),
+        ));
     }
     let mut masked = HashMap::new();
     for e in &mut envs {
@@ -44,8 +66,16 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     Ok(Report::new(envs, start.elapsed().as_millis() as u64))
 }
 
-/// One environment: findings from assembly, units, strictness and schema.
-pub fn evaluate(project: &Project, env: &str, sets: &[String]) -> Result<(EnvReport, Redactor), Problems> {
+/// One environment: findings from assembly, units, strictness, schema,
+/// isolation and rules, then (unless offline) its probes. Returns the
+/// results, the assembled configuration and its CEL value for cross-env rules.
+pub fn evaluate(
+    project: &Project,
+    env: &str,
+    sets: &[String],
+    rules: &crate::rules::Rules,
+    probes: &crate::runner::Options,
+) -> Result<(Vec<CheckResult>, crate::config::assemble::Assembled, ::cel::Value), Problems> {
     let mut a = project.assemble(env, sets)?;
     let mut results = Vec::new();
     let config_findings: Vec<Finding> = std::mem::take(&mut a.problems);
@@ -75,9 +105,18 @@ pub fn evaluate(project: &Project, env: &str, sets: &[String]) -> Result<(EnvRep
                 format!("{} keys valid against {}", a.root.leaves().len(), schema.file.name),
             ));
         }
-        results.extend(findings.into_iter().map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)));
+        results.extend(
+            findings
+                .into_iter()
+                .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
+        );
     }
-    Ok((EnvReport::new(env.to_string(), results), a.redactor))
+    let (rule_results, value) = rules.per_env(project, &a);
+    results.extend(rule_results);
+    if !project.offline {
+        results.extend(crate::runner::probe_env(project, &a, probes)?);
+    }
+    Ok((results, a, value))
 }
 
 fn dedup(problems: &mut Vec<Problem>) {

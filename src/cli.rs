@@ -1,10 +1,12 @@
 //! Command-line interface (clap derive). Parsing only: no I/O here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::report::Format;
+use crate::select::Shard;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,8 @@ pub enum Command {
     List,
     /// Scaffold a working example project.
     Init(InitArgs),
+    /// Probe URLs from the command line (no project); with `-- CMD`, exec CMD once all pass.
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,9 +101,13 @@ impl ValidateArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub select: Selection,
-    /// No network: `http` sources are not fetched.
+    /// No network: `http` sources are not fetched and probes do not run.
     #[arg(long)]
     pub offline: bool,
+    #[command(flatten)]
+    pub filter: Filter,
+    #[command(flatten)]
+    pub run: RunFlags,
     #[command(flatten)]
     pub output: Output,
 }
@@ -109,7 +117,92 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub select: Selection,
     #[command(flatten)]
+    pub filter: Filter,
+    #[command(flatten)]
     pub output: Output,
+}
+
+/// Which checks run: names, globs, tags and shards.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Filter {
+    /// Run only these checks: names or globs (repeatable, or comma-separated).
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Skip these checks: names or globs (repeatable, or comma-separated).
+    #[arg(long, value_name = "NAME")]
+    pub skip: Vec<String>,
+    /// Run only checks with one of these tags (repeatable, or comma-separated).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Run shard K of N: the same check always lands in the same shard.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+}
+
+impl Filter {
+    pub fn selection(&self) -> Result<crate::select::Selection, crate::diagnostic::Problems> {
+        crate::select::Selection::new(&self.only, &self.skip, &self.tags)
+    }
+}
+
+/// How probes run.
+#[derive(Debug, Clone, Args)]
+pub struct RunFlags {
+    /// Cancel in-flight probes at the first critical failure; report what finished.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Keep retrying failing probes until they pass or DURATION passes (e.g. 60s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait: Option<Duration>,
+    /// Probes in flight at once.
+    #[arg(long, value_name = "N", default_value_t = crate::runner::DEFAULT_CONCURRENCY, value_parser = concurrency)]
+    pub concurrency: usize,
+}
+
+/// `"250ms"`, `"2s"`, `"1m"`; a bare number is refused (it could mean either).
+pub fn duration(s: &str) -> Result<Duration, String> {
+    crate::probes::def::duration(s)
+}
+
+fn concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// http://, https://, tcp://HOST:PORT, dns://NAME or tls://HOST:PORT.
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Read more URLs from a file, one a line (`#` starts a comment).
+    #[arg(long, value_name = "PATH")]
+    pub targets_file: Option<PathBuf>,
+    /// Time budget of one attempt.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Keep retrying until every target answers or DURATION passes.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub wait: Option<Duration>,
+    /// Retries after a failed attempt (exponential backoff).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Probes in flight at once.
+    #[arg(long, value_name = "N", default_value_t = crate::runner::DEFAULT_CONCURRENCY, value_parser = concurrency)]
+    pub concurrency: usize,
+    /// Output: one line per target (human) or the JSON report.
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Human)]
+    pub format: ProbeFormat,
+    /// Command to exec once every target passed (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub exec: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,22 +11,66 @@ use crate::report::{Format, Style};
 
 pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dyn Write) -> Result<i32, Problems> {
     if a.select.envs.is_empty() && !a.select.all_envs {
-        return Err(Problem::new("envgate::cli::env", "choose the environments to check: --env NAME or --all-envs")
-            .help("`envgate validate` checks every environment offline")
-            .into());
+        return Err(Problem::new(
+            "envgate::cli::env",
+            "choose the environments to check: --env NAME or --all-envs",
+        )
+        .help("`envgate validate` checks every environment offline")
+        .into());
     }
     let project = ctx.project(cli, a.offline, a.offline)?;
-    execute(&project, &a.select, &a.output, a.fail_on_warn(), style, out)
+    let probes = crate::runner::Options {
+        select: a.filter.selection()?,
+        shard: a.filter.shard,
+        concurrency: a.run.concurrency,
+        fail_fast: a.run.fail_fast,
+        wait: a.run.wait,
+        observer: super::progress::observer(),
+        ..Default::default()
+    };
+    execute(
+        ctx,
+        &project,
+        &a.select,
+        probes,
+        &a.output,
+        a.fail_on_warn(),
+        style,
+        out,
+    )
 }
 
-pub fn validate(cli: &Cli, ctx: &Context, a: &ValidateArgs, style: Style, out: &mut dyn Write) -> Result<i32, Problems> {
+pub fn validate(
+    cli: &Cli,
+    ctx: &Context,
+    a: &ValidateArgs,
+    style: Style,
+    out: &mut dyn Write,
+) -> Result<i32, Problems> {
     let project = ctx.project(cli, true, true)?;
-    execute(&project, &a.select, &a.output, a.fail_on_warn(), style, out)
+    let probes = crate::runner::Options {
+        select: a.filter.selection()?,
+        shard: a.filter.shard,
+        ..Default::default()
+    };
+    execute(
+        ctx,
+        &project,
+        &a.select,
+        probes,
+        &a.output,
+        a.fail_on_warn(),
+        style,
+        out,
+    )
 }
 
+#[expect(clippy::too_many_arguments, reason = "two callers, each passing its own pieces")]
 fn execute(
+    ctx: &Context,
     project: &Project,
     select: &Selection,
+    probes: crate::runner::Options,
     output: &Output,
     fail_on_warn: bool,
     style: Style,
@@ -47,18 +91,35 @@ fn execute(
         }
         v
     };
-    let report = run(project, &CheckOptions { envs, sets: select.sets.clone() })?;
+    let report = run(
+        project,
+        &CheckOptions {
+            envs,
+            sets: select.sets.clone(),
+            probes,
+        },
+    )?;
     for (format, path) in &reports {
-        write_atomically(path, &format.reporter().render(&report, Style { color: false, ..style }))?;
+        write_atomically(
+            path,
+            &format.reporter().render(&report, Style { color: false, ..style }),
+        )?;
     }
     let format = output.format.unwrap_or(Format::Human);
     let text = format.reporter().render(&report, style);
     out.write_all(text.as_bytes()).map_err(io)?;
+    if format == Format::Github || reports.iter().any(|(f, _)| *f == Format::Github) {
+        append_step_summary(ctx, &report, style)?;
+    }
     Ok(verdict(&report, fail_on_warn))
 }
 
 fn verdict(report: &Report, fail_on_warn: bool) -> i32 {
-    if report.passed(fail_on_warn) { exit_codes::OK } else { exit_codes::NOT_READY }
+    if report.passed(fail_on_warn) {
+        exit_codes::OK
+    } else {
+        exit_codes::NOT_READY
+    }
 }
 
 fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, Problems> {
@@ -66,11 +127,15 @@ fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, 
         .iter()
         .map(|s| {
             let (f, p) = s.split_once('=').ok_or_else(|| {
-                Problem::new("envgate::cli::report", format!("--report {s:?}: expected FORMAT=PATH, e.g. --report json=report.json"))
+                Problem::new(
+                    "envgate::cli::report",
+                    format!("--report {s:?}: expected FORMAT=PATH, e.g. --report json=report.json"),
+                )
             })?;
             let format = Format::parse(f).ok_or_else(|| {
                 let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                Problem::new("envgate::cli::report", format!("--report: unknown format `{f}`")).help(format!("formats: {}", names.join(", ")))
+                Problem::new("envgate::cli::report", format!("--report: unknown format `{f}`"))
+                    .help(format!("formats: {}", names.join(", ")))
             })?;
             Ok((format, std::path::PathBuf::from(p)))
         })
@@ -78,9 +143,38 @@ fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, 
         .map_err(Problems::from)
 }
 
+/// GitHub Actions shows `$GITHUB_STEP_SUMMARY` on the run's page: with the
+/// github format, the markdown report is appended there too.
+fn append_step_summary(ctx: &Context, report: &Report, style: Style) -> Result<(), Problems> {
+    let Some(path) = ctx.env_vars.get("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let path = ctx.cwd.join(path);
+    let fail = |e: std::io::Error| {
+        Problems::from(Problem::new(
+            "envgate::io",
+            format!("cannot write {}: {e}", path.display()),
+        ))
+    };
+    let text = Format::Markdown
+        .reporter()
+        .render(report, Style { color: false, ..style });
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
+}
+
 /// Temp file + rename, so a reader never sees half a report.
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Problems> {
-    let fail = |e: std::io::Error| Problems::from(Problem::new("envgate::io", format!("cannot write {}: {e}", path.display())));
+    let fail = |e: std::io::Error| {
+        Problems::from(Problem::new(
+            "envgate::io",
+            format!("cannot write {}: {e}", path.display()),
+        ))
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }

@@ -6,6 +6,8 @@ mod diff;
 mod explain;
 mod init;
 mod list;
+mod probe;
+mod progress;
 mod render;
 
 use std::io::Write;
@@ -37,7 +39,10 @@ impl Context {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             tty: std::io::stdout().is_terminal(),
-            width: std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100),
+            width: std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(100),
         }
     }
 
@@ -48,7 +53,11 @@ impl Context {
             ColorChoice::Never => false,
             ColorChoice::Auto => self.tty && !no_color,
         };
-        Style { color, width: self.width }
+        Style {
+            color,
+            width: self.width,
+            now: std::time::SystemTime::now(),
+        }
     }
 
     fn project(&self, cli: &Cli, offline: bool, lenient_secrets: bool) -> Result<Project, Problems> {
@@ -57,7 +66,11 @@ impl Context {
             Some(p) => self.cwd.join(p),
             None => self.cwd.clone(),
         };
-        let root = if cli.project.is_some() { start } else { discover(&start)? };
+        let root = if cli.project.is_some() {
+            start
+        } else {
+            discover(&start)?
+        };
         let mut p = Project::load(&root, self.env_vars.clone())?;
         p.offline = offline;
         p.lenient_secrets = lenient_secrets;
@@ -71,11 +84,18 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
     let result = match &cli.command {
         Command::Check(a) => check::check(&cli, ctx, a, style, out),
         Command::Validate(a) => check::validate(&cli, ctx, a, style, out),
-        Command::Render(a) => ctx.project(&cli, a.offline, true).and_then(|p| render::render(&p, a, out)),
-        Command::Explain(a) => ctx.project(&cli, a.offline, true).and_then(|p| explain::explain(&p, a, out)),
-        Command::Diff(a) => ctx.project(&cli, a.offline, true).and_then(|p| diff::diff(&p, a, style, out)),
+        Command::Render(a) => ctx
+            .project(&cli, a.offline, true)
+            .and_then(|p| render::render(&p, a, out)),
+        Command::Explain(a) => ctx
+            .project(&cli, a.offline, true)
+            .and_then(|p| explain::explain(&p, a, out)),
+        Command::Diff(a) => ctx
+            .project(&cli, a.offline, true)
+            .and_then(|p| diff::diff(&p, a, style, out)),
         Command::List => ctx.project(&cli, true, true).and_then(|p| list::list(&p, out)),
         Command::Init(a) => init::init(ctx, a, out),
+        Command::Probe(a) => probe::probe(ctx, a, style, out, err),
     };
     match result {
         Ok(code) => Ok(code),

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Benchmark of the probe runner (issue 4), against servers on 127.0.0.1 only:
+#   1. 1,000 http probes of a server that answers after 200 ms
+#      (`envgate probe --targets-file`): wall time and peak RSS;
+#   2. one target that accepts and never answers, --timeout 2s: wall time;
+#   3. an HTTP 500: wall time (no waiting for a timeout);
+#   4. `envgate --version` start time (hyperfine).
+# usage: bench/probes.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}
+
+cargo build --release --quiet
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+OUT=$PWD/bench/out
+mkdir -p "$OUT"
+if [ ! -x /usr/bin/time ] || ! command -v hyperfine >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq time hyperfine >/dev/null
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+start_server() { # PORT MODE
+  python3 bench/probe_server.py "$1" "$2" > "$OUT/server-$2.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q ready "$OUT/server-$2.log" 2>/dev/null && return; sleep 0.05; done
+  echo "server $2 did not start" >&2; exit 1
+}
+
+SLOW=$(free_port); start_server "$SLOW" slow
+SILENT=$(free_port); start_server "$SILENT" silent
+seq "$N" | sed "s|.*|http://127.0.0.1:$SLOW/health?i=&|" > "$OUT/targets.txt"
+
+echo "== $N http probes, server answers after 200 ms"
+"$BIN" probe --targets-file "$OUT/targets.txt" --timeout 5s > "$OUT/probe.txt"  # warm-up
+for i in 1 2 3; do
+  /usr/bin/time -f "wall %e s, peak RSS %M KiB" "$BIN" probe --targets-file "$OUT/targets.txt" --timeout 5s > "$OUT/probe.txt"
+  tail -1 "$OUT/probe.txt"
+done
+
+echo "== one target that accepts and never answers, --timeout 2s"
+/usr/bin/time -f "wall %e s, peak RSS %M KiB" "$BIN" probe "http://127.0.0.1:$SILENT/" --timeout 2s > "$OUT/silent.txt" || true
+head -1 "$OUT/silent.txt"
+
+echo "== HTTP 500 (closed port for refusal in the same run)"
+python3 - "$OUT" <<'PY' &
+import http.server, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(500); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1] + "/port500", "w").write(str(s.server_address[1]))
+threading.Timer(60, s.shutdown).start()
+s.serve_forever()
+PY
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$OUT/port500" ] && break; sleep 0.05; done
+/usr/bin/time -f "wall %e s" "$BIN" probe "http://127.0.0.1:$(cat "$OUT/port500")/" --timeout 5s > "$OUT/500.txt" || true
+head -1 "$OUT/500.txt"
+rm -f "$OUT/port500"
+
+echo "== envgate --version"
+hyperfine --warmup 5 --runs 50 -N "$BIN --version" 2>/dev/null | grep -E "Time|Range"

@@ -1,0 +1,195 @@
+//! `envgate probe URL... [-- CMD]`: ad-hoc probes, no project. The kind comes
+//! from the URL's scheme; with `--`, CMD replaces envgate once all pass (the
+//! container entrypoint use of wait-for-it).
+
+use std::io::Write;
+
+use super::{Context, io};
+use crate::cli::{ProbeArgs, ProbeFormat};
+use crate::config::secrets::redact_url_passwords;
+use crate::diagnostic::{Problem, Problems};
+use crate::exit_codes;
+use crate::findings::Category;
+use crate::probes::{self, ProbeDef};
+use crate::report::model::{CheckResult, EnvReport, Report, Severity, Status};
+use crate::report::{Format, Style};
+use crate::runner::{self, Job};
+
+pub fn probe(
+    ctx: &Context,
+    a: &ProbeArgs,
+    style: Style,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, Problems> {
+    let start = std::time::Instant::now();
+    let mut targets: Vec<String> = a.urls.clone();
+    if let Some(path) = &a.targets_file {
+        let path = if path.is_absolute() {
+            path.clone()
+        } else {
+            ctx.cwd.join(path)
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Problem::new(
+                "envgate::io",
+                format!("cannot read {}: {}", path.display(), probes::net::plain(&e.to_string())),
+            )
+        })?;
+        targets.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if targets.is_empty() {
+        return Err(Problem::new("envgate::cli::probe", "give at least one URL to probe")
+            .help("e.g. envgate probe http://127.0.0.1:8080/health tcp://127.0.0.1:5432 -- ./server")
+            .into());
+    }
+    let mut jobs = Vec::new();
+    let mut names: Vec<(String, &'static str)> = Vec::new();
+    let mut problems = Vec::new();
+    for t in &targets {
+        let scheme = t.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let Some(kind) = scheme.as_deref().and_then(probes::kind_for_scheme) else {
+            problems.push(
+                Problem::new(
+                    "envgate::cli::probe",
+                    format!("cannot tell what to probe in `{}`", redact_url_passwords(t)),
+                )
+                .help("start it with http://, https://, tcp://HOST:PORT, dns://NAME or tls://HOST:PORT"),
+            );
+            continue;
+        };
+        let def = ProbeDef {
+            kind: kind.name.into(),
+            target: Some(t.clone()),
+            ..Default::default()
+        };
+        match (kind.build)(&def, t) {
+            Ok(p) => {
+                let shown = redact_url_passwords(t);
+                let n = names
+                    .iter()
+                    .filter(|(x, _)| x.split(" #").next() == Some(shown.as_str()))
+                    .count();
+                let name = if n == 0 { shown } else { format!("{shown} #{}", n + 1) };
+                jobs.push(Job {
+                    name: name.clone(),
+                    probe: Some(p),
+                    preset: None,
+                    timeout: a.timeout,
+                    retries: a.retries,
+                    warning: false,
+                    deps: Vec::new(),
+                });
+                names.push((name, kind.name));
+            }
+            Err(e) => problems.push(Problem::new(
+                "envgate::cli::probe",
+                format!("`{}`: {}", redact_url_passwords(t), e.message),
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let opts = runner::Options {
+        concurrency: a.concurrency,
+        wait: a.wait,
+        default_timeout: a.timeout,
+        observer: super::progress::observer(),
+        ..Default::default()
+    };
+    let finished = runner::run_blocking(jobs, &opts);
+    let results: Vec<CheckResult> = names
+        .into_iter()
+        .zip(finished)
+        .map(|((name, kind), f)| CheckResult {
+            id: format!("probe/{name}"),
+            category: Category::Probe,
+            kind: Some(kind.into()),
+            target: Some(name.clone()),
+            name,
+            status: f.status,
+            severity: Severity::Critical,
+            message: f.message,
+            help: None,
+            key: None,
+            location: None,
+            attempts: (f.attempts > 0).then_some(f.attempts),
+            duration_ms: Some(f.duration.as_millis() as u64),
+            problem: None,
+        })
+        .collect();
+    let ok = results
+        .iter()
+        .all(|r| !matches!(r.status, Status::Fail | Status::Blocked));
+    // With `-- CMD`, CMD owns stdout: envgate's lines go to stderr.
+    let sink: &mut dyn Write = if a.exec.is_empty() { out } else { err };
+    let text = match a.format {
+        ProbeFormat::Json => {
+            let report = Report::new(
+                vec![EnvReport::new("probe".into(), results)],
+                start.elapsed().as_millis() as u64,
+            );
+            Format::Json.reporter().render(&report, style)
+        }
+        ProbeFormat::Human => lines(&results, style),
+    };
+    sink.write_all(text.as_bytes()).map_err(io)?;
+    sink.flush().map_err(io)?;
+    if !ok {
+        return Ok(exit_codes::NOT_READY);
+    }
+    if let Some((cmd, args)) = a.exec.split_first() {
+        use std::os::unix::process::CommandExt;
+        let e = std::process::Command::new(cmd).args(args).exec();
+        return Err(Problem::new(
+            "envgate::cli::exec",
+            format!("cannot run `{cmd}`: {}", probes::net::plain(&e.to_string())),
+        )
+        .into());
+    }
+    Ok(exit_codes::OK)
+}
+
+fn lines(results: &[CheckResult], style: Style) -> String {
+    let mut s = String::new();
+    for r in results {
+        let (mark, colour) = match r.status {
+            Status::Pass => ("✓", "32"),
+            Status::Flaky => ("~", "33"),
+            Status::Warn => ("!", "33"),
+            Status::Skipped => ("-", "2"),
+            Status::Fail | Status::Blocked => ("✗", "31"),
+        };
+        let status = format!("{mark} {:<5}", r.status.as_str());
+        let status = if style.color {
+            format!("\x1b[{colour}m{status}\x1b[0m")
+        } else {
+            status
+        };
+        s.push_str(&format!("{status} {}  {}\n", r.name, r.message));
+    }
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Fail | Status::Blocked))
+        .count();
+    if failed == 0 {
+        s.push_str(&format!(
+            "✓ {} target{} ready\n",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        ));
+    } else {
+        s.push_str(&format!(
+            "✗ {failed} of {} target{} not ready\n",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        ));
+    }
+    s
+}

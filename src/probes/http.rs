@@ -1,0 +1,409 @@
+//! `http`: one request; expectations on status, body, JSON, headers and
+//! latency. An HTTP 500 is a failure as soon as it arrives: no polling.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde_json::Value as Json;
+use url::Url;
+
+use super::net::{ClientOpts, cert_info, io_outcome, timed_out};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef, def};
+use crate::config::units::format_duration;
+
+pub static KIND: Kind = Kind {
+    name: "http",
+    doc: "an HTTP(S) request answers with the expected status, body, headers and latency",
+    target: "an http:// or https:// URL",
+    params: &[
+        ("method", "request method (default GET)"),
+        ("headers", "request headers, a table"),
+        ("body", "request body"),
+        ("path", "appended to the target URL, e.g. \"/health\""),
+        (
+            "status",
+            "expected status: 200, [200, 204], \"2xx\" or \"200-399\" (default \"200-299\")",
+        ),
+        ("body_contains", "the body contains this text"),
+        ("body_regex", "the body matches this regular expression"),
+        (
+            "json",
+            "JSON pointers and the values they must equal: { \"/status\" = \"ok\" }",
+        ),
+        (
+            "expect_headers",
+            "response headers and their values; \"*\" only requires the header",
+        ),
+        (
+            "max_latency",
+            "slowest acceptable time to the response headers, e.g. \"500ms\"",
+        ),
+        ("follow_redirects", "follow redirects (default true)"),
+        ("ca_file", "PEM file of the CA roots to trust instead of the system's"),
+        (
+            "tls_verify",
+            "verify the certificate chain and host name (default true)",
+        ),
+        ("min_days_left", "https: fail when the certificate expires sooner"),
+    ],
+    build,
+};
+
+/// Bodies are read up to this size for the body expectations.
+const BODY_LIMIT: usize = 1 << 20;
+
+struct Http {
+    url: Url,
+    method: reqwest::Method,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    status: Vec<(u16, u16)>,
+    body_contains: Option<String>,
+    body_regex: Option<Regex>,
+    json: Vec<(String, Json)>,
+    expect_headers: Vec<(String, String)>,
+    max_latency: Option<Duration>,
+    min_days_left: Option<u32>,
+    opts: ClientOpts,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let full = match &d.path {
+        Some(p) => format!("{}/{}", target.trim_end_matches('/'), p.trim_start_matches('/')),
+        None => target.to_string(),
+    };
+    let url = Url::parse(&full).map_err(|e| ParamError::new("target", format!("`{full}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ParamError::new(
+            "target",
+            format!("`{full}` is not an http:// or https:// URL"),
+        ));
+    }
+    let method = match &d.method {
+        Some(m) => reqwest::Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| ParamError::new("method", format!("`{m}` is not an HTTP method")))?,
+        None => reqwest::Method::GET,
+    };
+    let status = match &d.status {
+        Some(v) => parse_status(v).map_err(|m| ParamError::new("status", m))?,
+        None => vec![(200, 299)],
+    };
+    let body_regex = d
+        .body_regex
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .map_err(|e| ParamError::new("body_regex", format!("invalid regular expression: {e}")))?;
+    let json: Vec<(String, Json)> = d.json.clone().unwrap_or_default().into_iter().collect();
+    if let Some((p, _)) = json.iter().find(|(p, _)| !p.is_empty() && !p.starts_with('/')) {
+        return Err(ParamError::new(
+            "json",
+            format!("`{p}` is not a JSON pointer: write \"/{p}\""),
+        ));
+    }
+    let max_latency = d
+        .max_latency
+        .as_deref()
+        .map(def::duration)
+        .transpose()
+        .map_err(|m| ParamError::new("max_latency", m))?;
+    Ok(Box::new(Http {
+        url,
+        method,
+        headers: d.headers.clone().unwrap_or_default().into_iter().collect(),
+        body: d.body.clone(),
+        status,
+        body_contains: d.body_contains.clone(),
+        body_regex,
+        json,
+        expect_headers: d.expect_headers.clone().unwrap_or_default().into_iter().collect(),
+        max_latency,
+        min_days_left: d.min_days_left,
+        opts: ClientOpts {
+            follow_redirects: d.follow_redirects.unwrap_or(true),
+            ca_file: d.ca_file.clone(),
+            verify: d.tls_verify.unwrap_or(true),
+        },
+    }))
+}
+
+/// `200`, `"2xx"`, `"200-299"`, or a list of these.
+fn parse_status(v: &Json) -> Result<Vec<(u16, u16)>, String> {
+    let one = |v: &Json| -> Result<(u16, u16), String> {
+        let bad = || format!("`{v}` is not a status: write 200, \"2xx\" or \"200-299\"");
+        let ok = |n: u64| (100..=599).contains(&n).then_some(n as u16).ok_or_else(bad);
+        match v {
+            Json::Number(n) => {
+                let n = ok(n.as_u64().ok_or_else(bad)?)?;
+                Ok((n, n))
+            }
+            Json::String(s) => {
+                let s = s.trim();
+                if let Some(c) = s.strip_suffix("xx").and_then(|c| c.parse::<u64>().ok()) {
+                    let lo = ok(c * 100)?;
+                    Ok((lo, lo + 99))
+                } else if let Some((a, b)) = s.split_once('-') {
+                    let a = ok(a.trim().parse().map_err(|_| bad())?)?;
+                    let b = ok(b.trim().parse().map_err(|_| bad())?)?;
+                    if a > b { Err(bad()) } else { Ok((a, b)) }
+                } else {
+                    let n = ok(s.parse().map_err(|_| bad())?)?;
+                    Ok((n, n))
+                }
+            }
+            _ => Err(bad()),
+        }
+    };
+    match v {
+        Json::Array(a) if !a.is_empty() => a.iter().map(one).collect(),
+        Json::Array(_) => Err("an empty list accepts no status".into()),
+        v => Ok(vec![one(v)?]),
+    }
+}
+
+fn status_text(s: &[(u16, u16)]) -> String {
+    s.iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+impl Probe for Http {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let host = self.url.host_str().unwrap_or_default();
+            let port = self.url.port_or_known_default().unwrap_or(80);
+            ctx.net
+                .each_addr(host, port, ctx.timeout, |addr| self.once(ctx, host, addr))
+                .await
+        })
+    }
+}
+
+impl Http {
+    async fn once(&self, ctx: &Ctx, host: &str, addr: SocketAddr) -> Outcome {
+        let client = match ctx.net.http_client(&self.opts, host, addr) {
+            Ok(c) => c,
+            Err(e) => return Outcome::fail(Class::Tls, e),
+        };
+        let mut req = client.request(self.method.clone(), self.url.clone());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = &self.body {
+            req = req.body(b.clone());
+        }
+        let start = Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return request_error(addr, host, ctx.timeout, &e),
+        };
+        let latency = start.elapsed();
+        let took = format_duration(Duration::from_millis(latency.as_millis() as u64));
+        let code = resp.status();
+        let seen = format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or(""));
+        let seen = seen.trim_end();
+        if !self.status.iter().any(|(a, b)| (*a..=*b).contains(&code.as_u16())) {
+            return Outcome::fail(
+                Class::Status,
+                format!(
+                    "expected {}, got {seen} from {addr} in {took}",
+                    status_text(&self.status)
+                ),
+            );
+        }
+        for (name, want) in &self.expect_headers {
+            let got = resp
+                .headers()
+                .get(name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            match got {
+                None => {
+                    return Outcome::fail(Class::Body, format!("expected header `{name}`, the response has none"));
+                }
+                Some(g) if want != "*" && g != *want => {
+                    return Outcome::fail(
+                        Class::Body,
+                        format!("expected header `{name}: {want}`, got `{name}: {g}`"),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        let cert = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|t| t.peer_certificate())
+            .and_then(cert_info);
+        if self.body_contains.is_some() || self.body_regex.is_some() || !self.json.is_empty() {
+            let bytes = match read_body(resp).await {
+                Ok(b) => b,
+                Err(e) => return request_error(addr, host, ctx.timeout, &e),
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(o) = self.check_body(&text) {
+                return o;
+            }
+        }
+        if let Some(max) = self.max_latency
+            && latency > max
+        {
+            return Outcome::fail(
+                Class::Latency,
+                format!("expected an answer within {}, {addr} took {took}", format_duration(max)),
+            );
+        }
+        let mut msg = format!("{seen} in {took}");
+        if let Some(c) = &cert {
+            msg.push_str(&format!(
+                "; certificate expires {} ({} days left)",
+                c.not_after, c.days_left
+            ));
+            if let Some(min) = self.min_days_left
+                && c.days_left < i64::from(min)
+            {
+                return Outcome::fail(
+                    Class::Tls,
+                    format!(
+                        "certificate of {host} expires {} ({} days left), expected at least {min} days",
+                        c.not_after, c.days_left
+                    ),
+                );
+            }
+        }
+        Outcome::pass(msg)
+    }
+
+    fn check_body(&self, text: &str) -> Option<Outcome> {
+        let excerpt = || {
+            let t: String = text.chars().take(80).collect();
+            if text.chars().count() > 80 {
+                format!("{t:?}…")
+            } else {
+                format!("{t:?}")
+            }
+        };
+        if let Some(s) = &self.body_contains
+            && !text.contains(s.as_str())
+        {
+            return Some(Outcome::fail(
+                Class::Body,
+                format!("expected the body to contain {s:?}, got {}", excerpt()),
+            ));
+        }
+        if let Some(r) = &self.body_regex
+            && !r.is_match(text)
+        {
+            return Some(Outcome::fail(
+                Class::Body,
+                format!("expected the body to match /{r}/, got {}", excerpt()),
+            ));
+        }
+        if !self.json.is_empty() {
+            let doc: Json = match serde_json::from_str(text) {
+                Ok(d) => d,
+                Err(e) => {
+                    return Some(Outcome::fail(
+                        Class::Body,
+                        format!("expected a JSON body, got {} ({e})", excerpt()),
+                    ));
+                }
+            };
+            for (ptr, want) in &self.json {
+                match doc.pointer(ptr) {
+                    Some(got) if got == want => {}
+                    Some(got) => {
+                        return Some(Outcome::fail(
+                            Class::Body,
+                            format!("expected {ptr} = {want}, got {got}"),
+                        ));
+                    }
+                    None => {
+                        return Some(Outcome::fail(
+                            Class::Body,
+                            format!("expected {ptr} = {want}, the body has no {ptr}"),
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        out.extend_from_slice(&chunk);
+        if out.len() >= BODY_LIMIT {
+            out.truncate(BODY_LIMIT);
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A failed request as a class: refused, timeout, tls, dns or io.
+fn request_error(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        return timed_out(addr, timeout);
+    }
+    if let Some(t) = find_rustls(e) {
+        return Outcome::fail(
+            Class::Tls,
+            format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
+        );
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io_outcome(addr, io);
+        }
+        src = s.source();
+    }
+    if e.is_redirect() {
+        return Outcome::fail(Class::Status, format!("too many redirects from {addr}"));
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    Outcome::fail(Class::Io, format!("{addr}: {msg}"))
+}
+
+/// A rustls error anywhere in the chain, including inside `io::Error`s.
+fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(t) = find_rustls(inner)
+        {
+            return Some(t);
+        }
+        cur = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_forms() {
+        assert_eq!(parse_status(&serde_json::json!(204)), Ok(vec![(204, 204)]));
+        assert_eq!(parse_status(&serde_json::json!("2xx")), Ok(vec![(200, 299)]));
+        assert_eq!(
+            parse_status(&serde_json::json!(["200-204", 301])),
+            Ok(vec![(200, 204), (301, 301)])
+        );
+        assert!(parse_status(&serde_json::json!("abc")).is_err());
+        assert!(parse_status(&serde_json::json!(700)).is_err());
+    }
+}

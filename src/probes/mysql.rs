@@ -1,0 +1,167 @@
+//! `mysql`: MySQL or MariaDB accepts the URL's credentials (MySQL 8's
+//! caching_sha2_password included), opens its database and answers
+//! `SELECT 1`; optionally tables exist and a query (in a read-only
+//! transaction) returns the expected value. Never writes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Value};
+
+use super::net::io_outcome;
+use super::service::{self, Target};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use crate::config::units::format_duration;
+
+pub static KIND: Kind = Kind {
+    name: "mysql",
+    doc: "MySQL or MariaDB accepts the credentials, opens the database and answers SELECT 1",
+    target: "a mysql:// or mariadb:// URL (TLS with ?require_ssl=true)",
+    params: &[
+        ("tables", "tables (schema.table or table) that must exist"),
+        ("query", "a read-only query whose first value `expect` checks (runs in a read-only transaction)"),
+        ("expect", "the value the query's first column of the first row must equal, e.g. a migration version"),
+        ("max_latency", "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\""),
+    ],
+    build,
+};
+
+struct Mysql {
+    t: Target,
+    opts: Opts,
+    tables: Vec<String>,
+    query: Option<String>,
+    expect: Option<String>,
+    max_latency: Option<Duration>,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let t = Target::parse("MySQL", target, &[("mysql", 3306, false), ("mariadb", 3306, false)])?;
+    let text = match target.trim().strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => target.trim().to_string(),
+    };
+    let opts = Opts::from_url(&text)
+        .map_err(|e| ParamError::new("target", t.scrub(&format!("`{}` is not a MySQL URL: {e}", t.shown))))?;
+    Ok(Box::new(Mysql {
+        t,
+        opts,
+        tables: d.tables.clone(),
+        query: d.query.clone(),
+        expect: service::expect_text(d)?,
+        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+    }))
+}
+
+impl Probe for Mysql {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(addr)).await })
+    }
+}
+
+impl Mysql {
+    async fn once(&self, addr: SocketAddr) -> Outcome {
+        let start = Instant::now();
+        // Dial this address, never a unix socket the server might advertise.
+        let opts = OptsBuilder::from_opts(self.opts.clone())
+            .ip_or_hostname(addr.ip().to_string())
+            .tcp_port(addr.port())
+            .prefer_socket(false)
+            .stmt_cache_size(0);
+        let mut conn = match Conn::new(opts).await {
+            Ok(c) => c,
+            Err(e) => return self.error(addr, "logging in", &e),
+        };
+        let o = self.checks(addr, start, &mut conn).await;
+        // COM_QUIT, then the socket closes.
+        let _ = conn.disconnect().await;
+        o
+    }
+
+    async fn checks(&self, addr: SocketAddr, start: Instant, conn: &mut Conn) -> Outcome {
+        let version = match conn.query_first::<(i64, String), _>("SELECT 1, VERSION()").await {
+            Ok(v) => v.map(|(_, v)| v).unwrap_or_default(),
+            Err(e) => return self.error(addr, "running SELECT 1", &e),
+        };
+        let latency = start.elapsed();
+        let db = self.opts.db_name().unwrap_or_default().to_string();
+        for table in &self.tables {
+            let (schema, name) = match table.split_once('.') {
+                Some((s, n)) => (Some(s.to_string()), n.to_string()),
+                None => (None, table.clone()),
+            };
+            let q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?";
+            match conn.exec_first::<i64, _, _>(q, (schema, name)).await {
+                Ok(Some(n)) if n > 0 => {}
+                Ok(_) => return self.t.fail(Class::NotFound, format!("table `{table}` does not exist in database `{db}`")),
+                Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
+            }
+        }
+        if let Some(q) = &self.query {
+            let got = async {
+                conn.query_drop("START TRANSACTION READ ONLY").await?;
+                let row = conn.query_first::<mysql_async::Row, _>(q.as_str()).await;
+                conn.query_drop("ROLLBACK").await?;
+                row
+            };
+            let row = match got.await {
+                Ok(r) => r,
+                Err(e) => return self.error(addr, "running `query`", &e),
+            };
+            let got = row.as_ref().and_then(|r| r.as_ref(0)).and_then(text);
+            if let Some(want) = &self.expect
+                && !service::expect_matches(want, got.as_deref())
+            {
+                let got = got.map_or("no row".into(), |g| format!("{g:?}"));
+                return self.t.fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
+            }
+        }
+        if let Some(o) = service::over_latency(&self.t, "connect, log in and SELECT 1", latency, self.max_latency) {
+            return o;
+        }
+        let ms = format_duration(Duration::from_millis(latency.as_millis() as u64));
+        let mut msg = format!("MySQL {version} on {addr}: logged in as `{}` to `{db}`, SELECT 1 in {ms}", self.t.user);
+        if !self.tables.is_empty() {
+            msg.push_str(&format!("; {} table(s) exist", self.tables.len()));
+        }
+        Outcome::pass(msg)
+    }
+
+    fn error(&self, addr: SocketAddr, doing: &str, e: &mysql_async::Error) -> Outcome {
+        use mysql_async::{Error as E, IoError};
+        match e {
+            E::Server(s) => {
+                let class = match s.code {
+                    // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR, ER_NOT_SUPPORTED_AUTH_MODE
+                    1045 | 1698 | 1251 => Class::Auth,
+                    // ER_BAD_DB_ERROR, ER_NO_SUCH_TABLE
+                    1049 | 1146 => Class::NotFound,
+                    // ER_DBACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED, ER_TABLEACCESS_DENIED_ERROR
+                    1044 | 1130 | 1142 => Class::Permission,
+                    // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS
+                    1040 | 1203 => Class::Capacity,
+                    _ => Class::Body,
+                };
+                self.t.fail(class, format!("{doing} on {addr}: {} (error {})", s.message, s.code))
+            }
+            E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, io)),
+            E::Io(IoError::Tls(t)) => self.t.fail(Class::Tls, format!("TLS with {addr}: {t}")),
+            E::Driver(d) => self.t.fail(Class::Protocol, format!("{doing} on {addr}: {d} (is this a MySQL port?)")),
+            other => self.t.fail(Class::Protocol, format!("{doing} on {addr}: {other}")),
+        }
+    }
+}
+
+/// A value of the text protocol as the text a person would compare.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(f) => Some(f.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+    }
+}

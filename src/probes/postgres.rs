@@ -1,0 +1,253 @@
+//! `postgres`: connect (TLS when the DSN's sslmode asks), authenticate, open
+//! the database and answer `SELECT 1`; optionally check tables exist and a
+//! query's first value (run in a read-only transaction). Never writes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::net::io_outcome;
+use super::service::{self, Target, TlsOpts};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+
+pub static KIND: Kind = Kind {
+    name: "postgres",
+    doc: "PostgreSQL accepts the credentials, opens the database and answers SELECT 1",
+    target: "a postgres:// or postgresql:// URL, or a key=value DSN (host=... dbname=...)",
+    params: &[
+        ("tables", "tables (schema.table or table) that must exist"),
+        ("query", "a read-only query whose first value `expect` checks (runs in a read-only transaction)"),
+        ("expect", "the value the query's first column of the first row must equal, e.g. a migration version"),
+        ("max_latency", "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\""),
+        ("ca_file", "PEM file of the CA roots to trust for TLS (sslmode=require verifies against it)"),
+        ("tls_verify", "verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file)"),
+    ],
+    build,
+};
+
+struct Postgres {
+    t: Target,
+    config: tokio_postgres::Config,
+    tls: Option<TlsOpts>,
+    tables: Vec<String>,
+    query: Option<String>,
+    expect: Option<String>,
+    max_latency: Option<Duration>,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let shown = crate::config::secrets::redact_url_passwords(target);
+    // tokio-postgres knows sslmode disable/prefer/require only: verify-ca and
+    // verify-full are require plus certificate verification.
+    let mut verify = false;
+    let mut text = target.trim().to_string();
+    for mode in ["verify-full", "verify-ca"] {
+        if text.contains(&format!("sslmode={mode}")) {
+            text = text.replace(&format!("sslmode={mode}"), "sslmode=require");
+            verify = true;
+        }
+    }
+    let mut config: tokio_postgres::Config = text.parse().map_err(|e: tokio_postgres::Error| {
+        ParamError::new("target", service::scrub(&format!("`{shown}` is not a PostgreSQL DSN: {e}"), None))
+    })?;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => {
+            return Err(ParamError::new("target", format!("`{shown}` names a unix socket ({}): probes dial TCP hosts", p.display())));
+        }
+        None => return Err(ParamError::new("target", format!("`{shown}` names no host"))),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    if config.get_user().is_none() {
+        // libpq's default: the operating system's user name.
+        config.user(std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
+    }
+    config.application_name("envgate");
+    let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+    let url = url::Url::parse(&format!("postgres://{}:{port}/", bracket(&host)))
+        .map_err(|e| ParamError::new("target", format!("`{shown}`: {e}")))?;
+    let t = Target {
+        component: "PostgreSQL",
+        url,
+        host,
+        port,
+        user: config.get_user().unwrap_or_default().to_string(),
+        password,
+        shown,
+        tls: config.get_ssl_mode() == SslMode::Require,
+    };
+    let tls = t.tls.then(|| TlsOpts::from_def(d, verify));
+    Ok(Box::new(Postgres {
+        t,
+        config,
+        tls,
+        tables: d.tables.clone(),
+        query: d.query.clone(),
+        expect: service::expect_text(d)?,
+        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+    }))
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') { format!("[{host}]") } else { host.to_string() }
+}
+
+impl Probe for Postgres {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+    }
+}
+
+impl Postgres {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+        let start = Instant::now();
+        let tcp = match service::connect(addr).await {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        match &self.tls {
+            None => self.session(addr, start, tcp, NoTls).await,
+            Some(opts) => {
+                let config = match opts.config(ctx) {
+                    Ok(c) => c,
+                    Err(e) => return self.t.fail(Class::Tls, e),
+                };
+                let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+                match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, &self.t.host) {
+                    Ok(tls) => self.session(addr, start, tcp, tls).await,
+                    Err(e) => self.t.fail(Class::Tls, format!("`{}` is not a valid TLS server name: {e}", self.t.host)),
+                }
+            }
+        }
+    }
+
+    /// Log in, check, and close: the connection ends when the client is
+    /// dropped (a Terminate message), both driven on this task.
+    async fn session<T>(&self, addr: SocketAddr, start: Instant, tcp: TcpStream, tls: T) -> Outcome
+    where
+        T: TlsConnect<TcpStream>,
+        T::Stream: Send,
+    {
+        let (client, connection) = match self.config.connect_raw(tcp, tls).await {
+            Ok(c) => c,
+            Err(e) => return self.error(addr, "logging in", &e),
+        };
+        let work = async move {
+            let o = self.checks(addr, start, &client).await;
+            drop(client);
+            o
+        };
+        let (o, _) = tokio::join!(work, connection);
+        o
+    }
+
+    async fn checks(&self, addr: SocketAddr, start: Instant, client: &Client) -> Outcome {
+        let version = match client.simple_query("SELECT 1, current_setting('server_version')").await {
+            Ok(rows) => first_value(&rows, 1).unwrap_or_default(),
+            Err(e) => return self.error(addr, "running SELECT 1", &e),
+        };
+        let latency = start.elapsed();
+        for table in &self.tables {
+            match client.query_one("SELECT to_regclass($1)::text", &[table]).await.map(|r| r.get::<_, Option<String>>(0)) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return self.t.fail(Class::NotFound, format!("table `{table}` does not exist in database `{}`", self.db()));
+                }
+                Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
+            }
+        }
+        if let Some(q) = &self.query {
+            let got = async {
+                client.batch_execute("START TRANSACTION READ ONLY").await?;
+                let rows = client.simple_query(q).await;
+                client.batch_execute("ROLLBACK").await?;
+                rows
+            };
+            let rows = match got.await {
+                Ok(r) => r,
+                Err(e) => return self.error(addr, "running `query`", &e),
+            };
+            let got = first_value(&rows, 0);
+            if let Some(want) = &self.expect
+                && !service::expect_matches(want, got.as_deref())
+            {
+                let got = got.map_or("no row".into(), |g| format!("{g:?}"));
+                return self.t.fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
+            }
+        }
+        if let Some(o) = service::over_latency(&self.t, "connect, log in and SELECT 1", latency, self.max_latency) {
+            return o;
+        }
+        let ms = Duration::from_millis(latency.as_millis() as u64);
+        let mut msg = format!(
+            "PostgreSQL {version} on {addr}: logged in as `{}` to `{}`, SELECT 1 in {}",
+            self.t.user,
+            self.db(),
+            crate::config::units::format_duration(ms)
+        );
+        if !self.tables.is_empty() {
+            msg.push_str(&format!("; {} table(s) exist", self.tables.len()));
+        }
+        Outcome::pass(msg)
+    }
+
+    fn db(&self) -> &str {
+        self.config.get_dbname().or(self.config.get_user()).unwrap_or_default()
+    }
+
+    /// A driver error as a failure class a person can act on.
+    fn error(&self, addr: SocketAddr, doing: &str, e: &tokio_postgres::Error) -> Outcome {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            let class = if *code == SqlState::INVALID_PASSWORD || code.code().starts_with("28") {
+                Class::Auth
+            } else if *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::UNDEFINED_TABLE {
+                Class::NotFound
+            } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+                Class::Permission
+            } else if *code == SqlState::TOO_MANY_CONNECTIONS {
+                Class::Capacity
+            } else if *code == SqlState::CANNOT_CONNECT_NOW {
+                Class::Refused
+            } else {
+                Class::Body
+            };
+            return self.t.fail(class, format!("{doing} on {addr}: {} (SQLSTATE {})", db.message(), code.code()));
+        }
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    return self.t.fail(Class::Tls, format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)));
+                }
+                return self.t.named(io_outcome(addr, io));
+            }
+            if let Some(t) = s.downcast_ref::<rustls::Error>() {
+                return self.t.fail(Class::Tls, format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)));
+            }
+            src = s.source();
+        }
+        let text = e.to_string();
+        let class = if text.contains("TLS") || text.contains("tls") || text.contains("SSL") {
+            Class::Tls
+        } else if text.contains("closed") {
+            Class::Refused
+        } else {
+            Class::Protocol
+        };
+        self.t.fail(class, format!("{doing} on {addr}: {text} (is this a PostgreSQL port?)"))
+    }
+}
+
+/// The `col`-th value of the first row of a simple query's answer.
+fn first_value(rows: &[SimpleQueryMessage], col: usize) -> Option<String> {
+    rows.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => Some(r.get(col).map(String::from)),
+        _ => None,
+    })?
+}

@@ -1,0 +1,103 @@
+//! `tcp`: a connection opens within the timeout; optionally send a line and
+//! expect a banner (`SSH-`, `+PONG`).
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::net::{host_port, io_outcome};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+
+pub static KIND: Kind = Kind {
+    name: "tcp",
+    doc: "a TCP connection opens; optionally a banner answers what is sent",
+    target: "host:port, tcp://host:port, or a URL/DSN with a port",
+    params: &[
+        ("send", "text to send once connected (escapes: \\r \\n)"),
+        ("expect", "text the peer's first bytes must contain"),
+    ],
+    build,
+};
+
+struct Tcp {
+    host: String,
+    port: u16,
+    send: Option<String>,
+    expect: Option<String>,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let (host, port) = host_port(target, None).map_err(|m| ParamError::new("target", m))?;
+    let expect = match &d.expect {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return Err(ParamError::new("expect", format!("tcp expects a string, got {v}")));
+        }
+    };
+    Ok(Box::new(Tcp {
+        host,
+        port,
+        send: d.send.clone(),
+        expect,
+    }))
+}
+
+impl Probe for Tcp {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            ctx.net
+                .each_addr(&self.host, self.port, ctx.timeout, |a| self.once(a))
+                .await
+        })
+    }
+}
+
+impl Tcp {
+    async fn once(&self, addr: SocketAddr) -> Outcome {
+        let start = std::time::Instant::now();
+        let mut s = match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => return io_outcome(addr, &e),
+        };
+        let connected = start.elapsed().as_millis();
+        if let Some(send) = &self.send {
+            let bytes = send.replace("\\r", "\r").replace("\\n", "\n");
+            if let Err(e) = s.write_all(bytes.as_bytes()).await {
+                return io_outcome(addr, &e);
+            }
+        }
+        let Some(want) = &self.expect else {
+            return Outcome::pass(format!("connected to {addr} in {connected}ms"));
+        };
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if String::from_utf8_lossy(&buf).contains(want.as_str()) || buf.len() > 64 * 1024 {
+                        break;
+                    }
+                }
+                Err(e) => return io_outcome(addr, &e),
+            }
+        }
+        let got = String::from_utf8_lossy(&buf);
+        if got.contains(want.as_str()) {
+            Outcome::pass(format!(
+                "{addr} answered {:?}",
+                got.trim_end().chars().take(60).collect::<String>()
+            ))
+        } else {
+            Outcome::fail(
+                Class::Body,
+                format!(
+                    "expected {want:?} from {addr}, got {:?}",
+                    got.chars().take(80).collect::<String>()
+                ),
+            )
+        }
+    }
+}

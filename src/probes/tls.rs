@@ -1,0 +1,200 @@
+//! `tls`: a handshake completes and the certificate is valid for the host,
+//! chains to a trusted root and has enough days left. The certificate's
+//! subject, issuer and not-after are reported even when it is rejected.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+use super::net::{cert_info, host_port, io_outcome};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+
+pub static KIND: Kind = Kind {
+    name: "tls",
+    doc: "a TLS handshake succeeds with a valid certificate for the host",
+    target: "host:port, tls://host:port or https://host",
+    params: &[
+        (
+            "server_name",
+            "name to send (SNI) and verify, default the target's host",
+        ),
+        ("ca_file", "PEM file of the CA roots to trust instead of the system's"),
+        ("min_days_left", "fail when the certificate expires sooner"),
+    ],
+    build,
+};
+
+struct Tls {
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    ca_file: Option<String>,
+    min_days_left: Option<u32>,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let (host, port) = host_port(target, Some(443)).map_err(|m| ParamError::new("target", m))?;
+    let name = d.server_name.clone().unwrap_or_else(|| host.clone());
+    let server_name = ServerName::try_from(name.clone()).map_err(|_| {
+        ParamError::new(
+            if d.server_name.is_some() {
+                "server_name"
+            } else {
+                "target"
+            },
+            format!("`{name}` is not a valid TLS server name"),
+        )
+    })?;
+    Ok(Box::new(Tls {
+        host,
+        port,
+        server_name,
+        ca_file: d.ca_file.clone(),
+        min_days_left: d.min_days_left,
+    }))
+}
+
+impl Probe for Tls {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let inner = match ctx.net.verifier(self.ca_file.as_deref()) {
+                Ok(v) => v,
+                Err(e) => return Outcome::fail(Class::Tls, e),
+            };
+            ctx.net
+                .each_addr(&self.host, self.port, ctx.timeout, |a| self.once(ctx, inner.clone(), a))
+                .await
+        })
+    }
+}
+
+impl Tls {
+    async fn once(&self, ctx: &Ctx, inner: Arc<dyn ServerCertVerifier>, addr: SocketAddr) -> Outcome {
+        let rec = Arc::new(Recording {
+            inner,
+            seen: Mutex::new(None),
+        });
+        let config = ctx.net.tls_config(rec.clone());
+        let tcp = match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => return io_outcome(addr, &e),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        if let Err(e) = connector.connect(self.server_name.clone(), tcp).await {
+            return match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(t) => Outcome::fail(
+                    Class::Tls,
+                    format!("handshake with {addr} failed: {}", explain(t, &self.host)),
+                ),
+                None => Outcome::fail(
+                    Class::Tls,
+                    format!(
+                        "handshake with {addr} failed: {} (is this a TLS port?)",
+                        super::net::plain(&e.to_string())
+                    ),
+                ),
+            };
+        }
+        let Some((der, verdict)) = rec.seen.lock().expect("no poisoning").take() else {
+            return Outcome::fail(Class::Tls, format!("{addr} sent no certificate"));
+        };
+        let info = cert_info(&der);
+        let about = info
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "subject {}, issuer {}, not after {} ({} days left)",
+                    c.subject, c.issuer, c.not_after, c.days_left
+                )
+            })
+            .unwrap_or_else(|| "unparseable certificate".into());
+        if let Err(e) = verdict {
+            return Outcome::fail(Class::Tls, format!("{} on {addr}: {about}", explain(&e, &self.host)));
+        }
+        if let (Some(min), Some(c)) = (self.min_days_left, &info)
+            && c.days_left < i64::from(min)
+        {
+            return Outcome::fail(
+                Class::Tls,
+                format!(
+                    "certificate expires in {} days, expected at least {min}: {about}",
+                    c.days_left
+                ),
+            );
+        }
+        Outcome::pass(format!("valid certificate on {addr}: {about}"))
+    }
+}
+
+/// Rustls' verdict in words a person acts on.
+pub fn explain(e: &rustls::Error, host: &str) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "certificate has expired".into(),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "certificate is not valid yet".into()
+            }
+            CertificateError::UnknownIssuer => {
+                "certificate signed by an unknown authority (self-signed, or its CA is not trusted: set ca_file)".into()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("certificate is not valid for the name `{host}`")
+            }
+            CertificateError::Revoked => "certificate has been revoked".into(),
+            other => format!("invalid certificate: {other:?}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The end-entity certificate and the real verifier's verdict on it.
+type Seen = (Vec<u8>, Result<(), rustls::Error>);
+
+/// Runs the real verifier, remembers its verdict and the certificate, and
+/// lets the handshake finish so a rejected certificate can still be described.
+/// Nothing is sent over the connection afterwards.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            .map(|_| ());
+        *self.seen.lock().expect("no poisoning") = Some((end_entity.to_vec(), verdict));
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}

@@ -1,0 +1,212 @@
+//! `--format html`: one self-contained page (inline CSS and JS, nothing
+//! fetched) to attach to a CI run or open from disk. A verdict banner, counts
+//! per status (click to filter), a table per environment of every check,
+//! problems first, filterable by status, environment, category and text,
+//! with each check's details (help, origin, target, attempts, duration).
+//!
+//! Filters live in the URL fragment (`report.html#status=fail&env=prod&q=db`)
+//! so a link can point at a view. Every piece of report text is escaped; the
+//! page works without JavaScript (all rows shown).
+
+use std::fmt::Write;
+
+use super::model::{CheckResult, Report, Status};
+use super::text::{category, counts, html_escape as esc, ok, rfc3339, severity, totals, verdict};
+use super::{Reporter, Style};
+
+pub struct Html;
+
+const CSS: &str = include_str!("html.css");
+const JS: &str = include_str!("html.js");
+
+const STATUSES: [Status; 6] = [
+    Status::Fail,
+    Status::Blocked,
+    Status::Warn,
+    Status::Flaky,
+    Status::Pass,
+    Status::Skipped,
+];
+
+impl Reporter for Html {
+    fn render(&self, report: &Report, style: Style) -> String {
+        let t = totals(report);
+        let verdict_text = verdict(report);
+        let banner = if !ok(report) {
+            "fail"
+        } else if t.warn > 0 {
+            "warn"
+        } else {
+            "pass"
+        };
+        let mut o = String::new();
+        let _ = write!(
+            o,
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>envgate: {}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n",
+            esc(&verdict_text)
+        );
+        let _ = write!(
+            o,
+            "<header class=\"banner {banner}\">\n<h1>{} {}</h1>\n<p>{} · {} {} · generated {} · run took {} ms</p>\n</header>\n",
+            if banner == "fail" { "✗" } else { "✓" },
+            esc(&verdict_text),
+            esc(&counts(&t)),
+            esc(&report.tool.name),
+            esc(&report.tool.version),
+            rfc3339(style.now),
+            report.duration_ms
+        );
+
+        o.push_str("<main>\n<nav class=\"counts\" aria-label=\"counts\">\n");
+        for s in STATUSES {
+            let n = report
+                .environments
+                .iter()
+                .flat_map(|e| &e.results)
+                .filter(|r| r.status == s)
+                .count();
+            let _ = writeln!(
+                o,
+                "<button type=\"button\" class=\"count {0}\" data-status=\"{0}\"><b>{n}</b> {0}</button>",
+                s.as_str()
+            );
+        }
+        o.push_str("</nav>\n");
+
+        o.push_str("<table class=\"envs\">\n<thead><tr><th>environment</th><th>status</th><th>summary</th></tr></thead>\n<tbody>\n");
+        for e in &report.environments {
+            let _ = writeln!(
+                o,
+                "<tr><td>{0}</td><td><span class=\"badge {1}\">{1}</span></td><td>{2}</td></tr>",
+                esc(&e.name),
+                e.status.as_str(),
+                esc(&counts(&e.summary))
+            );
+        }
+        o.push_str("</tbody>\n</table>\n");
+
+        o.push_str("<form id=\"filters\" class=\"filters\" onsubmit=\"return false\">\n");
+        select(&mut o, "status", STATUSES.iter().map(|s| s.as_str().to_string()));
+        select(&mut o, "env", report.environments.iter().map(|e| e.name.clone()));
+        let mut cats: Vec<&str> = report
+            .environments
+            .iter()
+            .flat_map(|e| &e.results)
+            .map(|r| category(r.category))
+            .collect();
+        cats.dedup();
+        cats.sort_unstable();
+        cats.dedup();
+        select(&mut o, "category", cats.into_iter().map(str::to_string));
+        o.push_str(
+            "<label>search <input type=\"search\" id=\"f-q\" name=\"q\" placeholder=\"check, message, key, file…\"></label>\n\
+             <output id=\"shown\"></output>\n</form>\n",
+        );
+
+        o.push_str(
+            "<table id=\"results\" class=\"results\">\n<thead><tr><th>status</th><th>environment</th><th>category</th>\
+             <th>check</th><th>message</th><th>origin</th></tr></thead>\n<tbody>\n",
+        );
+        let mut rows: Vec<(&str, &CheckResult)> = report
+            .environments
+            .iter()
+            .flat_map(|e| e.results.iter().map(move |r| (e.name.as_str(), r)))
+            .collect();
+        rows.sort_by_key(|(_, r)| std::cmp::Reverse(r.status));
+        for (env, r) in rows {
+            row(&mut o, env, r);
+        }
+        o.push_str("<tr id=\"none\" hidden><td colspan=\"6\">no check matches these filters</td></tr>\n</tbody>\n</table>\n</main>\n");
+        let _ = write!(o, "<script>\n{JS}</script>\n</body>\n</html>\n");
+        o
+    }
+}
+
+fn select(o: &mut String, name: &str, values: impl Iterator<Item = String>) {
+    let _ = write!(
+        o,
+        "<label>{name} <select id=\"f-{name}\" name=\"{name}\"><option value=\"\">all</option>"
+    );
+    for v in values {
+        let _ = write!(o, "<option>{}</option>", esc(&v));
+    }
+    o.push_str("</select></label>\n");
+}
+
+fn row(o: &mut String, env: &str, r: &CheckResult) {
+    let status = r.status.as_str();
+    let cat = category(r.category);
+    let origin = r
+        .location
+        .as_ref()
+        .map(|l| format!("<code>{}:{}:{}</code>", esc(&l.file), l.line, l.column))
+        .unwrap_or_default();
+    let _ = write!(
+        o,
+        "<tr class=\"{status}\" data-status=\"{status}\" data-env=\"{}\" data-category=\"{cat}\">\
+         <td><span class=\"badge {status}\">{status}</span></td><td>{}</td><td>{cat}</td><td><code>{}</code></td>\
+         <td><div class=\"msg\">{}</div>",
+        esc(env),
+        esc(env),
+        esc(&r.id),
+        esc(&r.message)
+    );
+    let mut details = Vec::new();
+    let mut add = |k: &str, v: String| details.push(format!("<dt>{k}</dt><dd>{v}</dd>"));
+    if let Some(h) = &r.help {
+        add("help", esc(h));
+    }
+    if let Some(l) = &r.location {
+        add(
+            "origin",
+            format!("<code>{}:{}:{}</code>", esc(&l.file), l.line, l.column),
+        );
+    }
+    if let Some(k) = &r.key {
+        add("key", format!("<code>{}</code>", esc(k)));
+    }
+    if let Some(k) = &r.kind {
+        add("kind", esc(k));
+    }
+    if let Some(t) = &r.target {
+        add("target", format!("<code>{}</code>", esc(t)));
+    }
+    if let Some(a) = r.attempts {
+        add("attempts", a.to_string());
+    }
+    if let Some(d) = r.duration_ms {
+        add("duration", format!("{d} ms"));
+    }
+    add("severity", severity(r.severity).to_string());
+    let open = if matches!(r.status, Status::Fail | Status::Blocked | Status::Warn) {
+        " open"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        o,
+        "<details{open}><summary>details</summary><dl>{}</dl></details></td><td>{origin}</td></tr>",
+        details.concat()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn escapes_text_and_fetches_nothing() {
+        let page = Html.render(&fixture::report(), fixture::style());
+        assert!(page.contains("0043_drop_legacy_&lt;tmp&gt;_table"));
+        assert!(!page.contains("<tmp>"));
+        for external in ["src=", "href=", "@import", "url(", "http-equiv"] {
+            assert!(
+                !page.contains(external),
+                "page references something external: {external}"
+            );
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `--format tap`: TAP version 14, for `prove`, `tap-parser` and any TAP
+//! harness. One test point per check, described `<env>: <check id>`.
+//! `fail` is `not ok`; `pass`, `flaky` and `warn` are `ok`; `skipped` and
+//! `blocked` are `ok ... # SKIP <reason>` (a blocked check's root cause is
+//! its own `not ok`). Anything that is not a plain pass carries a YAML
+//! diagnostics block with message, severity and `at: file:line`.
+
+use std::fmt::Write;
+
+use super::model::{CheckResult, Report, Status};
+use super::text::{file_line, severity};
+use super::{Reporter, Style};
+
+pub struct Tap;
+
+impl Reporter for Tap {
+    fn render(&self, report: &Report, _style: Style) -> String {
+        let n: usize = report.environments.iter().map(|e| e.results.len()).sum();
+        let mut out = format!("TAP version 14\n1..{n}\n");
+        let mut i = 0;
+        for env in &report.environments {
+            let _ = writeln!(out, "# {}", env.name.replace('\n', " "));
+            for r in &env.results {
+                i += 1;
+                let ok = if r.status == Status::Fail { "not ok" } else { "ok" };
+                let desc = description(&format!("{}: {}", env.name, r.id));
+                let directive = match r.status {
+                    Status::Skipped | Status::Blocked => {
+                        format!(" # SKIP {}: {}", r.status.as_str(), description(&one_line(&r.message)))
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "{ok} {i} - {desc}{directive}");
+                if r.status != Status::Pass {
+                    diagnostics(&mut out, r);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn diagnostics(out: &mut String, r: &CheckResult) {
+    out.push_str("  ---\n");
+    let mut field = |k: &str, v: &str| {
+        let _ = writeln!(out, "  {k}: {}", yaml(v));
+    };
+    field("message", &r.message);
+    field("status", r.status.as_str());
+    field("severity", severity(r.severity));
+    if let Some(at) = file_line(r) {
+        field("at", &at);
+    }
+    if let Some(k) = &r.key {
+        field("key", k);
+    }
+    if let Some(k) = &r.kind {
+        field("kind", k);
+    }
+    if let Some(t) = &r.target {
+        field("target", t);
+    }
+    if let Some(h) = &r.help {
+        field("help", h);
+    }
+    if let Some(a) = r.attempts {
+        let _ = writeln!(out, "  attempts: {a}");
+    }
+    if let Some(d) = r.duration_ms {
+        let _ = writeln!(out, "  duration_ms: {d}");
+    }
+    out.push_str("  ...\n");
+}
+
+/// A double-quoted YAML scalar (JSON strings are valid YAML).
+fn yaml(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// TAP 14: `#` starts a directive and `\` escapes, so both are escaped in a
+/// description; a newline would end the test line.
+fn description(s: &str) -> String {
+    one_line(s).replace('\\', "\\\\").replace('#', "\\#")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture;
+
+    #[test]
+    fn plan_matches_test_points() {
+        let out = Tap.render(&fixture::report(), fixture::style());
+        let points = out
+            .lines()
+            .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
+            .count();
+        assert!(out.starts_with(&format!("TAP version 14\n1..{points}\n")), "{out}");
+        assert!(
+            out.contains("not ok 2 - prod: schema/http.client.timeout\n  ---\n"),
+            "{out}"
+        );
+        assert!(out.contains("  at: \"environments/prod.toml:2\"\n"), "{out}");
+        assert!(
+            out.contains("ok 9 - prod: probe/assets-bucket # SKIP skipped: filtered out by --tag db\n"),
+            "{out}"
+        );
+        assert_eq!(description("a # b"), "a \\# b");
+    }
+}

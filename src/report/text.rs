@@ -1,0 +1,170 @@
+//! Small pieces of wording several reporters share, so the verdict reads the
+//! same in a PR comment, an annotation, a TAP stream and an HTML banner.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::model::{CheckResult, Report, Severity, Status, Summary};
+use crate::findings::Category;
+
+pub(crate) fn category(c: Category) -> &'static str {
+    match c {
+        Category::Config => "config",
+        Category::Schema => "schema",
+        Category::Rule => "rule",
+        Category::Isolation => "isolation",
+        Category::Probe => "probe",
+    }
+}
+
+pub(crate) fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// What kind of problem a result is, for grouping (SARIF rules): the
+/// diagnostic code without the `envgate::` prefix (`schema/unit`), else the
+/// category and probe kind (`probe/postgres`), else the category.
+pub(crate) fn rule_id(r: &CheckResult) -> String {
+    if let Some(p) = &r.problem {
+        let code = p.code.strip_prefix("envgate::").unwrap_or(&p.code);
+        return code.replace("::", "/");
+    }
+    match &r.kind {
+        Some(kind) => format!("{}/{kind}", category(r.category)),
+        None => category(r.category).to_string(),
+    }
+}
+
+/// `file:line`, when a file is to blame.
+pub(crate) fn file_line(r: &CheckResult) -> Option<String> {
+    r.location.as_ref().map(|l| format!("{}:{}", l.file, l.line))
+}
+
+/// Every environment's summary added up.
+pub(crate) fn totals(report: &Report) -> Summary {
+    let mut t = Summary::default();
+    for s in report.environments.iter().map(|e| &e.summary) {
+        t.pass += s.pass;
+        t.warn += s.warn;
+        t.fail += s.fail;
+        t.flaky += s.flaky;
+        t.blocked += s.blocked;
+        t.skipped += s.skipped;
+    }
+    t
+}
+
+/// Environments that are not ready.
+pub(crate) fn failed_envs(report: &Report) -> Vec<&str> {
+    report
+        .environments
+        .iter()
+        .filter(|e| matches!(e.status, Status::Fail | Status::Blocked))
+        .map(|e| e.name.as_str())
+        .collect()
+}
+
+/// `2 fail, 1 blocked, 1 warn, 1 flaky, 8 pass, 1 skipped`: problems first,
+/// zero counts left out (except pass, so the line is never empty).
+pub(crate) fn counts(s: &Summary) -> String {
+    let parts = [
+        (s.fail, "fail"),
+        (s.blocked, "blocked"),
+        (s.warn, "warn"),
+        (s.flaky, "flaky"),
+        (s.pass, "pass"),
+        (s.skipped, "skipped"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, name)| *n > 0 || *name == "pass")
+        .map(|(n, name)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `1 of 2 environments not ready (prod)` or `2 environments ready`.
+pub(crate) fn verdict(report: &Report) -> String {
+    let failed = failed_envs(report);
+    let n = report.environments.len();
+    let s = if n == 1 { "" } else { "s" };
+    if failed.is_empty() {
+        let warned = report.environments.iter().any(|e| e.status == Status::Warn);
+        format!(
+            "{n} environment{s} ready{}",
+            if warned { ", with warnings" } else { "" }
+        )
+    } else {
+        format!(
+            "{} of {n} environment{s} not ready ({})",
+            failed.len(),
+            failed.join(", ")
+        )
+    }
+}
+
+/// Whether any environment failed (warnings do not count here; the exit
+/// code's `--fail-on warn` is the caller's business).
+pub(crate) fn ok(report: &Report) -> bool {
+    failed_envs(report).is_empty()
+}
+
+/// Seconds since the Unix epoch (0 for a clock before 1970).
+pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `2023-11-14T22:13:20Z`, without pulling in a date crate.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let secs = unix_seconds(t);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// For text inside HTML elements and attributes.
+pub(crate) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_dates_in_utc() {
+        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}
