@@ -43,7 +43,7 @@ pub fn resolve_all(
     offline: bool,
     redactor: &mut Redactor,
 ) -> Vec<Finding> {
-    let paths = root.leaf_paths();
+    let paths = root.paths_where(&|l| needs_work(&l.value));
     let mut results = Vec::new();
     let (problems, secrets) = {
         let mut ctx = Ctx {
@@ -55,7 +55,7 @@ pub fn resolve_all(
             stack: Vec::new(),
             problems: Vec::new(),
             secrets: Vec::new(),
-            all_keys: paths.iter().map(|p| key_string(p)).collect(),
+            all_keys: Vec::new(),
         };
         for p in &paths {
             if needs_work(&ctx.root.leaf(p).expect("leaf").value)
@@ -287,6 +287,9 @@ impl Ctx<'_> {
                 "reference a single key, e.g. ${database.host}".into(),
             ),
             None => {
+                if self.all_keys.is_empty() {
+                    self.all_keys = self.root.leaf_paths().iter().map(|p| key_string(p)).collect();
+                }
                 let best = did_you_mean(expr.trim(), self.all_keys.iter().map(String::as_str)).map(str::to_string);
                 fail(
                     self,

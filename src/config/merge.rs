@@ -135,6 +135,29 @@ impl Node {
         out
     }
 
+    /// Paths of the leaves that satisfy `pred`; paths are built only for those.
+    pub fn paths_where(&self, pred: &dyn Fn(&Leaf) -> bool) -> Vec<Vec<String>> {
+        fn walk(n: &Node, path: &mut Vec<String>, pred: &dyn Fn(&Leaf) -> bool, out: &mut Vec<Vec<String>>) {
+            match n {
+                Node::Leaf(l) => {
+                    if pred(l) {
+                        out.push(path.clone());
+                    }
+                }
+                Node::Table { children, .. } => {
+                    for (k, c) in children {
+                        path.push(k.clone());
+                        walk(c, path, pred, out);
+                        path.pop();
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), pred, &mut out);
+        out
+    }
+
     pub fn leaf_paths(&self) -> Vec<Vec<String>> {
         self.leaves().into_iter().map(|(p, _)| p).collect()
     }

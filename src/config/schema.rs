@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::assemble::Assembled;
-use super::merge::{Node, key_string};
+use super::merge::{Leaf, Node, key_string};
 use super::project::{ReadError, parse_problem, read_source};
 use super::suggest::did_you_mean;
 use super::tree::{self, Entry, Format, SourceFile, Tree};
@@ -134,16 +134,50 @@ impl Schema {
 
     /// Mark leaves the schema calls secret and teach the redactor their values.
     pub fn mark_secrets(&self, a: &mut Assembled) {
-        let paths = a.root.leaf_paths();
-        for p in paths {
-            let secret = self.sub(&p).is_some_and(Self::is_secret);
-            if let Some(Node::Leaf(l)) = a.root.get_mut(&p)
-                && secret
-            {
+        let mut found = Vec::new();
+        self.walk_mut(&mut a.root, Some(&self.json), &mut |sub, l| {
+            if sub.is_some_and(Self::is_secret) {
                 l.secret = true;
-                collect_strings(&l.value, &mut |s| a.redactor.add(s));
+                collect_strings(&l.value, &mut |s| found.push(s.to_string()));
                 for (old, _) in &l.history {
-                    collect_strings(old, &mut |s| a.redactor.add(s));
+                    collect_strings(old, &mut |s| found.push(s.to_string()));
+                }
+            }
+        });
+        for s in found {
+            a.redactor.add(&s);
+        }
+    }
+
+    /// Visit every leaf with its subschema, without building paths.
+    fn walk_mut(&self, node: &mut Node, sub: Option<&Json>, f: &mut dyn FnMut(Option<&Json>, &mut Leaf)) {
+        match node {
+            Node::Leaf(l) => f(sub, l),
+            Node::Table { children, .. } => {
+                let sub = sub.map(|s| self.deref(s));
+                for (k, c) in children.iter_mut() {
+                    self.walk_mut(c, sub.and_then(|s| self.child(s, k)), f);
+                }
+            }
+        }
+    }
+
+    /// Visit every leaf with its path and subschema.
+    fn walk<'n, 's>(
+        &'s self,
+        node: &'n Node,
+        sub: Option<&'s Json>,
+        path: &mut Vec<String>,
+        f: &mut dyn FnMut(&[String], Option<&'s Json>, &'n Leaf),
+    ) {
+        match node {
+            Node::Leaf(l) => f(path, sub, l),
+            Node::Table { children, .. } => {
+                let sub = sub.map(|s| self.deref(s));
+                for (k, c) in children {
+                    path.push(k.clone());
+                    self.walk(c, sub.and_then(|s| self.child(s, k)), path, f);
+                    path.pop();
                 }
             }
         }
@@ -152,53 +186,20 @@ impl Schema {
     /// Text values from env vars, dotenv, `--set` and interpolation take the
     /// type the schema asks for.
     pub fn coerce(&self, a: &mut Assembled) {
-        for p in a.root.leaf_paths() {
-            let Some(sub) = self.sub(&p) else { continue };
-            let types = types_of(sub);
-            if let Some(Node::Leaf(l)) = a.root.get_mut(&p)
-                && l.coercible
-                && let Json::String(s) = &l.value
-                && !types.iter().any(|t| t == "string")
-            {
-                let t = s.trim();
-                let v = if types.iter().any(|t| t == "integer") {
-                    t.parse::<i64>().ok().map(Json::from)
-                } else {
-                    None
-                }
-                .or_else(|| {
-                    types
-                        .iter()
-                        .any(|t| t == "number")
-                        .then(|| {
-                            t.parse::<f64>()
-                                .ok()
-                                .and_then(serde_json::Number::from_f64)
-                                .map(Json::Number)
-                        })
-                        .flatten()
-                })
-                .or_else(|| {
-                    types
-                        .iter()
-                        .any(|t| t == "boolean")
-                        .then(|| match t.to_ascii_lowercase().as_str() {
-                            "true" | "yes" | "on" | "1" => Some(Json::Bool(true)),
-                            "false" | "no" | "off" | "0" => Some(Json::Bool(false)),
-                            _ => None,
-                        })
-                        .flatten()
-                })
-                .or_else(|| {
-                    (types.iter().any(|t| t == "array" || t == "object"))
-                        .then(|| serde_json::from_str::<Json>(t).ok())
-                        .flatten()
-                });
-                if let Some(v) = v {
-                    l.value = v;
-                }
+        self.walk_mut(&mut a.root, Some(&self.json), &mut |sub, l| {
+            let Some(sub) = sub else { return };
+            if !l.coercible {
+                return;
             }
-        }
+            let Json::String(s) = &l.value else { return };
+            let types = types_of(sub);
+            if types.iter().any(|t| t == "string") {
+                return;
+            }
+            if let Some(v) = coerce_text(s.trim(), &types) {
+                l.value = v;
+            }
+        });
     }
 
     /// Every schema problem of one environment: units, unknown keys, then
@@ -208,11 +209,15 @@ impl Schema {
         let mut unit_paths: Vec<Vec<String>> = Vec::new();
 
         // Units
-        for (path, leaf) in a.root.leaves() {
-            let Some(sub) = self.sub(&path) else { continue };
-            let Some(unit) = sub.get("x-unit").and_then(Json::as_str).and_then(Unit::from_schema) else {
-                continue;
-            };
+        let mut with_units = Vec::new();
+        self.walk(&a.root, Some(&self.json), &mut Vec::new(), &mut |path, sub, leaf| {
+            if let Some(sub) = sub
+                && let Some(unit) = sub.get("x-unit").and_then(Json::as_str).and_then(Unit::from_schema)
+            {
+                with_units.push((path.to_vec(), sub, unit, leaf));
+            }
+        });
+        for (path, sub, unit, leaf) in with_units {
             if let Err(e) = units::check(unit, &leaf.value, sub.get("x-minimum"), sub.get("x-maximum")) {
                 let key = key_string(&path);
                 let mut p =
@@ -379,6 +384,16 @@ impl Schema {
         out
     }
 
+    /// The root of the schema, for walks that follow the tree.
+    pub fn root(&self) -> &Json {
+        &self.json
+    }
+
+    /// The subschema of `key` under `parent` (already resolved).
+    pub fn child_of<'a>(&'a self, parent: &'a Json, key: &str) -> Option<&'a Json> {
+        self.child(self.deref(parent), key)
+    }
+
     /// The `x-unit` of a key, if it declares one.
     pub fn unit_of(&self, path: &[String]) -> Option<Unit> {
         self.sub(path)?
@@ -394,6 +409,31 @@ fn pointer_segments(pointer: &str) -> Vec<String> {
         .skip(1)
         .map(|s| s.replace("~1", "/").replace("~0", "~"))
         .collect()
+}
+
+fn coerce_text(t: &str, types: &[String]) -> Option<Json> {
+    let has = |name: &str| types.iter().any(|t| t == name);
+    if has("integer")
+        && let Ok(i) = t.parse::<i64>()
+    {
+        return Some(Json::from(i));
+    }
+    if has("number")
+        && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return Some(Json::Number(n));
+    }
+    if has("boolean") {
+        match t.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => return Some(Json::Bool(true)),
+            "false" | "no" | "off" | "0" => return Some(Json::Bool(false)),
+            _ => {}
+        }
+    }
+    if has("array") || has("object") {
+        return serde_json::from_str::<Json>(t).ok();
+    }
+    None
 }
 
 fn types_of(s: &Json) -> Vec<String> {

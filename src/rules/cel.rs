@@ -142,24 +142,26 @@ fn expr_offset(text: &str, span: std::ops::Range<usize>, line: usize, col: usize
 
 /// The configuration as a CEL value, typed by the schema's units.
 pub fn to_cel(node: &Node, schema: Option<&Schema>) -> Value {
-    fn walk(node: &Node, schema: Option<&Schema>, path: &mut Vec<String>) -> Value {
+    fn walk(node: &Node, schema: Option<&Schema>, sub: Option<&Json>) -> Value {
         match node {
             Node::Table { children, .. } => {
                 let mut m: HashMap<String, Value> = HashMap::with_capacity(children.len());
                 for (k, c) in children {
-                    path.push(k.clone());
-                    m.insert(k.clone(), walk(c, schema, path));
-                    path.pop();
+                    let child = schema.zip(sub).and_then(|(s, sub)| s.child_of(sub, k));
+                    m.insert(k.clone(), walk(c, schema, child));
                 }
                 Value::from(m)
             }
             Node::Leaf(l) => {
-                let unit = schema.and_then(|s| s.unit_of(path));
+                let unit = sub
+                    .and_then(|s| s.get("x-unit"))
+                    .and_then(Json::as_str)
+                    .and_then(Unit::from_schema);
                 json_to_cel(&l.value, unit)
             }
         }
     }
-    walk(node, schema, &mut Vec::new())
+    walk(node, schema, schema.map(Schema::root))
 }
 
 fn json_to_cel(v: &Json, unit: Option<Unit>) -> Value {

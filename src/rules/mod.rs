@@ -56,7 +56,12 @@ impl Rules {
                     .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
             );
         }
-        let value = cel::to_cel(&a.root, project.schema.as_ref());
+        // Only rules read the CEL value: don't build it for none.
+        let value = if self.compiled.is_empty() {
+            ::cel::Value::Null
+        } else {
+            cel::to_cel(&a.root, project.schema.as_ref())
+        };
         results.extend(cel::eval_env(&self.compiled, a, &value));
         (results, value)
     }
