@@ -22,30 +22,38 @@ pub struct CheckOptions {
 pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     let start = Instant::now();
     let mut problems = Vec::new();
-    let mut evaluated = Vec::new();
+    let mut evaluated: Vec<(String, Vec<CheckResult>)> = Vec::new();
+    let mut kept = Vec::new();
     let mut redactor = Redactor::default();
     let mut rules = crate::rules::Rules::load(project)?;
     if !opts.probes.select.is_all() {
         rules.retain(|id, tags| opts.probes.select.matches(id, tags));
     }
+    // Configurations are kept for the whole run only when a cross-environment
+    // rule or parity needs them; otherwise each is dropped once evaluated.
+    let keep = rules.needs_all_envs(project);
     for env in &opts.envs {
         match evaluate(project, env, &opts.sets, &rules, &opts.probes) {
-            Ok(e) => {
-                redactor.extend(&e.1.redactor);
-                evaluated.push(e);
+            Ok((results, a, value)) => {
+                redactor.extend(&a.redactor);
+                evaluated.push((a.env.clone(), results));
+                if keep {
+                    kept.push((a, value));
+                }
             }
             Err(Problems(mut ps)) => problems.append(&mut ps),
         }
     }
     let cross = {
-        let list: Vec<_> = evaluated.iter().map(|(_, a, v)| (a, v.clone())).collect();
+        let list: Vec<_> = kept.iter().map(|(a, v)| (a, v.clone())).collect();
         rules.cross_env(project, &list)
     };
+    drop(kept);
     let mut envs: Vec<EnvReport> = evaluated
         .into_iter()
-        .map(|(mut results, a, _)| {
-            results.extend(cross.iter().filter(|(e, _)| *e == a.env).map(|(_, r)| r.clone()));
-            EnvReport::new(a.env.clone(), results)
+        .map(|(env, mut results)| {
+            results.extend(cross.iter().filter(|(e, _)| *e == env).map(|(_, r)| r.clone()));
+            EnvReport::new(env, results)
         })
         .collect();
     if !problems.is_empty() {

@@ -66,6 +66,11 @@ impl Rules {
         (results, value)
     }
 
+    /// Whether `cross_env` has anything to do.
+    pub fn needs_all_envs(&self, project: &Project) -> bool {
+        project.manifest.parity.is_some() || self.compiled.iter().any(|c| c.scope() == Scope::AllEnvs)
+    }
+
     /// All-envs rules and parity, once per run; each result goes to the
     /// environments it concerns.
     pub fn cross_env(&self, project: &Project, envs: &[(&Assembled, ::cel::Value)]) -> Vec<(String, CheckResult)> {
