@@ -32,8 +32,11 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     // Configurations are kept for the whole run only when a cross-environment
     // rule or parity needs them; otherwise each is dropped once evaluated.
     let keep = rules.needs_all_envs(project);
-    for env in &opts.envs {
-        match evaluate(project, env, &opts.sets, &rules, &opts.probes) {
+    // Environments are independent: evaluate them on every core, then
+    // collect in the order they were asked for.
+    let outcomes = parallel_map(&opts.envs, |env| evaluate(project, env, &opts.sets, &rules, &opts.probes));
+    for outcome in outcomes {
+        match outcome {
             Ok((results, a, value)) => {
                 redactor.extend(&a.redactor);
                 evaluated.push((a.env.clone(), results));
@@ -125,6 +128,31 @@ pub fn evaluate(
         results.extend(crate::runner::probe_env(project, &a, probes)?);
     }
     Ok((results, a, value))
+}
+
+/// `f` over `items` on up to `available_parallelism` threads, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut slots: Vec<Option<R>> = Vec::with_capacity(items.len());
+    slots.resize_with(items.len(), || None);
+    let slots = std::sync::Mutex::new(slots);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    slots.lock().expect("no poisoning")[i] = Some(r);
+                }
+            });
+        }
+    });
+    slots.into_inner().expect("no poisoning").into_iter().map(|r| r.expect("every item evaluated")).collect()
 }
 
 fn dedup(problems: &mut Vec<Problem>) {
