@@ -44,7 +44,7 @@ echo "== one target that accepts and never answers, --timeout 2s"
 /usr/bin/time -f "wall %e s, peak RSS %M KiB" "$BIN" probe "http://127.0.0.1:$SILENT/" --timeout 2s > "$OUT/silent.txt" || true
 head -1 "$OUT/silent.txt"
 
-echo "== HTTP 500 (closed port for refusal in the same run)"
+echo "== HTTP 500, --timeout 5s"
 python3 - "$OUT" <<'PY' &
 import http.server, sys, threading
 class H(http.server.BaseHTTPRequestHandler):

@@ -34,15 +34,19 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     let keep = rules.needs_all_envs(project);
     // Environments are independent: evaluate them on every core, then
     // collect in the order they were asked for.
-    let outcomes = parallel_map(&opts.envs, |env| evaluate(project, env, &opts.sets, &rules, &opts.probes));
+    let outcomes = parallel_map(&opts.envs, |env| {
+        evaluate(project, env, &opts.sets, &rules, &opts.probes).map(|(results, a, value)| {
+            let redactor = a.redactor.clone();
+            let env = a.env.clone();
+            (env, results, redactor, keep.then_some((a, value)))
+        })
+    });
     for outcome in outcomes {
         match outcome {
-            Ok((results, a, value)) => {
-                redactor.extend(&a.redactor);
-                evaluated.push((a.env.clone(), results));
-                if keep {
-                    kept.push((a, value));
-                }
+            Ok((env, results, r, k)) => {
+                redactor.extend(&r);
+                evaluated.push((env, results));
+                kept.extend(k);
             }
             Err(Problems(mut ps)) => problems.append(&mut ps),
         }

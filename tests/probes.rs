@@ -1,0 +1,348 @@
+//! Probes and the runner against real local servers: wiremock for HTTP, real
+//! TCP listeners, TLS servers with certificates made here (rcgen), a real
+//! Nagios plugin (Debian's monitoring-plugins-basic, scripts/setup/probes.sh).
+//! No test sleeps to wait for something; every wait is bounded.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use envgate::probes::{self, Net, ProbeDef};
+use envgate::report::model::Status;
+use envgate::runner::{self, Finished, Job, Options};
+use proptest::prelude::*;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn def(kind: &str, f: impl FnOnce(&mut ProbeDef)) -> ProbeDef {
+    let mut d = ProbeDef {
+        kind: kind.into(),
+        ..Default::default()
+    };
+    f(&mut d);
+    d
+}
+
+fn job(name: &str, d: &ProbeDef, target: &str, timeout: Duration) -> Job {
+    let kind = probes::kind(&d.kind).expect("known kind");
+    let probe = (kind.build)(d, target).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+    Job {
+        name: name.into(),
+        probe: Some(probe),
+        preset: None,
+        timeout,
+        retries: d.retries.unwrap_or(0),
+        warning: false,
+        deps: Vec::new(),
+    }
+}
+
+async fn run(jobs: Vec<Job>, opts: Options) -> Vec<Finished> {
+    runner::run(jobs, &opts, Net::new()).await
+}
+
+async fn one(kind: &str, target: &str, f: impl FnOnce(&mut ProbeDef)) -> Finished {
+    let d = def(kind, f);
+    run(vec![job("p", &d, target, Duration::from_secs(2))], Options::default())
+        .await
+        .remove(0)
+}
+
+fn assert_status(f: &Finished, s: Status, needle: &str) {
+    assert_eq!(f.status, s, "{f:?}");
+    assert!(
+        f.message.contains(needle),
+        "{:?} does not contain {needle:?}",
+        f.message
+    );
+}
+
+/// A listener that accepts every connection and never answers.
+async fn silent_listener() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn http_checks_status_lists_and_ranges() {
+    let server = MockServer::start().await;
+    Mock::given(path("/a"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    Mock::given(path("/b"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let a = format!("{}/a", server.uri());
+    let b = format!("{}/b", server.uri());
+    assert_status(
+        &one("http", &a, |d| d.status = Some(json!([200, 204]))).await,
+        Status::Pass,
+        "204 No Content",
+    );
+    assert_status(
+        &one("http", &b, |d| d.status = Some(json!("200-299"))).await,
+        Status::Fail,
+        "expected 200-299, got 503",
+    );
+    assert_status(
+        &one("http", &b, |d| d.status = Some(json!("5xx"))).await,
+        Status::Pass,
+        "503",
+    );
+}
+
+#[tokio::test]
+async fn http_checks_body_json_and_headers() {
+    let server = MockServer::start().await;
+    let body = json!({"status": "ok", "version": 3});
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(&body)
+                .insert_header("x-app", "orders"),
+        )
+        .mount(&server)
+        .await;
+    let u = server.uri();
+    let pass = one("http", &u, |d| {
+        d.body_regex = Some(r#""status":\s*"ok""#.into());
+        d.json = Some([("/status".to_string(), json!("ok"))].into_iter().collect());
+        d.expect_headers = Some([("x-app".to_string(), "orders".to_string())].into_iter().collect());
+    })
+    .await;
+    assert_status(&pass, Status::Pass, "200 OK");
+    let f = one("http", &u, |d| {
+        d.json = Some([("/version".to_string(), json!(4))].into_iter().collect())
+    })
+    .await;
+    assert_status(&f, Status::Fail, "expected /version = 4, got 3");
+    assert_eq!(f.class, Some(probes::Class::Body));
+    let f = one("http", &u, |d| d.body_contains = Some("degraded".into())).await;
+    assert_status(&f, Status::Fail, "expected the body to contain \"degraded\"");
+    let f = one("http", &u, |d| {
+        d.expect_headers = Some([("x-app".to_string(), "billing".to_string())].into_iter().collect())
+    })
+    .await;
+    assert_status(
+        &f,
+        Status::Fail,
+        "expected header `x-app: billing`, got `x-app: orders`",
+    );
+}
+
+#[tokio::test]
+async fn http_500_is_reported_without_waiting_for_a_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let d = def("http", |_| {});
+    let start = Instant::now();
+    let r = run(
+        vec![job("p", &d, &server.uri(), Duration::from_secs(5))],
+        Options::default(),
+    )
+    .await;
+    assert_status(&r[0], Status::Fail, "got 500 Internal Server Error");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn http_slower_than_max_latency_fails_as_latency() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(250)))
+        .mount(&server)
+        .await;
+    let f = one("http", &server.uri(), |d| d.max_latency = Some("100ms".into())).await;
+    assert_status(&f, Status::Fail, "expected an answer within 100ms");
+    assert_eq!(f.class, Some(probes::Class::Latency));
+}
+
+#[tokio::test]
+async fn a_listener_that_never_answers_times_out_at_the_configured_bound() {
+    let addr = silent_listener().await;
+    let d = def("http", |_| {});
+    let t = def("tcp", |d| d.expect = Some(json!("SSH-")));
+    let start = Instant::now();
+    let r = run(
+        vec![
+            job("http", &d, &format!("http://{addr}/"), Duration::from_millis(300)),
+            job("banner", &t, &addr.to_string(), Duration::from_millis(300)),
+        ],
+        Options::default(),
+    )
+    .await;
+    let took = start.elapsed();
+    assert_status(&r[0], Status::Fail, "within 300ms");
+    assert_status(&r[1], Status::Fail, "within 300ms");
+    assert_eq!(r[0].class, Some(probes::Class::Timeout));
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(800),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_is_refused_in_milliseconds() {
+    let port = closed_port();
+    let start = Instant::now();
+    let f = one("tcp", &format!("127.0.0.1:{port}"), |_| {}).await;
+    assert_status(&f, Status::Fail, &format!("connection refused by 127.0.0.1:{port}"));
+    assert_eq!(f.class, Some(probes::Class::Refused));
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_a_dns_failure() {
+    let f = one("dns", "dns://no-such-host.invalid", |_| {}).await;
+    assert_status(&f, Status::Fail, "does not exist");
+    assert_eq!(f.class, Some(probes::Class::Dns));
+    let f = one("http", "http://no-such-host.invalid/health", |_| {}).await;
+    assert_status(&f, Status::Fail, "cannot resolve `no-such-host.invalid`");
+    let f = one("dns", "localhost", |d| d.expect = Some(json!(["127.0.0.1"]))).await;
+    assert_status(&f, Status::Pass, "localhost A = 127.0.0.1");
+}
+
+#[path = "probes/project.rs"]
+mod project;
+#[path = "probes/tls_exec.rs"]
+mod tls_exec;
+
+#[tokio::test]
+async fn passes_after_retry_and_reports_flaky() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let f = one("http", &server.uri(), |d| d.retries = Some(2)).await;
+    assert_status(&f, Status::Flaky, "passed on attempt 2");
+    assert_eq!(f.attempts, 2);
+}
+
+#[tokio::test]
+async fn wait_retries_until_a_late_server_comes_up() {
+    let port = closed_port();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let _ = l.accept().await;
+    });
+    let d = def("tcp", |_| {});
+    let opts = Options {
+        wait: Some(Duration::from_secs(10)),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let f = run(
+        vec![job("late", &d, &format!("127.0.0.1:{port}"), Duration::from_secs(1))],
+        opts,
+    )
+    .await;
+    assert_status(&f[0], Status::Pass, "connected");
+    assert!(f[0].attempts > 1);
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    late.abort();
+}
+
+#[tokio::test]
+async fn dependents_of_a_failed_probe_are_blocked_naming_the_root_cause() {
+    let port = closed_port();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let tcp = def("tcp", |_| {});
+    let http = def("http", |_| {});
+    let mut jobs = vec![
+        job("db", &tcp, &format!("127.0.0.1:{port}"), Duration::from_secs(1)),
+        job("api", &http, &server.uri(), Duration::from_secs(1)),
+        job("checkout", &http, &server.uri(), Duration::from_secs(1)),
+    ];
+    jobs[1].deps = vec![0];
+    jobs[2].deps = vec![1];
+    let r = run(jobs, Options::default()).await;
+    assert_status(&r[0], Status::Fail, "refused");
+    assert_status(&r[1], Status::Blocked, "depends on `db`, which failed");
+    assert_status(&r[2], Status::Blocked, "depends on `db`, which failed (refused");
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "blocked probes never ran"
+    );
+}
+
+#[tokio::test]
+async fn fail_fast_cancels_in_flight_probes_and_reports_what_finished() {
+    let silent = silent_listener().await;
+    let port = closed_port();
+    let tcp = def("tcp", |d| d.expect = Some(json!("hello")));
+    let opts = Options {
+        fail_fast: true,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let r = run(
+        vec![
+            job("slow", &tcp, &silent.to_string(), Duration::from_secs(5)),
+            job(
+                "down",
+                &def("tcp", |_| {}),
+                &format!("127.0.0.1:{port}"),
+                Duration::from_secs(5),
+            ),
+        ],
+        opts,
+    )
+    .await;
+    assert_status(&r[1], Status::Fail, "refused");
+    assert_status(&r[0], Status::Skipped, "cancelled by --fail-fast after `down` failed");
+    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+}
+
+proptest! {
+    #[test]
+    fn shards_partition_the_probes_exactly(names in prop::collection::hash_set("[a-z0-9.-]{1,16}", 0..60), n in 1u32..9) {
+        let shards: Vec<envgate::select::Shard> = (1..=n).map(|k| format!("{k}/{n}").parse().unwrap()).collect();
+        for name in &names {
+            let owners = shards.iter().filter(|s| s.contains(name)).count();
+            prop_assert_eq!(owners, 1, "{} is in {} shards", name, owners);
+            // Deterministic: asking again gives the same shard.
+            prop_assert_eq!(shards.iter().position(|s| s.contains(name)), shards.iter().position(|s| s.contains(name)));
+        }
+    }
+}
