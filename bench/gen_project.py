@@ -55,7 +55,8 @@ def value(i, e):
 
 
 names = [f"env{e}" for e in range(envs)]
-for e, name in enumerate(["base"] + names):
+# base uses env0's values; every overlay sets all its keys with its own hosts.
+for e, name in [(0, "base")] + list(enumerate(names)):
     lines = []
     for t in range(tables):
         lines.append(f"[t{t}]")
@@ -79,12 +80,13 @@ if rules:
     lines = []
     for r in range(rules):
         t = r % tables
+        d = (4 - (t * 50) % 4) % 4  # a duration key of table t; d + 1 is an integer key
         lines += [
             "[[rule]]",
             f'id = "rule-{r}"',
             'severity = "error"',
-            f'message = "t{t}.k1 must stay positive"',
-            f"assert = \"config.t{t}.k1 >= 0 && config.t{t}.k0 <= duration('1h')\"",
+            f'message = "t{t}.k{d + 1} must stay positive and t{t}.k{d} within an hour"',
+            f"assert = \"config.t{t}.k{d + 1} >= 0 && config.t{t}.k{d} <= duration('1h')\"",
             "",
         ]
     with open(f"{out}/checks/rules.toml", "w") as f:

@@ -136,7 +136,9 @@ pub fn evaluate(
 
 /// `f` over `items` on up to `available_parallelism` threads, results in order.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
     if threads <= 1 {
         return items.iter().map(f).collect();
     }
@@ -156,7 +158,12 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
             });
         }
     });
-    slots.into_inner().expect("no poisoning").into_iter().map(|r| r.expect("every item evaluated")).collect()
+    slots
+        .into_inner()
+        .expect("no poisoning")
+        .into_iter()
+        .map(|r| r.expect("every item evaluated"))
+        .collect()
 }
 
 fn dedup(problems: &mut Vec<Problem>) {

@@ -30,10 +30,7 @@ fn snapshot(format: Format) {
 }
 
 fn snapshot_path(format: Format) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "tests/snapshots/report_formats__{}.snap",
-        format.name()
-    ))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/report_formats__{}.snap", format.name()))
 }
 
 #[test]
@@ -79,26 +76,15 @@ fn every_format_is_registered_named_once_and_snapshotted() {
     for &format in Format::ALL {
         let name = format.name();
         assert!(names.insert(name), "two formats are named {name}");
-        assert_eq!(
-            Format::parse(name),
-            Some(format),
-            "{name} does not parse back"
-        );
+        assert_eq!(Format::parse(name), Some(format), "{name} does not parse back");
         assert!(
             snapshot_path(format).exists(),
             "no golden file for --format {name}: add a `{name}_matches_snapshot` test and accept it with `cargo insta review`"
         );
-        assert!(
-            !render(format).trim().is_empty(),
-            "--format {name} renders nothing"
-        );
+        assert!(!render(format).trim().is_empty(), "--format {name} renders nothing");
     }
     let values = <Format as clap::ValueEnum>::value_variants();
-    assert_eq!(
-        values.len(),
-        Format::ALL.len(),
-        "Format::ALL misses a variant"
-    );
+    assert_eq!(values.len(), Format::ALL.len(), "Format::ALL misses a variant");
 }
 
 /// The fixture with a secret written into every field a secret could reach
@@ -109,16 +95,13 @@ fn leaking_report(secret: &str) -> Report {
         for r in &mut env.results {
             r.message = format!("{} (got {secret})", r.message);
             r.help = Some(format!("connect with password={secret}"));
-            r.target = Some(format!(
-                "postgres://app:{secret}@db.prod.example.com:5432/orders"
-            ));
+            r.target = Some(format!("postgres://app:{secret}@db.prod.example.com:5432/orders"));
             if let Some(p) = &mut r.problem {
                 p.message = r.message.clone();
                 p.help = r.help.clone();
                 p.label = Some(format!("value {secret}"));
                 // Same length, so the fixture's spans still point where they did.
-                let text = fixture::PROD_TOML
-                    .replace("${secret:env:DATABASE_URL}", &format!("{secret:<26}"));
+                let text = fixture::PROD_TOML.replace("${secret:env:DATABASE_URL}", &format!("{secret:<26}"));
                 assert!(text.contains(secret));
                 p.src = Some(SourceFile::new("environments/prod.toml", text));
             }
@@ -136,10 +119,7 @@ fn scrub(report: &mut Report, redactor: &Redactor) {
             r.message = redactor.scrub(&r.message);
             r.help = r.help.as_ref().map(|h| redactor.scrub(h));
             r.target = r.target.as_ref().map(|t| redactor.scrub(t));
-            r.problem = r
-                .problem
-                .as_ref()
-                .map(|p| redact_problem(p, redactor, &mut cache));
+            r.problem = r.problem.as_ref().map(|p| redact_problem(p, redactor, &mut cache));
         }
     }
 }
@@ -190,11 +170,7 @@ fn repo() -> &'static Path {
 
 /// Run a consumer; a missing program fails the test with the setup hint.
 fn run(program: &str, args: &[&str]) -> Output {
-    match Command::new(program)
-        .args(args)
-        .current_dir(repo())
-        .output()
-    {
+    match Command::new(program).args(args).current_dir(repo()).output() {
         Ok(out) => out,
         Err(e) => panic!("cannot run {program} ({e}): {SETUP}"),
     }
@@ -237,21 +213,13 @@ fn junitparser_reads_suites_cases_and_failures() {
 
     let suites = parsed["suites"].as_array().unwrap();
     let names: Vec<_> = suites.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    let envs: Vec<_> = report
-        .environments
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
+    let envs: Vec<_> = report.environments.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, envs);
     for (suite, env) in suites.iter().zip(&report.environments) {
         assert_eq!(suite["tests"], env.results.len(), "{suite}");
         assert_eq!(suite["cases"].as_array().unwrap().len(), env.results.len());
         assert_eq!(suite["failures"], env.summary.fail, "{suite}");
-        assert_eq!(
-            suite["skipped"],
-            env.summary.skipped + env.summary.blocked,
-            "{suite}"
-        );
+        assert_eq!(suite["skipped"], env.summary.skipped + env.summary.blocked, "{suite}");
         assert_eq!(suite["errors"], 0);
     }
     let total: usize = report.environments.iter().map(|e| e.results.len()).sum();
@@ -321,9 +289,7 @@ fn prometheus_client_parses_every_family() {
         assert_eq!(families[name]["type"], "gauge", "{name}: {families}");
         assert!(!families[name]["help"].as_str().unwrap().is_empty());
     }
-    let status = families["envgate_check_status"]["samples"]
-        .as_array()
-        .unwrap();
+    let status = families["envgate_check_status"]["samples"].as_array().unwrap();
     let total: usize = report.environments.iter().map(|e| e.results.len()).sum();
     assert_eq!(status.len(), total);
     let db = status
@@ -363,10 +329,7 @@ fn sarif_passes_the_multitool_and_the_official_schema() {
     let out = run(
         "python3",
         &[
-            repo()
-                .join("tests/consumers/sarif_schema.py")
-                .to_str()
-                .unwrap(),
+            repo().join("tests/consumers/sarif_schema.py").to_str().unwrap(),
             schema.to_str().unwrap(),
             path.to_str().unwrap(),
         ],
@@ -403,8 +366,7 @@ fn sarif_passes_the_multitool_and_the_official_schema() {
         // envgate has no home page to name in `informationUri` until the
         // package declares a repository.
         .filter(|r| {
-            !(env!("CARGO_PKG_REPOSITORY").is_empty()
-                && r["message"]["id"] == "Warning_ProvideToolnformationUri")
+            !(env!("CARGO_PKG_REPOSITORY").is_empty() && r["message"]["id"] == "Warning_ProvideToolnformationUri")
         })
         .map(|r| format!("{} {} {}", r["level"], r["ruleId"], r["message"]))
         .collect();
@@ -453,10 +415,7 @@ fn chromium_shows_failures_and_filters_from_the_url() {
     let all = chromium(&dir.path().join("p1"), &["--dump-dom", &url]);
     let shown = rows(&all);
     assert_eq!(shown.len(), total, "{all}");
-    assert!(
-        shown.iter().all(|(_, hidden)| !hidden),
-        "no filter, every row shows"
-    );
+    assert!(shown.iter().all(|(_, hidden)| !hidden), "no filter, every row shows");
     assert_eq!(shown[0].0, "fail", "failures come first");
     assert!(
         all.contains(&format!("{total} of {total} checks shown")),
@@ -484,10 +443,7 @@ fn chromium_shows_failures_and_filters_from_the_url() {
         "{fails}"
     );
 
-    let search = chromium(
-        &dir.path().join("p3"),
-        &["--dump-dom", &format!("{url}#q=ORDERS-DB")],
-    );
+    let search = chromium(&dir.path().join("p3"), &["--dump-dom", &format!("{url}#q=ORDERS-DB")]);
     let visible = rows(&search).iter().filter(|(_, hidden)| !hidden).count();
     // orders-db in prod and staging, plus orders-api whose message names it.
     assert_eq!(visible, 3, "{search}");
@@ -503,9 +459,7 @@ fn chromium_shows_failures_and_filters_from_the_url() {
         ],
     );
     assert!(
-        std::fs::metadata(&shot)
-            .map(|m| m.len() > 10_000)
-            .unwrap_or(false),
+        std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false),
         "no screenshot at {}",
         shot.display()
     );

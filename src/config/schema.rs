@@ -16,6 +16,9 @@ use super::units::{self, Unit};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
 
+/// Called with a leaf's path, its subschema (if the schema declares it) and the leaf.
+type LeafVisitor<'f, 's, 'n> = dyn FnMut(&[String], Option<&'s Json>, &'n Leaf) + 'f;
+
 pub struct Schema {
     pub json: Json,
     pub file: Arc<SourceFile>,
@@ -168,7 +171,7 @@ impl Schema {
         node: &'n Node,
         sub: Option<&'s Json>,
         path: &mut Vec<String>,
-        f: &mut dyn FnMut(&[String], Option<&'s Json>, &'n Leaf),
+        f: &mut LeafVisitor<'_, 's, 'n>,
     ) {
         match node {
             Node::Leaf(l) => f(path, sub, l),

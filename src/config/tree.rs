@@ -31,7 +31,9 @@ impl SourceFile {
 
     fn line_starts(&self) -> &[usize] {
         self.lines.get_or_init(|| {
-            std::iter::once(0).chain(self.text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
         })
     }
 
@@ -52,7 +54,10 @@ impl SourceFile {
         };
         let end = starts.get(line).copied().unwrap_or(self.text.len());
         let l = &self.text[start..end];
-        start + l.char_indices().nth(col0).map_or(l.trim_end_matches('\n').len(), |(b, _)| b)
+        start
+            + l.char_indices()
+                .nth(col0)
+                .map_or(l.trim_end_matches('\n').len(), |(b, _)| b)
     }
 }
 

@@ -109,6 +109,37 @@ pub struct ProbeDef {
     pub regex: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    // Service probes (issue 5).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub exchanges: Vec<String>,
+    #[serde(default)]
+    pub jetstream: Option<bool>,
+    #[serde(default)]
+    pub streams: Vec<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key: Option<String>,
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub write: Option<bool>,
 }
 
 /// The field names serde knows for [`ProbeDef`], so the kinds' parameter

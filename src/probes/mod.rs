@@ -15,6 +15,15 @@ mod http;
 pub mod net;
 mod tcp;
 mod tls;
+// Service probes (issue 5), and what they share.
+mod amqp;
+mod mqtt;
+mod mysql;
+mod nats;
+mod postgres;
+mod redis;
+mod s3;
+mod service;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,6 +65,10 @@ pub enum Class {
     Exec,
     Unknown,
     Io,
+    /// The credentials were refused.
+    Auth,
+    /// Something answered that does not speak the expected protocol.
+    Protocol,
 }
 
 impl Class {
@@ -74,6 +87,8 @@ impl Class {
             Class::Exec => "exec",
             Class::Unknown => "unknown",
             Class::Io => "io",
+            Class::Auth => "auth",
+            Class::Protocol => "protocol",
         }
     }
 }
@@ -160,6 +175,13 @@ pub static KINDS: &[&Kind] = &[
     &disk::KIND,
     &file::KIND,
     &exec::KIND,
+    &postgres::KIND,
+    &mysql::KIND,
+    &redis::KIND,
+    &amqp::KIND,
+    &nats::KIND,
+    &mqtt::KIND,
+    &s3::KIND,
 ];
 
 pub fn kind(name: &str) -> Option<&'static Kind> {
@@ -170,6 +192,13 @@ pub fn kind(name: &str) -> Option<&'static Kind> {
 pub fn kind_for_scheme(scheme: &str) -> Option<&'static Kind> {
     match scheme {
         "http" | "https" => kind("http"),
+        "postgres" | "postgresql" => kind("postgres"),
+        "mysql" | "mariadb" => kind("mysql"),
+        "redis" | "rediss" => kind("redis"),
+        "amqp" | "amqps" => kind("amqp"),
+        "nats" => kind("nats"),
+        "mqtt" | "mqtts" => kind("mqtt"),
+        "s3" => kind("s3"),
         other => kind(other).filter(|k| matches!(k.name, "tcp" | "dns" | "tls")),
     }
 }

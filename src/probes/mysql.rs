@@ -12,7 +12,6 @@ use mysql_async::{Conn, Opts, OptsBuilder, Value};
 use super::net::io_outcome;
 use super::service::{self, Target};
 use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
-use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
     name: "mysql",
@@ -20,9 +19,18 @@ pub static KIND: Kind = Kind {
     target: "a mysql:// or mariadb:// URL (TLS with ?require_ssl=true)",
     params: &[
         ("tables", "tables (schema.table or table) that must exist"),
-        ("query", "a read-only query whose first value `expect` checks (runs in a read-only transaction)"),
-        ("expect", "the value the query's first column of the first row must equal, e.g. a migration version"),
-        ("max_latency", "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\""),
+        (
+            "query",
+            "a read-only query whose first value `expect` checks (runs in a read-only transaction)",
+        ),
+        (
+            "expect",
+            "the value the query's first column of the first row must equal, e.g. a migration version",
+        ),
+        (
+            "max_latency",
+            "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\"",
+        ),
     ],
     build,
 };
@@ -94,7 +102,12 @@ impl Mysql {
             let q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?";
             match conn.exec_first::<i64, _, _>(q, (schema, name)).await {
                 Ok(Some(n)) if n > 0 => {}
-                Ok(_) => return self.t.fail(Class::NotFound, format!("table `{table}` does not exist in database `{db}`")),
+                Ok(_) => {
+                    return self.t.fail(
+                        Class::NotFound,
+                        format!("table `{table}` does not exist in database `{db}`"),
+                    );
+                }
                 Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
             }
         }
@@ -114,14 +127,19 @@ impl Mysql {
                 && !service::expect_matches(want, got.as_deref())
             {
                 let got = got.map_or("no row".into(), |g| format!("{g:?}"));
-                return self.t.fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
+                return self
+                    .t
+                    .fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
             }
         }
         if let Some(o) = service::over_latency(&self.t, "connect, log in and SELECT 1", latency, self.max_latency) {
             return o;
         }
-        let ms = format_duration(Duration::from_millis(latency.as_millis() as u64));
-        let mut msg = format!("MySQL {version} on {addr}: logged in as `{}` to `{db}`, SELECT 1 in {ms}", self.t.user);
+        let ms = service::ms(latency);
+        let mut msg = format!(
+            "MySQL {version} on {addr}: logged in as `{}` to `{db}`, SELECT 1 in {ms}",
+            self.t.user
+        );
         if !self.tables.is_empty() {
             msg.push_str(&format!("; {} table(s) exist", self.tables.len()));
         }
@@ -143,11 +161,15 @@ impl Mysql {
                     1040 | 1203 => Class::Capacity,
                     _ => Class::Body,
                 };
-                self.t.fail(class, format!("{doing} on {addr}: {} (error {})", s.message, s.code))
+                self.t
+                    .fail(class, format!("{doing} on {addr}: {} (error {})", s.message, s.code))
             }
             E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, io)),
             E::Io(IoError::Tls(t)) => self.t.fail(Class::Tls, format!("TLS with {addr}: {t}")),
-            E::Driver(d) => self.t.fail(Class::Protocol, format!("{doing} on {addr}: {d} (is this a MySQL port?)")),
+            E::Driver(d) => self.t.fail(
+                Class::Protocol,
+                format!("{doing} on {addr}: {d} (is this a MySQL port?)"),
+            ),
             other => self.t.fail(Class::Protocol, format!("{doing} on {addr}: {other}")),
         }
     }

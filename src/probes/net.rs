@@ -145,6 +145,8 @@ impl Net {
             .use_preconfigured_tls(self.tls_config(verifier))
             .tls_info(true)
             .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(0)
             .redirect(if opts.follow_redirects {
                 reqwest::redirect::Policy::limited(10)
             } else {

@@ -21,11 +21,26 @@ pub static KIND: Kind = Kind {
     target: "a postgres:// or postgresql:// URL, or a key=value DSN (host=... dbname=...)",
     params: &[
         ("tables", "tables (schema.table or table) that must exist"),
-        ("query", "a read-only query whose first value `expect` checks (runs in a read-only transaction)"),
-        ("expect", "the value the query's first column of the first row must equal, e.g. a migration version"),
-        ("max_latency", "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\""),
-        ("ca_file", "PEM file of the CA roots to trust for TLS (sslmode=require verifies against it)"),
-        ("tls_verify", "verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file)"),
+        (
+            "query",
+            "a read-only query whose first value `expect` checks (runs in a read-only transaction)",
+        ),
+        (
+            "expect",
+            "the value the query's first column of the first row must equal, e.g. a migration version",
+        ),
+        (
+            "max_latency",
+            "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\"",
+        ),
+        (
+            "ca_file",
+            "PEM file of the CA roots to trust for TLS (sslmode=require verifies against it)",
+        ),
+        (
+            "tls_verify",
+            "verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file)",
+        ),
     ],
     build,
 };
@@ -53,12 +68,18 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
         }
     }
     let mut config: tokio_postgres::Config = text.parse().map_err(|e: tokio_postgres::Error| {
-        ParamError::new("target", service::scrub(&format!("`{shown}` is not a PostgreSQL DSN: {e}"), None))
+        ParamError::new(
+            "target",
+            service::scrub(&format!("`{shown}` is not a PostgreSQL DSN: {e}"), None),
+        )
     })?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => {
-            return Err(ParamError::new("target", format!("`{shown}` names a unix socket ({}): probes dial TCP hosts", p.display())));
+            return Err(ParamError::new(
+                "target",
+                format!("`{shown}` names a unix socket ({}): probes dial TCP hosts", p.display()),
+            ));
         }
         None => return Err(ParamError::new("target", format!("`{shown}` names no host"))),
     };
@@ -94,7 +115,11 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 fn bracket(host: &str) -> String {
-    if host.contains(':') { format!("[{host}]") } else { host.to_string() }
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
 }
 
 impl Probe for Postgres {
@@ -120,7 +145,10 @@ impl Postgres {
                 let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
                 match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, &self.t.host) {
                     Ok(tls) => self.session(addr, start, tcp, tls).await,
-                    Err(e) => self.t.fail(Class::Tls, format!("`{}` is not a valid TLS server name: {e}", self.t.host)),
+                    Err(e) => self.t.fail(
+                        Class::Tls,
+                        format!("`{}` is not a valid TLS server name: {e}", self.t.host),
+                    ),
                 }
             }
         }
@@ -153,10 +181,17 @@ impl Postgres {
         };
         let latency = start.elapsed();
         for table in &self.tables {
-            match client.query_one("SELECT to_regclass($1)::text", &[table]).await.map(|r| r.get::<_, Option<String>>(0)) {
+            match client
+                .query_one("SELECT to_regclass($1)::text", &[table])
+                .await
+                .map(|r| r.get::<_, Option<String>>(0))
+            {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    return self.t.fail(Class::NotFound, format!("table `{table}` does not exist in database `{}`", self.db()));
+                    return self.t.fail(
+                        Class::NotFound,
+                        format!("table `{table}` does not exist in database `{}`", self.db()),
+                    );
                 }
                 Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
             }
@@ -177,18 +212,19 @@ impl Postgres {
                 && !service::expect_matches(want, got.as_deref())
             {
                 let got = got.map_or("no row".into(), |g| format!("{g:?}"));
-                return self.t.fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
+                return self
+                    .t
+                    .fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
             }
         }
         if let Some(o) = service::over_latency(&self.t, "connect, log in and SELECT 1", latency, self.max_latency) {
             return o;
         }
-        let ms = Duration::from_millis(latency.as_millis() as u64);
         let mut msg = format!(
             "PostgreSQL {version} on {addr}: logged in as `{}` to `{}`, SELECT 1 in {}",
             self.t.user,
             self.db(),
-            crate::config::units::format_duration(ms)
+            service::ms(latency)
         );
         if !self.tables.is_empty() {
             msg.push_str(&format!("; {} table(s) exist", self.tables.len()));
@@ -217,18 +253,27 @@ impl Postgres {
             } else {
                 Class::Body
             };
-            return self.t.fail(class, format!("{doing} on {addr}: {} (SQLSTATE {})", db.message(), code.code()));
+            return self.t.fail(
+                class,
+                format!("{doing} on {addr}: {} (SQLSTATE {})", db.message(), code.code()),
+            );
         }
         let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
         while let Some(s) = src {
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    return self.t.fail(Class::Tls, format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)));
+                    return self.t.fail(
+                        Class::Tls,
+                        format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)),
+                    );
                 }
                 return self.t.named(io_outcome(addr, io));
             }
             if let Some(t) = s.downcast_ref::<rustls::Error>() {
-                return self.t.fail(Class::Tls, format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)));
+                return self.t.fail(
+                    Class::Tls,
+                    format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)),
+                );
             }
             src = s.source();
         }
@@ -240,7 +285,8 @@ impl Postgres {
         } else {
             Class::Protocol
         };
-        self.t.fail(class, format!("{doing} on {addr}: {text} (is this a PostgreSQL port?)"))
+        self.t
+            .fail(class, format!("{doing} on {addr}: {text} (is this a PostgreSQL port?)"))
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use url::Url;
 
@@ -42,16 +42,32 @@ pub struct Target {
 impl Target {
     /// Parse a URL of one of `schemes` (the first `s`-suffixed or listed in
     /// `tls_schemes` means TLS); the port defaults per scheme.
-    pub fn parse(
-        component: &'static str,
-        target: &str,
-        schemes: &[(&str, u16, bool)],
-    ) -> Result<Target, ParamError> {
+    pub fn parse(component: &'static str, target: &str, schemes: &[(&str, u16, bool)]) -> Result<Target, ParamError> {
         let shown = redact_url_passwords(target.trim());
-        let url = Url::parse(target.trim()).map_err(|e| ParamError::new("target", format!("`{shown}` is not a URL: {e}")))?;
+        let url = Url::parse(target.trim()).map_err(|e| {
+            // An unparseable URL may hide its password from redaction: name
+            // only its scheme.
+            let scheme = target.trim().split_once("://").map_or("", |(s, _)| s);
+            let hint = if target.contains('@') {
+                " (percent-encode `/`, `@`, `:` and `#` in user names and passwords)"
+            } else {
+                ""
+            };
+            ParamError::new(
+                "target",
+                format!("the {component} target ({scheme}://…) is not a URL: {e}{hint}"),
+            )
+        })?;
         let Some(&(_, port, tls)) = schemes.iter().find(|(s, _, _)| *s == url.scheme()) else {
             let names: Vec<_> = schemes.iter().map(|(s, _, _)| format!("{s}://")).collect();
-            return Err(ParamError::new("target", format!("`{shown}` is not a {} URL: start it with {}", component, names.join(" or "))));
+            return Err(ParamError::new(
+                "target",
+                format!(
+                    "`{shown}` is not a {} URL: start it with {}",
+                    component,
+                    names.join(" or ")
+                ),
+            ));
         };
         let host = url
             .host_str()
@@ -80,7 +96,10 @@ impl Target {
 
     /// A query parameter of the URL.
     pub fn query(&self, name: &str) -> Option<String> {
-        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        self.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// `s` with this target's password masked (servers may echo anything).
@@ -90,13 +109,16 @@ impl Target {
 
     /// A failure naming the component and the (redacted) target.
     pub fn fail(&self, class: Class, detail: impl AsRef<str>) -> Outcome {
-        Outcome::fail(class, self.scrub(&format!("{} {}: {}", self.component, self.shown, detail.as_ref())))
+        Outcome::fail(
+            class,
+            self.scrub(&format!("{} {}: {}", self.component, self.shown, detail.as_ref())),
+        )
     }
 
     /// Name the component and target in a failure that came from elsewhere
     /// (connection errors, the per-address timeout), and scrub every message.
     pub fn named(&self, mut o: Outcome) -> Outcome {
-        if o.verdict != Verdict::Pass && !o.message.contains(&self.shown) {
+        if o.verdict != Verdict::Pass && !o.message.contains(&self.scrub(&self.shown)) {
             let prefix = o.class.map(|c| format!("{}: ", c.as_str())).unwrap_or_default();
             let rest = o.message.strip_prefix(&prefix).unwrap_or(&o.message).to_string();
             o.message = format!("{prefix}{} {}: {rest}", self.component, self.shown);
@@ -132,13 +154,19 @@ pub struct TlsOpts {
 
 impl TlsOpts {
     pub fn from_def(d: &ProbeDef, verify_by_default: bool) -> TlsOpts {
-        TlsOpts { ca_file: d.ca_file.clone(), verify: d.tls_verify.unwrap_or(verify_by_default || d.ca_file.is_some()) }
+        TlsOpts {
+            ca_file: d.ca_file.clone(),
+            verify: d.tls_verify.unwrap_or(verify_by_default || d.ca_file.is_some()),
+        }
     }
 
     /// A rustls client configuration: run-time I/O (reads `ca_file`).
     pub fn config(&self, ctx: &Ctx) -> Result<rustls::ClientConfig, String> {
-        let v: Arc<dyn ServerCertVerifier> =
-            if self.verify { ctx.net.verifier(self.ca_file.as_deref())? } else { Arc::new(AcceptAny) };
+        let v: Arc<dyn ServerCertVerifier> = if self.verify {
+            ctx.net.verifier(self.ca_file.as_deref())?
+        } else {
+            Arc::new(AcceptAny)
+        };
         Ok(ctx.net.tls_config(v))
     }
 }
@@ -151,7 +179,13 @@ pub async fn connect(addr: SocketAddr) -> Result<TcpStream, Outcome> {
 }
 
 /// TLS over a connected stream, verified for `host` per `opts`.
-pub async fn tls<S: Io + 'static>(ctx: &Ctx, opts: &TlsOpts, host: &str, addr: SocketAddr, s: S) -> Result<Box<dyn Io>, Outcome> {
+pub async fn tls<S: Io + 'static>(
+    ctx: &Ctx,
+    opts: &TlsOpts,
+    host: &str,
+    addr: SocketAddr,
+    s: S,
+) -> Result<Box<dyn Io>, Outcome> {
     let config = opts.config(ctx).map_err(|e| Outcome::fail(Class::Tls, e))?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Outcome::fail(Class::Tls, format!("`{host}` is not a valid TLS server name")))?;
@@ -159,12 +193,73 @@ pub async fn tls<S: Io + 'static>(ctx: &Ctx, opts: &TlsOpts, host: &str, addr: S
     match connector.connect(name, s).await {
         Ok(t) => Ok(Box::new(t)),
         Err(e) => Err(match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            Some(t) => Outcome::fail(Class::Tls, format!("handshake with {addr} failed: {}", super::tls::explain(t, host))),
+            Some(t) => Outcome::fail(
+                Class::Tls,
+                format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
+            ),
             None => Outcome::fail(
                 Class::Tls,
-                format!("handshake with {addr} failed: {} (is this a TLS port?)", super::net::plain(&e.to_string())),
+                format!(
+                    "handshake with {addr} failed: {} (is this a TLS port?)",
+                    super::net::plain(&e.to_string())
+                ),
             ),
         }),
+    }
+}
+
+/// Dial `addr` and, for TLS targets, handshake: the stream a line or frame
+/// protocol speaks over, buffered.
+pub async fn open(
+    ctx: &Ctx,
+    t: &Target,
+    tls_opts: &TlsOpts,
+    addr: SocketAddr,
+) -> Result<BufReader<Box<dyn Io>>, Outcome> {
+    let tcp = connect(addr).await?;
+    let s: Box<dyn Io> = if t.tls {
+        tls(ctx, tls_opts, &t.host, addr, tcp).await?
+    } else {
+        Box::new(tcp)
+    };
+    Ok(BufReader::new(s))
+}
+
+/// One `\n`-terminated line, at most `max` bytes, without its line end.
+/// End of stream is an `UnexpectedEof` error.
+pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    (&mut *r).take(max as u64).read_until(b'\n', &mut buf).await?;
+    if buf.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the server closed the connection",
+        ));
+    }
+    if !buf.ends_with(b"\n") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a line longer than {max} bytes"),
+        ));
+    }
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// An I/O error during a protocol exchange: a closed connection or garbage
+/// is classified, everything else as the connection error it is.
+pub fn io_error(t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -> Outcome {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => t.fail(
+            Class::Protocol,
+            format!("{doing} on {addr}: {} (is this a {} port?)", e, t.component),
+        ),
+        std::io::ErrorKind::UnexpectedEof => {
+            t.fail(Class::Refused, format!("{addr} closed the connection while {doing}"))
+        }
+        _ => t.named(io_outcome(addr, e)),
     }
 }
 
@@ -175,7 +270,16 @@ pub fn duration_param(name: &'static str, v: Option<&str>) -> Result<Option<Dura
 
 /// Milliseconds since `start`, for messages.
 pub fn took(start: Instant) -> String {
-    format_duration(Duration::from_millis(start.elapsed().as_millis() as u64))
+    ms(start.elapsed())
+}
+
+/// A short latency for messages: `0.4ms`, `12ms`, `1.5s`.
+pub fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format_duration(Duration::from_millis(d.as_millis() as u64))
+    }
 }
 
 /// A latency failure when `elapsed` is over `max`.
@@ -183,7 +287,10 @@ pub fn over_latency(t: &Target, what: &str, elapsed: Duration, max: Option<Durat
     let max = max?;
     (elapsed > max).then(|| {
         let e = format_duration(Duration::from_millis(elapsed.as_millis() as u64));
-        t.fail(Class::Latency, format!("{what} took {e}, expected at most {}", format_duration(max)))
+        t.fail(
+            Class::Latency,
+            format!("{what} took {e}, expected at most {}", format_duration(max)),
+        )
     })
 }
 
@@ -191,10 +298,16 @@ pub fn over_latency(t: &Target, what: &str, elapsed: Duration, max: Option<Durat
 pub fn expect_text(d: &ProbeDef) -> Result<Option<String>, ParamError> {
     match &d.expect {
         None => Ok(None),
-        Some(_) if d.query.is_none() => Err(ParamError::new("expect", "`expect` needs a `query` whose first value it checks")),
+        Some(_) if d.query.is_none() => Err(ParamError::new(
+            "expect",
+            "`expect` needs a `query` whose first value it checks",
+        )),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
         Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(Some(v.to_string())),
-        Some(v) => Err(ParamError::new("expect", format!("expected a string, number or boolean, got {v}"))),
+        Some(v) => Err(ParamError::new(
+            "expect",
+            format!("expected a string, number or boolean, got {v}"),
+        )),
     }
 }
 
@@ -214,13 +327,23 @@ mod tests {
 
     #[test]
     fn targets_keep_passwords_out_of_messages() {
-        let t = Target::parse("Redis", "redis://app:s3cr%40t@db.internal:6390/2", &[("redis", 6379, false)]).unwrap();
+        let t = Target::parse(
+            "Redis",
+            "redis://app:s3cr%40t@db.internal:6390/2",
+            &[("redis", 6379, false)],
+        )
+        .unwrap();
         assert_eq!((t.host.as_str(), t.port, t.user.as_str()), ("db.internal", 6390, "app"));
         assert_eq!(t.password.as_deref(), Some("s3cr@t"));
         assert_eq!(t.path(), "2");
         let o = t.fail(Class::Auth, "server said s3cr@t is wrong");
         assert!(!o.message.contains("s3cr"), "{}", o.message);
-        assert!(o.message.starts_with("auth: Redis redis://app:***@db.internal:6390/2: "), "{}", o.message);
+        assert!(
+            o.message
+                .starts_with("auth: Redis redis://app:***@db.internal:6390/2: "),
+            "{}",
+            o.message
+        );
         assert!(Target::parse("Redis", "http://x", &[("redis", 6379, false)]).is_err());
     }
 

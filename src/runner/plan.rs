@@ -15,6 +15,7 @@ use crate::config::project::Project;
 use crate::config::tree::{Origin, SourceFile};
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::Category;
+use crate::probes::ProbeDef;
 use crate::probes::def::{Located, SeverityName};
 use crate::probes::{self, Class};
 use crate::report::model::{CheckResult, Location, Severity, Status};
@@ -114,7 +115,7 @@ fn plan(
                 format!("runs in another shard than {}/{}", s.index, s.count),
             );
         } else {
-            match resolve(l, a, project) {
+            match resolve(l, a, project).and_then(|(t, from)| Ok((t, from, with_params(d, a, project)?))) {
                 Err(Missing(key)) => {
                     let status = if l.schema_key.is_some() {
                         Status::Skipped
@@ -128,7 +129,8 @@ fn plan(
                         format!("`{key}` is not set in the configuration of `{env}`"),
                     );
                 }
-                Ok((target, from)) => {
+                Ok((target, from, d)) => {
+                    let d = &d;
                     if let Some((key, origin)) = from {
                         meta.key = Some(key);
                         meta.origin = Some(origin);
@@ -190,10 +192,42 @@ fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Opt
         let (text, origin) = leaf_text(path)?;
         return Ok((text, Some((key_string(path), origin))));
     }
-    let raw = l.def.target.clone().unwrap_or_default();
+    interpolate(l.def.target.as_deref().unwrap_or_default(), a, project)
+}
+
+/// The parameters that may name configuration keys (`${storage.secret_key}`)
+/// or environment variables, resolved like `target`.
+fn with_params(d: &ProbeDef, a: &Assembled, project: &Project) -> Result<ProbeDef, Missing> {
+    let mut d = d.clone();
+    for p in [
+        &mut d.endpoint,
+        &mut d.bucket,
+        &mut d.region,
+        &mut d.access_key,
+        &mut d.secret_key,
+        &mut d.prefix,
+    ] {
+        if let Some(v) = p.as_mut().filter(|v| v.contains("${")) {
+            *v = interpolate(v, a, project)?.0;
+        }
+    }
+    Ok(d)
+}
+
+/// `raw` with `${key}` and `${env:NAME[:-default]}` replaced, and the first
+/// key's name and origin.
+fn interpolate(raw: &str, a: &Assembled, project: &Project) -> Result<(String, Option<(String, Origin)>), Missing> {
+    let leaf_text = |path: &[String]| -> Result<(String, Origin), Missing> {
+        let leaf = a.root.leaf(path).ok_or_else(|| Missing(key_string(path)))?;
+        let text = match &leaf.value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Ok((text, leaf.origin.clone()))
+    };
     let mut from = None;
     let mut missing = None;
-    let out = REF.replace_all(&raw, |c: &regex::Captures<'_>| {
+    let out = REF.replace_all(raw, |c: &regex::Captures<'_>| {
         let inner = c[1].trim();
         if let Some(var) = inner.strip_prefix("env:") {
             let (name, default) = var.split_once(":-").map_or((var, None), |(n, d)| (n, Some(d)));
@@ -228,7 +262,7 @@ fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Opt
 /// Network probes never connect to a host of another environment (nor,
 /// with `deny_unknown_hosts`, to a host of no environment).
 fn isolation(hosts: &HostMap, env: &str, kind: &str, target: &str) -> Option<String> {
-    if hosts.is_empty() || !matches!(kind, "http" | "tcp" | "dns" | "tls") {
+    if hosts.is_empty() || matches!(kind, "disk" | "file" | "exec") {
         return None;
     }
     let mut found = hosts_in(target);
@@ -266,9 +300,17 @@ fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
         Class::Tls => "check the certificate (expiry, host name, issuer) or set `ca_file` for a private CA",
         Class::Status | Class::Body => "the service answered, but not as expected: check its health endpoint and logs",
         Class::Latency => "the service is slow: check its load, or raise `max_latency`",
-        Class::Permission => "check the owner and mode of the path, and which user runs envgate",
-        Class::NotFound => "create the path or fix the configuration that names it",
+        Class::Permission => {
+            "check permissions: a path's owner and mode and which user runs envgate, or the grants of the user the configuration names"
+        }
+        Class::NotFound => {
+            "create what is missing (path, database, table, key, vhost, queue, stream, bucket) or fix the configuration that names it"
+        }
         Class::Capacity => "free some space or grow the volume",
+        Class::Auth => {
+            "the credentials were refused: check the user and password the configuration names, and that the user exists"
+        }
+        Class::Protocol => "something answered that does not speak this protocol: check the port and the URL's scheme",
         Class::Exec | Class::Unknown | Class::Io => return None,
     })
 }

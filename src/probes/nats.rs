@@ -1,0 +1,316 @@
+//! `nats`: the server's INFO, CONNECT with the URL's user/password or token,
+//! a PING/PONG round trip; optionally JetStream is enabled for the account
+//! and streams exist (`$JS.API.*.INFO` requests: read-only). Speaks the NATS
+//! text protocol itself.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::service::{self, Io, Target, TlsOpts};
+use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+
+pub static KIND: Kind = Kind {
+    name: "nats",
+    doc: "a NATS server accepts the credentials and answers a PING; optionally JetStream and its streams",
+    target: "a nats:// or tls:// URL: nats://[user:password@ | token@]host[:port]",
+    params: &[
+        ("jetstream", "JetStream must be enabled for this account"),
+        ("streams", "JetStream streams that must exist (implies jetstream)"),
+        (
+            "max_latency",
+            "slowest acceptable connect + authenticate + PING round trip, e.g. \"50ms\"",
+        ),
+        (
+            "ca_file",
+            "TLS: PEM file of the CA roots to trust instead of the system's",
+        ),
+        (
+            "tls_verify",
+            "TLS: verify the certificate chain and host name (default true)",
+        ),
+    ],
+    build,
+};
+
+struct Nats {
+    t: Target,
+    jetstream: bool,
+    streams: Vec<String>,
+    max_latency: Option<Duration>,
+    tls: TlsOpts,
+}
+
+fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+    let t = Target::parse("NATS", target, &[("nats", 4222, false), ("tls", 4222, true)])?;
+    if let Some(s) = d
+        .streams
+        .iter()
+        .find(|s| s.is_empty() || s.contains(['.', '*', '>', ' ', '\t']))
+    {
+        return Err(ParamError::new(
+            "streams",
+            format!("`{s}` is not a stream name (no dots, wildcards or spaces)"),
+        ));
+    }
+    Ok(Box::new(Nats {
+        jetstream: d.jetstream.unwrap_or(false) || !d.streams.is_empty(),
+        streams: d.streams.clone(),
+        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+        tls: TlsOpts::from_def(d, true),
+        t,
+    }))
+}
+
+impl Probe for Nats {
+    fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+    }
+}
+
+/// What the server sends that a probe waits for.
+enum Msg {
+    Pong,
+    Err(String),
+    /// A reply on the probe's inbox: its status header, if any, and payload.
+    Reply {
+        subject: String,
+        status: Option<String>,
+        payload: Vec<u8>,
+    },
+}
+
+static INBOX: AtomicU64 = AtomicU64::new(0);
+
+impl Nats {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+        let start = Instant::now();
+        let tcp = match service::connect(addr).await {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let mut s: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
+        let info = match service::read_line(&mut s, 64 * 1024).await {
+            Ok(l) => l,
+            Err(e) => return service::io_error(&self.t, addr, "waiting for INFO", &e),
+        };
+        let Some(info) = info
+            .strip_prefix("INFO ")
+            .and_then(|j| serde_json::from_str::<Json>(j).ok())
+        else {
+            let seen: String = info.chars().take(40).collect();
+            return self.t.fail(
+                Class::Protocol,
+                format!("{addr} sent {seen:?}, not INFO (is this a NATS port?)"),
+            );
+        };
+        // TLS starts after INFO, when either side asks for it.
+        if self.t.tls || info["tls_required"].as_bool() == Some(true) {
+            let tcp = s.into_inner();
+            s = match service::tls(ctx, &self.tls, &self.t.host, addr, tcp).await {
+                Ok(t) => BufReader::new(t),
+                Err(o) => return self.t.named(o),
+            };
+        }
+        let o = self.session(&mut s, addr, start, &info).await;
+        let _ = s.get_mut().shutdown().await;
+        o
+    }
+
+    async fn session<S>(&self, s: &mut S, addr: SocketAddr, start: Instant, info: &Json) -> Outcome
+    where
+        S: AsyncBufRead + AsyncWrite + Unpin,
+    {
+        let mut connect = json!({
+            "verbose": false, "pedantic": false, "lang": "rust", "name": "envgate",
+            "version": env!("CARGO_PKG_VERSION"), "protocol": 1, "headers": true, "no_responders": true,
+        });
+        match (&self.t.password, self.t.user.is_empty()) {
+            (Some(p), _) => {
+                connect["user"] = json!(self.t.user);
+                connect["pass"] = json!(p);
+            }
+            (None, false) => connect["auth_token"] = json!(self.t.user),
+            (None, true) => {}
+        }
+        let hello = format!("CONNECT {connect}\r\nPING\r\n");
+        if let Err(e) = write(s, hello.as_bytes()).await {
+            return service::io_error(&self.t, addr, "sending CONNECT", &e);
+        }
+        match self.next(s, addr, "waiting for PONG").await {
+            Ok(Msg::Pong) => {}
+            Ok(Msg::Err(e)) => return self.refused(&e),
+            Ok(Msg::Reply { .. }) => {
+                return self
+                    .t
+                    .fail(Class::Protocol, format!("{addr} sent a message before PONG"));
+            }
+            Err(o) => return o,
+        }
+        let latency = start.elapsed();
+        let version = info["version"].as_str().unwrap_or("?");
+        let mut msg = format!(
+            "NATS {version} on {addr}: connected and PONG in {}",
+            service::took(start)
+        );
+        if self.jetstream {
+            let inbox = format!(
+                "_INBOX.envgate.{}.{}",
+                std::process::id(),
+                INBOX.fetch_add(1, Ordering::Relaxed)
+            );
+            let mut reqs = vec![("$JS.API.INFO".to_string(), "JetStream".to_string())];
+            reqs.extend(
+                self.streams
+                    .iter()
+                    .map(|st| (format!("$JS.API.STREAM.INFO.{st}"), format!("stream `{st}`"))),
+            );
+            let mut out = format!("SUB {inbox}.* 1\r\n");
+            for (i, (subject, _)) in reqs.iter().enumerate() {
+                out.push_str(&format!("PUB {subject} {inbox}.{i} 0\r\n\r\n"));
+            }
+            if let Err(e) = write(s, out.as_bytes()).await {
+                return service::io_error(&self.t, addr, "asking JetStream", &e);
+            }
+            let mut answers: Vec<Option<(Option<String>, Vec<u8>)>> = vec![None; reqs.len()];
+            while answers.iter().any(Option::is_none) {
+                match self.next(s, addr, "waiting for JetStream").await {
+                    Ok(Msg::Reply {
+                        subject,
+                        status,
+                        payload,
+                    }) => {
+                        let i = subject.rsplit('.').next().and_then(|i| i.parse::<usize>().ok());
+                        if let Some(slot) = i.and_then(|i| answers.get_mut(i)) {
+                            *slot = Some((status, payload));
+                        }
+                    }
+                    Ok(Msg::Err(e)) => return self.refused(&e),
+                    Ok(Msg::Pong) => {}
+                    Err(o) => return o,
+                }
+            }
+            for ((_, what), answer) in reqs.iter().zip(answers) {
+                let (status, payload) = answer.unwrap_or_default();
+                if status.as_deref().is_some_and(|st| st.starts_with("503")) {
+                    return self.t.fail(
+                        Class::NotFound,
+                        "JetStream is not enabled on this server (no responders)",
+                    );
+                }
+                let body: Json = serde_json::from_slice(&payload).unwrap_or(Json::Null);
+                if let Some(err) = body.get("error") {
+                    let code = err["code"].as_u64().unwrap_or(0);
+                    let text = err["description"].as_str().unwrap_or("error").to_string();
+                    let class = match code {
+                        404 => Class::NotFound,
+                        401 | 403 => Class::Permission,
+                        503 if what == "JetStream" => Class::NotFound,
+                        _ => Class::Status,
+                    };
+                    return self.t.fail(class, format!("{what}: {text} (code {code})"));
+                }
+            }
+            msg.push_str("; JetStream enabled");
+            if !self.streams.is_empty() {
+                msg.push_str(&format!(", {} stream(s) exist", self.streams.len()));
+            }
+        }
+        if let Some(o) = service::over_latency(&self.t, "connect, authenticate and PING", latency, self.max_latency) {
+            return o;
+        }
+        Outcome::pass(msg)
+    }
+
+    /// The next message the probe cares about; server PINGs are answered.
+    async fn next<S>(&self, s: &mut S, addr: SocketAddr, doing: &str) -> Result<Msg, Outcome>
+    where
+        S: AsyncBufRead + AsyncWrite + Unpin,
+    {
+        let err = |e: std::io::Error| service::io_error(&self.t, addr, doing, &e);
+        loop {
+            let line = service::read_line(s, 1 << 20).await.map_err(err)?;
+            let mut words = line.split_whitespace();
+            match words.next().unwrap_or_default().to_ascii_uppercase().as_str() {
+                "PONG" => return Ok(Msg::Pong),
+                "PING" => write(s, b"PONG\r\n").await.map_err(err)?,
+                "+OK" | "INFO" | "" => {}
+                "-ERR" => return Ok(Msg::Err(line[4..].trim().trim_matches('\'').to_string())),
+                "MSG" => {
+                    let n = line
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let payload = read_exact(s, n).await.map_err(err)?;
+                    let subject = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    return Ok(Msg::Reply {
+                        subject,
+                        status: None,
+                        payload,
+                    });
+                }
+                "HMSG" => {
+                    let nums: Vec<usize> = line.rsplit(' ').take(2).filter_map(|n| n.parse().ok()).collect();
+                    let (total, hdr) = (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0));
+                    let all = read_exact(s, total).await.map_err(err)?;
+                    let head = String::from_utf8_lossy(&all[..hdr.min(all.len())]).into_owned();
+                    let status = head
+                        .lines()
+                        .next()
+                        .and_then(|l| l.strip_prefix("NATS/1.0"))
+                        .map(|r| r.trim().to_string());
+                    let subject = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let payload = all[hdr.min(all.len())..].to_vec();
+                    return Ok(Msg::Reply {
+                        subject,
+                        status: status.filter(|s| !s.is_empty()),
+                        payload,
+                    });
+                }
+                _ => {
+                    let seen: String = line.chars().take(40).collect();
+                    return Err(self
+                        .t
+                        .fail(Class::Protocol, format!("{addr} sent {seen:?} while {doing}")));
+                }
+            }
+        }
+    }
+
+    fn refused(&self, e: &str) -> Outcome {
+        let lower = e.to_ascii_lowercase();
+        let class = if lower.contains("authorization") || lower.contains("authentication") || lower.contains("user") {
+            Class::Auth
+        } else if lower.contains("permission") {
+            Class::Permission
+        } else if lower.contains("maximum") {
+            Class::Capacity
+        } else {
+            Class::Status
+        };
+        self.t.fail(class, format!("the server answered: {e}"))
+    }
+}
+
+async fn write<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    s.write_all(bytes).await?;
+    s.flush().await
+}
+
+/// `n` bytes of payload and the `\r\n` after them.
+async fn read_exact<S: AsyncBufRead + Unpin>(s: &mut S, n: usize) -> std::io::Result<Vec<u8>> {
+    if n > 8 << 20 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a {n}-byte message"),
+        ));
+    }
+    let mut buf = vec![0; n + 2];
+    s.read_exact(&mut buf).await?;
+    buf.truncate(n);
+    Ok(buf)
+}
