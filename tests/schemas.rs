@@ -19,3 +19,19 @@ fn checked_in_schemas_match_the_code() {
         assert!(jsonschema::meta::is_valid(&schema), "{name} is not a valid JSON Schema");
     }
 }
+
+#[test]
+fn the_worked_example_matches_its_format_schemas() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let check = |schema: serde_json::Value, file: &str| {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let doc: toml::Value = toml::from_str(&text).unwrap();
+        let doc = serde_json::to_value(doc).unwrap();
+        let v = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+    };
+    check(envgate::schemas::manifest(), "envgate.toml");
+    check(envgate::schemas::checks(), "checks/rules.toml");
+    check(envgate::schemas::checks(), "checks/probes.toml");
+}

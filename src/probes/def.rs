@@ -25,7 +25,7 @@ struct ChecksFile {
     rule: Option<toml::Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SeverityName {
     Critical,
@@ -34,7 +34,7 @@ pub enum SeverityName {
 
 /// Every field a probe may set. Common fields first; the rest belong to one
 /// or more kinds (each kind's `params` says which), checked after parsing.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeDef {
     #[serde(default)]
