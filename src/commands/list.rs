@@ -71,6 +71,40 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
             s.push_str(&format!("  {:<32} {sev:<8}{scope}{tags}  {}\n", c.id(), d.message));
         }
     }
+    let probes = crate::probes::def::load(p)?;
+    if probes.is_empty() {
+        s.push_str(&format!(
+            "\nprobes: none ({}/*.toml or \"x-probe\" in the schema)\n",
+            p.manifest.project.checks_dir
+        ));
+    } else {
+        s.push_str("\nprobes:\n");
+        for l in &probes {
+            let d = &l.def;
+            let mut notes = Vec::new();
+            if let Some(envs) = &d.envs {
+                notes.push(format!("only {}", envs.join(", ")));
+            }
+            if !d.warn_in.is_empty() {
+                notes.push(format!("warning in {}", d.warn_in.join(", ")));
+            }
+            if !d.depends_on.is_empty() {
+                notes.push(format!("after {}", d.depends_on.join(", ")));
+            }
+            let target = d.target.clone().unwrap_or_else(|| match &l.schema_key {
+                Some(k) => format!("${{{}}}", crate::config::merge::key_string(k)),
+                None => String::new(),
+            });
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", notes.join("; "))
+            };
+            s.push_str(&format!("  {:<20} {:<9} {target}{notes}\n", l.name, d.kind));
+        }
+    }
+    let kinds: Vec<&str> = crate::probes::KINDS.iter().map(|k| k.name).collect();
+    s.push_str(&format!("\nprobe kinds: {}\n", kinds.join(", ")));
     if !p.manifest.isolation.is_empty() {
         s.push_str("\nisolation:\n");
         for (env, iso) in &p.manifest.isolation {
