@@ -73,6 +73,17 @@ fn project(files: &[(&str, &str)]) -> TempDir {
     dir
 }
 
+/// The minimal project's manifest with one `file` source named `console`.
+fn with_file_source(dir: &Path, path: &str) {
+    write(
+        dir,
+        "envgate.toml",
+        &format!(
+            "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"{path}\"\n"
+        ),
+    );
+}
+
 struct Run {
     code: i32,
     stdout: String,
@@ -355,11 +366,7 @@ fn malformed_json_source_is_exit_2_with_line_and_column() {
         ("environments/prod.toml", ""),
         ("console/prod.json", "{\n  \"http\": {\"port\": 80,}\n}\n"),
     ]);
-    write(
-        dir.path(),
-        "envgate.toml",
-        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.json\"\n",
-    );
+    with_file_source(dir.path(), "console/{env}.json");
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -371,11 +378,7 @@ fn malformed_yaml_source_is_exit_2_with_line_and_column() {
         ("environments/prod.toml", ""),
         ("console/prod.yaml", "http:\n  port: 80\n   timeout: 5s\n"),
     ]);
-    write(
-        dir.path(),
-        "envgate.toml",
-        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
-    );
+    with_file_source(dir.path(), "console/{env}.yaml");
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
@@ -387,11 +390,7 @@ fn yaml_source_overrides_with_its_own_line_numbers() {
         ("environments/prod.toml", ""),
         ("console/prod.yaml", "database:\n  pool_size: 0\n"),
     ]);
-    write(
-        dir.path(),
-        "envgate.toml",
-        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
-    );
+    with_file_source(dir.path(), "console/{env}.yaml");
     let r = envgate(dir.path(), &["validate", "--format", "json"]);
     assert_eq!(r.code, 1);
     let report = validate_report(&r.stdout);
@@ -434,11 +433,7 @@ fn an_empty_overlay_inherits_base_and_an_empty_schema_is_exit_2() {
 #[test]
 fn a_missing_required_source_file_is_exit_2() {
     let dir = project(&[("environments/prod.toml", "")]);
-    write(
-        dir.path(),
-        "envgate.toml",
-        "[project]\nname = \"svc\"\nschema = \"schema.json\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\npath = \"console/{env}.yaml\"\n",
-    );
+    with_file_source(dir.path(), "console/{env}.yaml");
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 2);
     assert!(

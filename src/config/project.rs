@@ -242,6 +242,31 @@ impl Project {
         Ok(Some(parsed))
     }
 
+    /// Every `checks/*.toml`, sorted by name, read once; unreadable files are
+    /// problems. Rules and probes each parse their own tables from these.
+    pub fn check_files(&self) -> (Vec<Arc<SourceFile>>, Vec<Problem>) {
+        let dir = &self.manifest.project.checks_dir;
+        let mut names: Vec<String> = std::fs::read_dir(self.root.join(dir))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".toml"))
+                    .map(|n| format!("{dir}/{n}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let (mut files, mut problems) = (Vec::new(), Vec::new());
+        for rel in names {
+            match read_source(&self.root, &rel) {
+                Ok(f) => files.push(f),
+                Err(ReadError::Missing) => {}
+                Err(ReadError::Other(p)) => problems.push(p),
+            }
+        }
+        (files, problems)
+    }
+
     pub fn env_file(&self, env: &str) -> String {
         format!("{}/{env}.toml", self.manifest.project.environments_dir)
     }

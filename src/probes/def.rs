@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::config::project::{Project, ReadError, read_source};
+use crate::config::project::Project;
 use crate::config::tree::SourceFile;
 use crate::diagnostic::{Problem, Problems};
 
@@ -220,27 +220,8 @@ impl Located {
 /// schema's `x-probe` annotations. All problems are reported together.
 pub fn load(project: &Project) -> Result<Vec<Located>, Problems> {
     let mut out = Vec::new();
-    let mut problems = Vec::new();
-    let dir = &project.manifest.project.checks_dir;
-    let mut files: Vec<String> = std::fs::read_dir(project.root.join(dir))
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".toml"))
-                .map(|n| format!("{dir}/{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    for rel in files {
-        let file = match read_source(&project.root, &rel) {
-            Ok(f) => f,
-            Err(ReadError::Missing) => continue,
-            Err(ReadError::Other(p)) => {
-                problems.push(p);
-                continue;
-            }
-        };
+    let (files, mut problems) = project.check_files();
+    for file in files {
         match parse_file(&file) {
             Ok(mut v) => out.append(&mut v),
             Err(mut ps) => problems.append(&mut ps.0),

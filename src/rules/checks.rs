@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::project::{Project, ReadError, read_source};
+use crate::config::project::Project;
 use crate::config::tree::SourceFile;
 use crate::diagnostic::Problem;
 
@@ -77,28 +77,10 @@ pub struct Rule {
 
 /// Every rule of the project, in file then declaration order.
 pub fn load(project: &Project) -> Result<Vec<Rule>, Vec<Problem>> {
-    let dir = project.root.join(&project.manifest.project.checks_dir);
-    let mut files: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".toml"))
-            .map(|n| format!("{}/{n}", project.manifest.project.checks_dir))
-            .collect(),
-        Err(_) => return Ok(Vec::new()),
-    };
-    files.sort();
+    let (files, mut problems) = project.check_files();
     let mut rules = Vec::new();
-    let mut problems = Vec::new();
-    for rel in files {
-        let file = match read_source(&project.root, &rel) {
-            Ok(f) => f,
-            Err(ReadError::Missing) => continue,
-            Err(ReadError::Other(p)) => {
-                problems.push(p);
-                continue;
-            }
-        };
+    for file in files {
+        let rel = &file.name;
         match toml::from_str::<ChecksDoc>(&file.text) {
             Ok(doc) => rules.extend(doc.rule.into_iter().map(|def| Rule {
                 def,
