@@ -18,6 +18,8 @@ if [ ! -x /usr/bin/time ] || ! command -v hyperfine >/dev/null; then
   apt-get update -qq && apt-get install -y -qq time hyperfine >/dev/null
 fi
 
+python3 -c 'import uvloop' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uvloop
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
