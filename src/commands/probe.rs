@@ -121,6 +121,7 @@ pub fn probe(
             location: None,
             attempts: (f.attempts > 0).then_some(f.attempts),
             duration_ms: Some(f.duration.as_millis() as u64),
+            metrics: f.metrics,
             problem: None,
         })
         .collect();

@@ -158,18 +158,24 @@ impl Probe for Exec {
                     .collect();
                 msg = format!("{msg} ({})", m.join(", "));
             }
-            match out.status.code() {
+            let reported: Vec<crate::report::model::Metric> = metrics
+                .iter()
+                .map(|m| crate::report::model::Metric { name: m.label.clone(), value: m.value, unit: m.unit.clone() })
+                .collect();
+            let outcome = match out.status.code() {
                 Some(0) => Outcome::pass(msg),
                 Some(1) => Outcome {
                     verdict: Verdict::Warn,
                     class: Some(Class::Exec),
                     message: format!("exit 1 (warning): {msg}"),
+                    metrics: Vec::new(),
                 },
                 Some(2) => Outcome::fail(Class::Exec, format!("exit 2 (critical), expected 0: {msg}")),
                 Some(3) => Outcome::fail(Class::Unknown, format!("exit 3 (unknown), expected 0: {msg}")),
                 Some(c) => Outcome::fail(Class::Exec, format!("exit {c}, expected 0: {msg}")),
                 None => Outcome::fail(Class::Exec, format!("{} was killed by a signal: {msg}", self.program)),
-            }
+            };
+            outcome.with_metrics(reported)
         })
     }
 }

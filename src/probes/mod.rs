@@ -107,6 +107,8 @@ pub struct Outcome {
     pub class: Option<Class>,
     /// What was expected and what was seen; no secrets (the runner scrubs too).
     pub message: String,
+    /// Measurements, e.g. a Nagios plugin's perfdata.
+    pub metrics: Vec<crate::report::model::Metric>,
 }
 
 impl Outcome {
@@ -115,6 +117,7 @@ impl Outcome {
             verdict: Verdict::Pass,
             class: None,
             message: message.into(),
+            metrics: Vec::new(),
         }
     }
 
@@ -123,6 +126,7 @@ impl Outcome {
             verdict: Verdict::Warn,
             class: Some(class),
             message: format!("{}: {}", class.as_str(), message.into()),
+            metrics: Vec::new(),
         }
     }
 
@@ -131,7 +135,14 @@ impl Outcome {
             verdict: Verdict::Fail,
             class: Some(class),
             message: format!("{}: {}", class.as_str(), message.into()),
+            metrics: Vec::new(),
         }
+    }
+
+    /// The same outcome, carrying measurements.
+    pub fn with_metrics(mut self, metrics: Vec<crate::report::model::Metric>) -> Outcome {
+        self.metrics = metrics;
+        self
     }
 }
 

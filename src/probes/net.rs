@@ -243,6 +243,7 @@ fn combine(results: Vec<(SocketAddr, Outcome)>) -> Outcome {
         (false, false) => Outcome {
             verdict: Verdict::Warn,
             class: failed[0].1.class,
+            metrics: Vec::new(),
             message: format!(
                 "{}; answered on {} (a client that tries only the first address fails)",
                 failed

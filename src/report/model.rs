@@ -83,6 +83,15 @@ pub struct Location {
     pub column: u32,
 }
 
+/// One measurement: `time=0.002s` from a plugin is `{"name": "time", "value": 0.002, "unit": "s"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckResult {
     /// Stable identifier: `schema/<key>`, `config/<key>`, `rule/<id>`, `probe/<name>`.
@@ -111,6 +120,9 @@ pub struct CheckResult {
     pub attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Measurements a probe reported, e.g. a Nagios plugin's perfdata.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub metrics: Vec<Metric>,
     /// The diagnostic with its source snippet, for human output.
     #[serde(skip)]
     #[schemars(skip)]
@@ -137,6 +149,7 @@ impl CheckResult {
             target: None,
             attempts: None,
             duration_ms: None,
+            metrics: Vec::new(),
             problem: Some(f.problem),
         }
     }
@@ -156,6 +169,7 @@ impl CheckResult {
             target: None,
             attempts: None,
             duration_ms: None,
+            metrics: Vec::new(),
             problem: None,
         }
     }

@@ -56,6 +56,24 @@ impl Reporter for Prometheus {
                 let _ = writeln!(out, "envgate_check_duration_seconds{{{labels}}} {}", seconds(ms));
             }
         }
+        if report.environments.iter().flat_map(|e| &e.results).any(|r| !r.metrics.is_empty()) {
+            header(
+                &mut out,
+                "envgate_check_metric",
+                "A measurement a probe reported (a Nagios plugin's perfdata), in the plugin's unit.",
+            );
+            for (labels, r) in checks() {
+                for m in &r.metrics {
+                    let _ = writeln!(
+                        out,
+                        "envgate_check_metric{{{labels},metric=\"{}\",unit=\"{}\"}} {}",
+                        label(&m.name),
+                        label(&m.unit),
+                        m.value
+                    );
+                }
+            }
+        }
         header(
             &mut out,
             "envgate_env_success",

@@ -87,6 +87,8 @@ pub struct Finished {
     pub failed: bool,
     /// What blocked or cancelled this probe: the root cause's name and message.
     pub root: Option<(String, String)>,
+    /// Measurements the last attempt reported.
+    pub metrics: Vec<crate::report::model::Metric>,
 }
 
 impl Finished {
@@ -101,6 +103,7 @@ impl Finished {
             duration: Duration::ZERO,
             failed,
             root: None,
+            metrics: Vec::new(),
         }
     }
 }
@@ -337,6 +340,7 @@ impl Task {
             });
         }
         Finished {
+            metrics: o.metrics,
             status,
             category: Category::Probe,
             class: o.class,
@@ -372,6 +376,7 @@ impl Task {
             duration,
             failed: false,
             root: None,
+            metrics: Vec::new(),
         }
     }
 }

@@ -370,6 +370,7 @@ fn result(m: Meta, f: Finished) -> CheckResult {
         target: m.target,
         attempts: (f.attempts > 0).then_some(f.attempts),
         duration_ms: (f.attempts > 0).then_some(f.duration.as_millis() as u64),
+        metrics: f.metrics,
         problem,
     }
 }

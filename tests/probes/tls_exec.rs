@@ -150,6 +150,37 @@ async fn exec_runs_a_real_nagios_plugin() {
     })
     .await;
     assert!(f.message.contains("/="), "perfdata is parsed: {}", f.message);
+    assert!(
+        f.metrics.iter().any(|m| m.name == "/" && !m.unit.is_empty()),
+        "check_disk's perfdata reaches the report as metrics: {:?}",
+        f.metrics
+    );
+}
+
+#[tokio::test]
+async fn exec_perfdata_becomes_report_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plugin.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"OK - 3 pending | pending=3;5;10;0 'lag time'=0.25s;1;2\"\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let f = one("exec", &script.to_string_lossy(), |_| {}).await;
+    assert_status(&f, Status::Pass, "OK - 3 pending");
+    let got: Vec<(String, f64, String)> = f
+        .metrics
+        .iter()
+        .map(|m| (m.name.clone(), m.value, m.unit.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("pending".to_string(), 3.0, String::new()),
+            ("lag time".to_string(), 0.25, "s".to_string())
+        ]
+    );
 }
 
 #[tokio::test]
