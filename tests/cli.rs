@@ -749,6 +749,13 @@ fn a_secret_canary_never_appears_in_any_output() {
     for args in [
         vec!["validate"],
         vec!["validate", "--format", "json"],
+        vec!["validate", "--format", "junit"],
+        vec!["validate", "--format", "markdown"],
+        vec!["validate", "--format", "sarif"],
+        vec!["validate", "--format", "github"],
+        vec!["validate", "--format", "html"],
+        vec!["validate", "--format", "prometheus"],
+        vec!["validate", "--format", "tap"],
         vec!["check", "--all-envs", "--offline"],
         vec!["check", "--all-envs", "--offline", "--format", "json"],
         vec!["render", "--env", "local"],
@@ -780,8 +787,24 @@ fn a_secret_canary_never_appears_in_any_output() {
                 )
         ),
     );
-    let r = envgate_with(dir.path(), &["validate", "--env", "staging"], &vars);
-    outputs.push(("validate staging (schema error)".into(), r.code, r.stdout + &r.stderr));
+    for format in [
+        "human",
+        "json",
+        "junit",
+        "markdown",
+        "sarif",
+        "github",
+        "html",
+        "prometheus",
+        "tap",
+    ] {
+        let r = envgate_with(dir.path(), &["validate", "--env", "staging", "--format", format], &vars);
+        outputs.push((
+            format!("validate staging --format {format} (schema error)"),
+            r.code,
+            r.stdout + &r.stderr,
+        ));
+    }
     for (cmd, code, text) in &outputs {
         assert!(*code <= 1, "{cmd} exited {code}: {text}");
         assert!(
@@ -790,6 +813,10 @@ fn a_secret_canary_never_appears_in_any_output() {
         );
     }
     assert!(outputs.iter().any(|(_, _, t)| t.contains("***")));
+    // the schema-error runs really fail on the secret key, so they exercise error paths
+    for (cmd, code, text) in outputs.iter().filter(|(c, _, _)| c.contains("schema error")) {
+        assert!(*code == 1 && text.contains("secret_key"), "{cmd}: {code}\n{text}");
+    }
 }
 
 // ---- rules: isolation, CEL, parity ----------------------------------------
