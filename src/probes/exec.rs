@@ -160,7 +160,11 @@ impl Probe for Exec {
             }
             let reported: Vec<crate::report::model::Metric> = metrics
                 .iter()
-                .map(|m| crate::report::model::Metric { name: m.label.clone(), value: m.value, unit: m.unit.clone() })
+                .map(|m| crate::report::model::Metric {
+                    name: m.label.clone(),
+                    value: m.value,
+                    unit: m.unit.clone(),
+                })
                 .collect();
             let outcome = match out.status.code() {
                 Some(0) => Outcome::pass(msg),

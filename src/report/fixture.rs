@@ -76,7 +76,11 @@ pub fn report() -> Report {
         CheckResult {
             severity: Severity::Critical,
             target: Some("/usr/lib/nagios/plugins/check_migrations".into()),
-            metrics: vec![crate::report::model::Metric { name: "pending".into(), value: 2.0, unit: String::new() }],
+            metrics: vec![crate::report::model::Metric {
+                name: "pending".into(),
+                value: 2.0,
+                unit: String::new(),
+            }],
             attempts: Some(1),
             duration_ms: Some(310),
             ..probe(

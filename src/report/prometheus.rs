@@ -56,7 +56,12 @@ impl Reporter for Prometheus {
                 let _ = writeln!(out, "envgate_check_duration_seconds{{{labels}}} {}", seconds(ms));
             }
         }
-        if report.environments.iter().flat_map(|e| &e.results).any(|r| !r.metrics.is_empty()) {
+        if report
+            .environments
+            .iter()
+            .flat_map(|e| &e.results)
+            .any(|r| !r.metrics.is_empty())
+        {
             header(
                 &mut out,
                 "envgate_check_metric",
