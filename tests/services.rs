@@ -5,10 +5,19 @@
 //! Failure modes the shared servers cannot show (PostgreSQL trusts local
 //! logins, NATS and Mosquitto accept anonymous clients) use throwaway
 //! instances of the same installed servers on free ports, stopped on drop.
+//! services/tls.rs runs PostgreSQL, Redis, Mosquitto and NATS over TLS
+//! with certificates made in the test; services/check_s3.rs runs `envgate
+//! check` with S3 credentials from the configuration against moto.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
 mod support;
+
+#[path = "services/tls.rs"]
+mod tls;
+
+#[path = "services/check_s3.rs"]
+mod check_s3;
 
 use std::time::{Duration, Instant};
 

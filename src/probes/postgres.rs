@@ -1,4 +1,5 @@
-//! `postgres`: connect (TLS when the DSN's sslmode asks), authenticate, open
+//! `postgres`: connect (TLS unless sslmode=disable: libpq's default `prefer`
+//! falls back to plain text when the server declines), authenticate, open
 //! the database and answer `SELECT 1`; optionally check tables exist and a
 //! query's first value (run in a read-only transaction). Never writes.
 
@@ -102,7 +103,11 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
         shown,
         tls: config.get_ssl_mode() == SslMode::Require,
     };
-    let tls = t.tls.then(|| TlsOpts::from_def(d, verify));
+    // libpq's default, sslmode=prefer, tries TLS (unverified unless `ca_file`
+    // says otherwise) and falls back to plain text when the server declines:
+    // so does the probe, or a server that admits TLS logins only would fail
+    // here while the service connects fine.
+    let tls = (config.get_ssl_mode() != SslMode::Disable).then(|| TlsOpts::from_def(d, verify));
     Ok(Box::new(Postgres {
         t,
         config,

@@ -73,9 +73,14 @@ pub fn assert_status(f: &Finished, s: Status, needle: &str) {
 
 /// Poll a probe until it passes (a server starting up), at most 30 s.
 pub async fn wait_until_passes(kind: &str, target: &str) {
+    wait_until_passes_with(kind, target, |_| {}).await;
+}
+
+/// [`wait_until_passes`] with parameters (a TLS probe's `ca_file`).
+pub async fn wait_until_passes_with(kind: &str, target: &str, params: impl Fn(&mut ProbeDef)) {
     let start = Instant::now();
     loop {
-        let f = probe_within(kind, target, Duration::from_secs(2), |_| {}).await;
+        let f = probe_within(kind, target, Duration::from_secs(2), &params).await;
         if f.status == Status::Pass {
             return;
         }
@@ -113,7 +118,7 @@ pub async fn silent_listener() -> SocketAddr {
     addr
 }
 
-fn run(cmd: &mut Command) -> String {
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -127,7 +132,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn uid_of(user: &str) -> u32 {
+pub fn uid_of(user: &str) -> u32 {
     run(Command::new("id").args(["-u", user])).trim().parse().unwrap()
 }
 
@@ -145,7 +150,7 @@ pub fn psql_db(db: &str, sql: &str) {
         .gid(uid_gid(uid)));
 }
 
-fn uid_gid(uid: u32) -> u32 {
+pub fn uid_gid(uid: u32) -> u32 {
     run(Command::new("id").args(["-g", &uid.to_string()]))
         .trim()
         .parse()
@@ -205,7 +210,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn spawn(cmd: &mut Command, port: u16, secret: String, dir: tempfile::TempDir) -> Server {
+    pub fn spawn(cmd: &mut Command, port: u16, secret: String, dir: tempfile::TempDir) -> Server {
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -319,6 +324,17 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// With `ssl = on` and this certificate and key (PEM), and a pg_hba.conf
+    /// that admits TCP logins over TLS only.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
+        use std::os::unix::fs::PermissionsExt;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .unwrap()
             .flatten()
@@ -329,10 +345,16 @@ impl Postgres {
         let gid = uid_gid(uid);
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        // Files the server reads: owned by its user, private (a key must be).
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            p
+        };
         let password = unique("pw");
-        let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, &password).unwrap();
-        std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
+        let pwfile = write("pw", &password);
         let data = dir.path().join("data");
         run(Command::new(bin.join("initdb"))
             .arg("-D")
@@ -343,17 +365,27 @@ impl Postgres {
             .uid(uid)
             .gid(gid));
         let port = closed_port();
-        let child = Command::new(bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-p",
-                &port.to_string(),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-            ])
+        let mut cmd = Command::new(bin.join("postgres"));
+        cmd.arg("-D").arg(&data).args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ]);
+        if let Some((cert, key)) = tls {
+            let cert = write("server.crt", cert);
+            let key = write("server.key", key);
+            let hba = "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n";
+            std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            cmd.args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!("ssl_cert_file={}", cert.display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", key.display()));
+        }
+        let child = cmd
             .arg("-k")
             .arg(dir.path())
             .current_dir("/")
