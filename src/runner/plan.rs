@@ -33,6 +33,9 @@ struct Meta {
     span: Range<usize>,
     target: Option<String>,
     warning: bool,
+    /// Parameters taken from the configuration (`access_key = "${storage.access_key}"`):
+    /// a failure about credentials or a bucket points at the line that set them.
+    params: Vec<(&'static str, String, Origin)>,
 }
 
 /// Run one environment's probes and return their results (exit 2 problems
@@ -77,6 +80,7 @@ fn plan(
             span,
             target: None,
             warning,
+            params: Vec::new(),
         };
         let deps = d
             .depends_on
@@ -129,8 +133,9 @@ fn plan(
                         format!("`{key}` is not set in the configuration of `{env}`"),
                     );
                 }
-                Ok((target, from, d)) => {
+                Ok((target, from, (d, params))) => {
                     let d = &d;
+                    meta.params = params;
                     if let Some((key, origin)) = from {
                         meta.key = Some(key);
                         meta.origin = Some(origin);
@@ -197,21 +202,41 @@ fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Opt
 
 /// The parameters that may name configuration keys (`${storage.secret_key}`)
 /// or environment variables, resolved like `target`.
-fn with_params(d: &ProbeDef, a: &Assembled, project: &Project) -> Result<ProbeDef, Missing> {
+type ParamOrigins = Vec<(&'static str, String, Origin)>;
+
+fn with_params(d: &ProbeDef, a: &Assembled, project: &Project) -> Result<(ProbeDef, ParamOrigins), Missing> {
     let mut d = d.clone();
-    for p in [
-        &mut d.endpoint,
-        &mut d.bucket,
-        &mut d.region,
-        &mut d.access_key,
-        &mut d.secret_key,
-        &mut d.prefix,
+    let mut origins = Vec::new();
+    for (name, p) in [
+        ("endpoint", &mut d.endpoint),
+        ("bucket", &mut d.bucket),
+        ("region", &mut d.region),
+        ("access_key", &mut d.access_key),
+        ("secret_key", &mut d.secret_key),
+        ("prefix", &mut d.prefix),
     ] {
         if let Some(v) = p.as_mut().filter(|v| v.contains("${")) {
-            *v = interpolate(v, a, project)?.0;
+            let (text, from) = interpolate(v, a, project)?;
+            *v = text;
+            if let Some((key, origin)) = from {
+                origins.push((name, key, origin));
+            }
         }
     }
-    Ok(d)
+    Ok((d, origins))
+}
+
+/// The parameter a failure class is about, among those set from the configuration.
+fn blamed(class: Option<Class>, params: &[(&'static str, String, Origin)]) -> Option<(String, Origin)> {
+    let wanted: &[&str] = match class? {
+        Class::Auth | Class::Permission => &["secret_key", "access_key"],
+        Class::NotFound => &["bucket", "prefix"],
+        _ => return None,
+    };
+    wanted
+        .iter()
+        .find_map(|w| params.iter().find(|(n, _, _)| n == w))
+        .map(|(_, k, o)| (k.clone(), o.clone()))
 }
 
 /// `raw` with `${key}` and `${env:NAME[:-default]}` replaced, and the first
@@ -315,7 +340,11 @@ fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
     })
 }
 
-fn result(m: Meta, f: Finished) -> CheckResult {
+fn result(mut m: Meta, f: Finished) -> CheckResult {
+    if let Some((key, origin)) = blamed(f.class, &m.params) {
+        m.key = Some(key);
+        m.origin = Some(origin);
+    }
     let (file, line, column) = match m.origin.as_ref().and_then(Origin::file_pos) {
         Some((file, l, c)) => (file.to_string(), l, c),
         None => {

@@ -94,6 +94,10 @@ fn check_probes_s3_with_credentials_from_the_configuration_and_never_prints_them
         // The probe names the access key it used; the run's redactor masks
         // it because the configuration took it from `${secret:...}`.
         assert!(r["message"].as_str().unwrap().contains("access key `***`"), "{r}");
+        // ...and points at the line that set the credential, not the bucket.
+        assert_eq!(r["key"], "storage.secret_key", "{r}");
+        assert_eq!(r["location"]["file"], "environments/prod.toml", "{r}");
+        assert_eq!(r["location"]["line"], 4, "{r}");
         let (code, _, human) = check(dir.path(), "human", keys);
         assert_eq!(code, Some(1), "{human}");
         assert!(human.contains("auth: S3"), "{human}");
