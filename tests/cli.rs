@@ -292,6 +292,9 @@ fn init_scaffolds_a_project_that_validates() {
     insta::assert_snapshot!(r.stdout);
     let r = envgate(dir.path(), &["validate"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
+    let list = envgate(dir.path(), &["list"]);
+    assert!(list.stdout.contains("retry-budget-within-timeout"), "{}", list.stdout);
+    assert!(list.stdout.contains("payments-api"), "{}", list.stdout);
     let again = envgate(dir.path(), &["init"]);
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("refusing to"), "{}", again.stderr);

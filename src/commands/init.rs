@@ -20,6 +20,8 @@ const FILES: &[(&str, &str)] = &[
         "schemas/orders-api.schema.json",
         include_str!("../../schemas/orders-api.schema.json"),
     ),
+    ("checks/rules.toml", include_str!("../../checks/rules.toml")),
+    ("checks/probes.toml", include_str!("../../checks/probes.toml")),
 ];
 
 pub fn init(ctx: &Context, a: &InitArgs, out: &mut dyn Write) -> Result<i32, Problems> {
