@@ -126,11 +126,22 @@ pub enum Event<'a> {
 
 /// Run jobs on a fresh runtime: for synchronous callers (`check`, `probe`).
 pub fn run_blocking(jobs: Vec<Job>, opts: &Options) -> Vec<Finished> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime can be built");
-    rt.block_on(run(jobs, opts, Net::new()))
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(run(jobs, opts, Net::new())),
+        // Out of threads or file descriptors: every probe is a failure that
+        // says why, not a panic.
+        Err(e) => jobs
+            .iter()
+            .map(|_| {
+                Finished::preset(
+                    Status::Fail,
+                    Category::Probe,
+                    Some(Class::Io),
+                    format!("io: cannot start the probe runtime: {e}"),
+                )
+            })
+            .collect(),
+    }
 }
 
 enum Msg {

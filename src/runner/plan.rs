@@ -182,19 +182,21 @@ fn plan(
 
 struct Missing(String);
 
+/// A configuration value as text, and where it was set.
+fn leaf_text(a: &Assembled, path: &[String]) -> Result<(String, Origin), Missing> {
+    let leaf = a.root.leaf(path).ok_or_else(|| Missing(key_string(path)))?;
+    let text = match &leaf.value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok((text, leaf.origin.clone()))
+}
+
 /// The target with `${key}` (and `${env:NAME}`) replaced, and the key and
 /// origin it came from. `x-probe` targets are the annotated key's value.
 fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Option<(String, Origin)>), Missing> {
-    let leaf_text = |path: &[String]| -> Result<(String, Origin), Missing> {
-        let leaf = a.root.leaf(path).ok_or_else(|| Missing(key_string(path)))?;
-        let text = match &leaf.value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Ok((text, leaf.origin.clone()))
-    };
     if let Some(path) = &l.schema_key {
-        let (text, origin) = leaf_text(path)?;
+        let (text, origin) = leaf_text(a, path)?;
         return Ok((text, Some((key_string(path), origin))));
     }
     interpolate(l.def.target.as_deref().unwrap_or_default(), a, project)
@@ -242,14 +244,6 @@ fn blamed(class: Option<Class>, params: &[(&'static str, String, Origin)]) -> Op
 /// `raw` with `${key}` and `${env:NAME[:-default]}` replaced, and the first
 /// key's name and origin.
 fn interpolate(raw: &str, a: &Assembled, project: &Project) -> Result<(String, Option<(String, Origin)>), Missing> {
-    let leaf_text = |path: &[String]| -> Result<(String, Origin), Missing> {
-        let leaf = a.root.leaf(path).ok_or_else(|| Missing(key_string(path)))?;
-        let text = match &leaf.value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Ok((text, leaf.origin.clone()))
-    };
     let mut from = None;
     let mut missing = None;
     let out = REF.replace_all(raw, |c: &regex::Captures<'_>| {
@@ -267,7 +261,7 @@ fn interpolate(raw: &str, a: &Assembled, project: &Project) -> Result<(String, O
                 });
         }
         let path = parse_key(inner);
-        match leaf_text(&path) {
+        match leaf_text(a, &path) {
             Ok((text, origin)) => {
                 from.get_or_insert((key_string(&path), origin));
                 text
