@@ -1,68 +1,76 @@
-//! `check` / `validate`: assemble and validate each selected environment and
-//! build the report. Secrets are scrubbed here, before any reporter sees it.
+//! `check` / `validate`: assemble, validate and plan each selected
+//! environment, run every environment's probes together, and build the
+//! report. Secrets are scrubbed here, before any reporter sees it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::config::assemble::Assembled;
 use crate::config::project::Project;
-use crate::config::secrets::Redactor;
-use crate::config::tree::SourceFile;
+use crate::config::secrets::{Redactor, redact_problem};
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::{Category, Finding};
-use crate::report::model::{CheckResult, EnvReport, Report, Severity, Status};
+use crate::outcome::{CheckResult, EnvReport, Report, Severity, Status};
+use crate::plan::{Checks, Choice, Planned, plan_env};
+use crate::probes::def::Located;
+use crate::rules::Rules;
+use crate::source::SourceFile;
 
 pub struct CheckOptions {
     pub envs: Vec<String>,
     pub sets: Vec<String>,
-    /// Selection and scheduling of probes (they run unless `project.offline`).
-    pub probes: crate::runner::Options,
+    /// Which rules and probes run (`--only/--skip/--tag`, `--shard`).
+    pub choice: Choice,
+    /// How the probes of every environment run, together (unless `project.offline`).
+    pub runner: crate::runner::Options,
+}
+
+/// What one environment's evaluation hands back to the run.
+struct Evaluated {
+    env: String,
+    results: Vec<CheckResult>,
+    redactor: Redactor,
+    planned: Option<Planned>,
+    /// Kept only when cross-environment rules or parity need it.
+    kept: Option<(Assembled, ::cel::Value)>,
 }
 
 pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     let start = Instant::now();
-    let mut problems = Vec::new();
-    let mut evaluated: Vec<(String, Vec<CheckResult>)> = Vec::new();
-    let mut kept = Vec::new();
-    let mut redactor = Redactor::default();
-    let mut rules = crate::rules::Rules::load(project)?;
-    if !opts.probes.select.is_all() {
-        rules.retain(|id, tags| opts.probes.select.matches(id, tags));
+    let Checks { rules, probes } = Checks::load(project)?;
+    let mut rules = Rules::new(project, rules)?;
+    if !opts.choice.select.is_all() {
+        rules.retain(|id, tags| opts.choice.select.matches(id, tags));
     }
     // Configurations are kept for the whole run only when a cross-environment
     // rule or parity needs them; otherwise each is dropped once evaluated.
     let keep = rules.needs_all_envs(project);
-    // Environments are independent: evaluate them on every core, then
-    // collect in the order they were asked for.
+    // Environments are independent: evaluate and plan them on every core,
+    // then collect in the order they were asked for.
     let outcomes = parallel_map(&opts.envs, |env| {
-        evaluate(project, env, &opts.sets, &rules, &opts.probes).map(|(results, a, value)| {
-            let redactor = a.redactor.clone();
-            let env = a.env.clone();
-            (env, results, redactor, keep.then_some((a, value)))
+        evaluate(project, env, &opts.sets, &rules, &probes, &opts.choice).map(|(results, planned, a, value)| {
+            Evaluated {
+                env: a.env.clone(),
+                results,
+                redactor: a.redactor.clone(),
+                planned,
+                kept: keep.then_some((a, value)),
+            }
         })
     });
+    let mut problems = Vec::new();
+    let mut evaluated = Vec::new();
+    let mut redactor = Redactor::default();
     for outcome in outcomes {
         match outcome {
-            Ok((env, results, r, k)) => {
-                redactor.extend(&r);
-                evaluated.push((env, results));
-                kept.extend(k);
+            Ok(e) => {
+                redactor.extend(&e.redactor);
+                evaluated.push(e);
             }
             Err(Problems(mut ps)) => problems.append(&mut ps),
         }
     }
-    let cross = {
-        let list: Vec<_> = kept.iter().map(|(a, v)| (a, v.clone())).collect();
-        rules.cross_env(project, &list)
-    };
-    drop(kept);
-    let mut envs: Vec<EnvReport> = evaluated
-        .into_iter()
-        .map(|(env, mut results)| {
-            results.extend(cross.iter().filter(|(e, _)| *e == env).map(|(_, r)| r.clone()));
-            EnvReport::new(env, results)
-        })
-        .collect();
     if !problems.is_empty() {
         dedup(&mut problems);
         return Err(Problems(
@@ -72,6 +80,31 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
                 .collect(),
         ));
     }
+    let cross = {
+        let list: Vec<_> = evaluated
+            .iter()
+            .filter_map(|e| e.kept.as_ref().map(|(a, v)| (a, v.clone())))
+            .collect();
+        rules.cross_env(project, &list)
+    };
+    for e in &mut evaluated {
+        e.kept = None;
+    }
+    let probed = probe_all(
+        evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(),
+        &opts.runner,
+    );
+    let mut envs: Vec<EnvReport> = evaluated
+        .into_iter()
+        .map(|e| {
+            let mut results = e.results;
+            if let Some((_, r)) = probed.iter().find(|(env, _)| *env == e.env) {
+                results.extend(r.iter().cloned());
+            }
+            results.extend(cross.iter().filter(|(env, _)| *env == e.env).map(|(_, r)| r.clone()));
+            EnvReport::new(e.env, results)
+        })
+        .collect();
     let mut masked = HashMap::new();
     for e in &mut envs {
         for r in &mut e.results {
@@ -81,16 +114,49 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     Ok(Report::new(envs, start.elapsed().as_millis() as u64))
 }
 
+/// Every environment's probes in one run of the runner, on one runtime:
+/// `--concurrency`, `--fail-fast`, the deadline and the DNS cache are the
+/// run's, not each environment's.
+fn probe_all(plans: Vec<Planned>, opts: &crate::runner::Options) -> Vec<(String, Vec<CheckResult>)> {
+    let mut jobs = Vec::new();
+    let mut sizes = Vec::new();
+    let mut plans = plans;
+    for p in &mut plans {
+        let offset = jobs.len();
+        sizes.push(p.jobs.len());
+        jobs.extend(std::mem::take(&mut p.jobs).into_iter().map(|mut j| {
+            for d in &mut j.deps {
+                *d += offset;
+            }
+            j
+        }));
+    }
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let mut finished = crate::runner::run_blocking(jobs, opts).into_iter();
+    plans
+        .into_iter()
+        .zip(sizes)
+        .map(|(p, n)| {
+            let mine: Vec<_> = finished.by_ref().take(n).collect();
+            (p.env.clone(), p.results(mine))
+        })
+        .collect()
+}
+
 /// One environment: findings from assembly, units, strictness, schema,
-/// isolation and rules, then (unless offline) its probes. Returns the
-/// results, the assembled configuration and its CEL value for cross-env rules.
-pub fn evaluate(
+/// isolation and rules, and (unless offline) its probes planned. Returns the
+/// results, the plan, the assembled configuration and its CEL value for
+/// cross-environment rules.
+fn evaluate(
     project: &Project,
     env: &str,
     sets: &[String],
-    rules: &crate::rules::Rules,
-    probes: &crate::runner::Options,
-) -> Result<(Vec<CheckResult>, crate::config::assemble::Assembled, ::cel::Value), Problems> {
+    rules: &Rules,
+    probes: &[Located],
+    choice: &Choice,
+) -> Result<(Vec<CheckResult>, Option<Planned>, Assembled, ::cel::Value), Problems> {
     let mut a = project.assemble(env, sets)?;
     let mut results = Vec::new();
     let config_findings: Vec<Finding> = std::mem::take(&mut a.problems);
@@ -128,10 +194,12 @@ pub fn evaluate(
     }
     let (rule_results, value) = rules.per_env(project, &a);
     results.extend(rule_results);
-    if !project.offline {
-        results.extend(crate::runner::probe_env(project, &a, probes)?);
-    }
-    Ok((results, a, value))
+    let planned = if project.offline {
+        None
+    } else {
+        Some(plan_env(project, &a, probes, choice, &rules.hosts)?)
+    };
+    Ok((results, planned, a, value))
 }
 
 /// `f` over `items` on up to `available_parallelism` threads, results in order.
@@ -169,23 +237,6 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 fn dedup(problems: &mut Vec<Problem>) {
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.message.clone(), p.position())));
-}
-
-fn masked_source(src: &Arc<SourceFile>, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Arc<SourceFile> {
-    cache
-        .entry(src.name.clone())
-        .or_insert_with(|| SourceFile::new(src.name.clone(), r.mask_source(&src.text)))
-        .clone()
-}
-
-pub fn redact_problem(p: &Problem, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Problem {
-    let mut p = p.clone();
-    p.message = r.scrub(&p.message);
-    p.help = p.help.map(|h| r.scrub(&h));
-    p.label = p.label.map(|l| r.scrub(&l));
-    p.src = p.src.as_ref().map(|s| masked_source(s, r, cache));
-    p.related = p.related.iter().map(|q| redact_problem(q, r, cache)).collect();
-    p
 }
 
 fn redact_result(res: &mut CheckResult, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) {

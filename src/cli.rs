@@ -161,7 +161,7 @@ pub struct RunFlags {
 
 /// `"250ms"`, `"2s"`, `"1m"`; a bare number is refused (it could mean either).
 pub fn duration(s: &str) -> Result<Duration, String> {
-    crate::probes::def::duration(s)
+    crate::config::units::duration_param(s)
 }
 
 fn concurrency(s: &str) -> Result<usize, String> {

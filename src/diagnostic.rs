@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, Severity, SourceCode};
 
-use crate::config::tree::{Loc, Origin, SourceFile};
+use crate::source::{Loc, Origin, SourceFile};
 
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -104,6 +104,21 @@ impl Diagnostic for Problem {
             Some(Box::new(self.related.iter().map(|p| p as &dyn Diagnostic)))
         }
     }
+}
+
+/// A TOML error in one of envgate's own files (manifest, checks), in one
+/// wording everywhere: what is wrong, at file:line:column, with a hint.
+pub fn toml_problem(file: &Arc<SourceFile>, e: &toml::de::Error, code: &str, help: &str) -> Problem {
+    let span = e.span().unwrap_or(0..0);
+    let msg = e.message().trim().replace('\n', "; ");
+    let (line, col) = file.line_col(span.start);
+    Problem::new(
+        code,
+        format!("invalid {}: {msg} ({}:{line}:{col})", file.name, file.name),
+    )
+    .label(msg)
+    .help(help)
+    .at(file, span.start, span.len().max(1))
 }
 
 /// Every load error of a run, reported together (exit 2).

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use envgate::outcome::Status;
 use envgate::probes::{self, Net, ProbeDef};
-use envgate::report::model::Status;
 use envgate::runner::{self, Finished, Job, Options};
 use proptest::prelude::*;
 use serde_json::json;
@@ -18,22 +18,24 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn def(kind: &str, f: impl FnOnce(&mut ProbeDef)) -> ProbeDef {
-    let mut d = ProbeDef {
-        kind: kind.into(),
-        ..Default::default()
-    };
+    let mut d = ProbeDef::new(kind);
     f(&mut d);
     d
 }
 
 fn job(name: &str, d: &ProbeDef, target: &str, timeout: Duration) -> Job {
     let kind = probes::kind(&d.kind).expect("known kind");
-    let probe = (kind.build)(d, target).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+    let spec = probes::Spec {
+        target,
+        params: &d.params,
+    };
+    let probe = (kind.build)(&spec).unwrap_or_else(|e| panic!("{name}: {}", e.message));
     Job {
+        group: String::new(),
         name: name.into(),
         probe: Some(probe),
         preset: None,
-        timeout,
+        timeout: Some(timeout),
         retries: d.retries.unwrap_or(0),
         warning: false,
         deps: Vec::new(),
@@ -92,17 +94,17 @@ async fn http_checks_status_lists_and_ranges() {
     let a = format!("{}/a", server.uri());
     let b = format!("{}/b", server.uri());
     assert_status(
-        &one("http", &a, |d| d.status = Some(json!([200, 204]))).await,
+        &one("http", &a, |d| d.set("status", json!([200, 204]))).await,
         Status::Pass,
         "204 No Content",
     );
     assert_status(
-        &one("http", &b, |d| d.status = Some(json!("200-299"))).await,
+        &one("http", &b, |d| d.set("status", json!("200-299"))).await,
         Status::Fail,
         "expected 200-299, got 503",
     );
     assert_status(
-        &one("http", &b, |d| d.status = Some(json!("5xx"))).await,
+        &one("http", &b, |d| d.set("status", json!("5xx"))).await,
         Status::Pass,
         "503",
     );
@@ -122,22 +124,32 @@ async fn http_checks_body_json_and_headers() {
         .await;
     let u = server.uri();
     let pass = one("http", &u, |d| {
-        d.body_regex = Some(r#""status":\s*"ok""#.into());
-        d.json = Some([("/status".to_string(), json!("ok"))].into_iter().collect());
-        d.expect_headers = Some([("x-app".to_string(), "orders".to_string())].into_iter().collect());
+        d.set("body_regex", r#""status":\s*"ok""#.to_string());
+        d.set("json", json!({"/status": "ok"}));
+        d.set("expect_headers", json!({"x-app": "orders"}));
     })
     .await;
     assert_status(&pass, Status::Pass, "200 OK");
     let f = one("http", &u, |d| {
-        d.json = Some([("/version".to_string(), json!(4))].into_iter().collect())
+        d.set(
+            "json",
+            [("/version".to_string(), json!(4))]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
     })
     .await;
     assert_status(&f, Status::Fail, "expected /version = 4, got 3");
     assert_eq!(f.class, Some(probes::Class::Body));
-    let f = one("http", &u, |d| d.body_contains = Some("degraded".into())).await;
+    let f = one("http", &u, |d| d.set("body_contains", "degraded".to_string())).await;
     assert_status(&f, Status::Fail, "expected the body to contain \"degraded\"");
     let f = one("http", &u, |d| {
-        d.expect_headers = Some([("x-app".to_string(), "billing".to_string())].into_iter().collect())
+        d.set(
+            "expect_headers",
+            [("x-app".to_string(), "billing".to_string())]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
     })
     .await;
     assert_status(
@@ -176,7 +188,7 @@ async fn http_slower_than_max_latency_fails_as_latency() {
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(250)))
         .mount(&server)
         .await;
-    let f = one("http", &server.uri(), |d| d.max_latency = Some("100ms".into())).await;
+    let f = one("http", &server.uri(), |d| d.set("max_latency", "100ms".to_string())).await;
     assert_status(&f, Status::Fail, "expected an answer within 100ms");
     assert_eq!(f.class, Some(probes::Class::Latency));
 }
@@ -185,7 +197,7 @@ async fn http_slower_than_max_latency_fails_as_latency() {
 async fn a_listener_that_never_answers_times_out_at_the_configured_bound() {
     let addr = silent_listener().await;
     let d = def("http", |_| {});
-    let t = def("tcp", |d| d.expect = Some(json!("SSH-")));
+    let t = def("tcp", |d| d.set("expect", "SSH-"));
     let start = Instant::now();
     let r = run(
         vec![
@@ -226,7 +238,7 @@ async fn a_name_that_does_not_resolve_is_a_dns_failure() {
     assert_eq!(f.class, Some(probes::Class::Dns));
     let f = one("http", "http://no-such-host.invalid/health", |_| {}).await;
     assert_status(&f, Status::Fail, "cannot resolve `no-such-host.invalid`");
-    let f = one("dns", "localhost", |d| d.expect = Some(json!(["127.0.0.1"]))).await;
+    let f = one("dns", "localhost", |d| d.set("expect", json!(["127.0.0.1"]))).await;
     assert_status(&f, Status::Pass, "localhost A = 127.0.0.1");
 }
 
@@ -310,7 +322,7 @@ async fn dependents_of_a_failed_probe_are_blocked_naming_the_root_cause() {
 async fn fail_fast_cancels_in_flight_probes_and_reports_what_finished() {
     let silent = silent_listener().await;
     let port = closed_port();
-    let tcp = def("tcp", |d| d.expect = Some(json!("hello")));
+    let tcp = def("tcp", |d| d.set("expect", "hello"));
     let opts = Options {
         fail_fast: true,
         ..Default::default()

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use envgate::check::redact_problem;
 use envgate::config::secrets::Redactor;
-use envgate::config::tree::SourceFile;
-use envgate::report::model::{Report, Status};
+use envgate::config::secrets::redact_problem;
+use envgate::outcome::{Report, Status};
 use envgate::report::{Format, fixture};
+use envgate::source::SourceFile;
 use serde_json::Value;
 
 fn render(format: Format) -> String {

@@ -22,7 +22,7 @@ mod check_s3;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use envgate::report::model::Status;
+use envgate::outcome::Status;
 use support::*;
 
 #[tokio::test]
@@ -45,18 +45,21 @@ async fn postgres_passes_with_tables_and_query_and_finds_missing_ones() {
     );
     let url = format!("postgres://{db}:pw_{db}@127.0.0.1:5432/{db}");
     let f = probe("postgres", &url, |d| {
-        d.tables = vec!["orders".into(), "public.schema_version".into()];
-        d.query = Some("SELECT max(v) FROM schema_version".into());
-        d.expect = Some(serde_json::json!(42));
+        d.set(
+            "tables",
+            vec!["orders".to_string(), "public.schema_version".to_string()],
+        );
+        d.set("query", "SELECT max(v) FROM schema_version".to_string());
+        d.set("expect", serde_json::json!(42));
     })
     .await;
     assert_status(&f, Status::Pass, "SELECT 1");
-    let f = probe("postgres", &url, |d| d.tables = vec!["invoices".into()]).await;
+    let f = probe("postgres", &url, |d| d.set("tables", vec!["invoices".to_string()])).await;
     assert_status(&f, Status::Fail, "not_found: PostgreSQL");
     assert!(f.message.contains("table `invoices` does not exist"), "{}", f.message);
     let f = probe("postgres", &url, |d| {
-        d.query = Some("SELECT max(v) FROM schema_version".into());
-        d.expect = Some(serde_json::json!("43"));
+        d.set("query", "SELECT max(v) FROM schema_version".to_string());
+        d.set("expect", serde_json::json!("43"));
     })
     .await;
     assert_status(&f, Status::Fail, "expected `query` to return \"43\", got \"42\"");
@@ -107,13 +110,13 @@ async fn mysql_passes_and_fails_auth_and_not_found() {
     }));
     let url = format!("mysql://{db}:pw_{db}@127.0.0.1:3306/{db}");
     let f = probe("mysql", &url, |d| {
-        d.tables = vec!["orders".into()];
-        d.query = Some("SELECT v FROM schema_version".into());
-        d.expect = Some(serde_json::json!(7));
+        d.set("tables", vec!["orders".to_string()]);
+        d.set("query", "SELECT v FROM schema_version".to_string());
+        d.set("expect", serde_json::json!(7));
     })
     .await;
     assert_status(&f, Status::Pass, "SELECT 1");
-    let f = probe("mysql", &url, |d| d.tables = vec!["invoices".into()]).await;
+    let f = probe("mysql", &url, |d| d.set("tables", vec!["invoices".to_string()])).await;
     assert_status(&f, Status::Fail, "not_found: MySQL");
     let f = probe("mysql", &format!("mysql://{db}:wrong-Pa55@127.0.0.1:3306/{db}"), |_| {}).await;
     assert_status(&f, Status::Fail, "auth: MySQL mysql://");
@@ -157,11 +160,11 @@ async fn redis_checks_acl_users_databases_and_keys() {
     }));
     let url = format!("redis://{user}:pw_{user}@127.0.0.1:6379/3");
     assert_status(
-        &probe("redis", &url, |d| d.keys = vec![format!("{user}:ready")]).await,
+        &probe("redis", &url, |d| d.set("keys", vec![format!("{user}:ready")])).await,
         Status::Pass,
         "PONG",
     );
-    let f = probe("redis", &url, |d| d.keys = vec![format!("{user}:missing")]).await;
+    let f = probe("redis", &url, |d| d.set("keys", vec![format!("{user}:missing")])).await;
     assert_status(&f, Status::Fail, "not_found: Redis");
     let f = probe("redis", &format!("redis://{user}:wrong-Pa55@127.0.0.1:6379/3"), |_| {}).await;
     assert_status(&f, Status::Fail, "auth: Redis redis://");
@@ -173,7 +176,7 @@ async fn redis_checks_acl_users_databases_and_keys() {
     )
     .await;
     assert_status(&f, Status::Fail, "not_found: Redis");
-    let f = probe("redis", &url, |d| d.keys = vec!["outside:prefix".into()]).await;
+    let f = probe("redis", &url, |d| d.set("keys", vec!["outside:prefix".to_string()])).await;
     assert_status(&f, Status::Fail, "permission: Redis");
 }
 
@@ -196,15 +199,15 @@ async fn amqp_checks_vhosts_queues_exchanges_and_credentials() {
     ));
     let url = format!("amqp://{vhost}:pw_{vhost}@127.0.0.1:5672/{vhost}");
     let f = probe("amqp", &url, |d| {
-        d.queues = vec!["orders".into()];
-        d.exchanges = vec!["events".into()];
+        d.set("queues", vec!["orders".to_string()]);
+        d.set("exchanges", vec!["events".to_string()]);
     })
     .await;
     assert_status(&f, Status::Pass, "queue `orders` (0 messages, 0 consumers)");
-    let f = probe("amqp", &url, |d| d.queues = vec!["invoices".into()]).await;
+    let f = probe("amqp", &url, |d| d.set("queues", vec!["invoices".to_string()])).await;
     assert_status(&f, Status::Fail, "not_found: AMQP");
     assert!(f.message.contains("queue `invoices`"), "{}", f.message);
-    let f = probe("amqp", &url, |d| d.exchanges = vec!["nope".into()]).await;
+    let f = probe("amqp", &url, |d| d.set("exchanges", vec!["nope".to_string()])).await;
     assert_status(&f, Status::Fail, "not_found: AMQP");
     let f = probe(
         "amqp",
@@ -241,10 +244,13 @@ async fn nats_checks_jetstream_streams_and_credentials() {
             nats_request(4222, &format!("$JS.API.STREAM.DELETE.{stream}"), "");
         }
     }));
-    let f = probe("nats", "nats://127.0.0.1:4222", |d| d.streams = vec![stream.clone()]).await;
+    let f = probe("nats", "nats://127.0.0.1:4222", |d| {
+        d.set("streams", vec![stream.clone()])
+    })
+    .await;
     assert_status(&f, Status::Pass, "JetStream enabled, 1 stream(s) exist");
     let f = probe("nats", "nats://127.0.0.1:4222", |d| {
-        d.streams = vec![format!("{stream}_MISSING")]
+        d.set("streams", vec![format!("{stream}_MISSING")])
     })
     .await;
     assert_status(&f, Status::Fail, "not_found: NATS");
@@ -260,7 +266,7 @@ async fn nats_checks_jetstream_streams_and_credentials() {
     )
     .await;
     assert_status(&f, Status::Fail, "auth: NATS nats://app:***@");
-    let f = probe("nats", &ok, |d| d.jetstream = Some(true)).await;
+    let f = probe("nats", &ok, |d| d.set("jetstream", true)).await;
     assert_status(&f, Status::Fail, "not_found: NATS");
 }
 
@@ -275,7 +281,7 @@ async fn mqtt_connects_and_fails_auth_on_a_wrong_password() {
     let ok = format!("mqtt://app:{}@127.0.0.1:{}", server.secret, server.port);
     wait_until_passes("mqtt", &ok).await;
     assert_status(
-        &probe("mqtt", &ok, |d| d.client_id = Some(unique("client"))).await,
+        &probe("mqtt", &ok, |d| d.set("client_id", unique("client"))).await,
         Status::Pass,
         "CONNACK",
     );
@@ -303,16 +309,16 @@ async fn s3_lists_writes_a_canary_and_classifies_refusals() {
     // moto checks signatures against the decoded query, so `/` in a prefix
     // (sent as %2F, as S3 requires) fails there alone: use a dash.
     assert_status(
-        &probe("s3", &url, |d| d.prefix = Some("app-".into())).await,
+        &probe("s3", &url, |d| d.set("prefix", "app-".to_string())).await,
         Status::Pass,
         "listable under `app-`",
     );
     let f = probe("s3", &format!("s3://{bucket}/app-"), |d| {
-        d.endpoint = Some(base.clone());
-        d.access_key = Some(ak.into());
-        d.secret_key = Some(sk.into());
-        d.write = Some(true);
-        d.max_latency = Some("5s".into());
+        d.set("endpoint", base.clone());
+        d.set("access_key", ak);
+        d.set("secret_key", sk);
+        d.set("write", true);
+        d.set("max_latency", "5s".to_string());
     })
     .await;
     assert_status(&f, Status::Pass, "canary put");

@@ -6,7 +6,8 @@ use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs};
 use crate::config::project::Project;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
-use crate::report::model::Report;
+use crate::outcome::Report;
+use crate::plan::Choice;
 use crate::report::{Format, Style};
 
 pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dyn Write) -> Result<i32, Problems> {
@@ -19,9 +20,11 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         .into());
     }
     let project = ctx.project(cli, a.offline, a.offline)?;
-    let probes = crate::runner::Options {
+    let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
+    };
+    let runner = crate::runner::Options {
         concurrency: a.run.concurrency,
         fail_fast: a.run.fail_fast,
         wait: a.run.wait,
@@ -32,7 +35,8 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         ctx,
         &project,
         &a.select,
-        probes,
+        choice,
+        runner,
         &a.output,
         a.fail_on_warn(),
         style,
@@ -48,16 +52,16 @@ pub fn validate(
     out: &mut dyn Write,
 ) -> Result<i32, Problems> {
     let project = ctx.project(cli, true, true)?;
-    let probes = crate::runner::Options {
+    let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
-        ..Default::default()
     };
     execute(
         ctx,
         &project,
         &a.select,
-        probes,
+        choice,
+        crate::runner::Options::default(),
         &a.output,
         a.fail_on_warn(),
         style,
@@ -70,7 +74,8 @@ fn execute(
     ctx: &Context,
     project: &Project,
     select: &Selection,
-    probes: crate::runner::Options,
+    choice: Choice,
+    runner: crate::runner::Options,
     output: &Output,
     fail_on_warn: bool,
     style: Style,
@@ -96,7 +101,8 @@ fn execute(
         &CheckOptions {
             envs,
             sets: select.sets.clone(),
-            probes,
+            choice,
+            runner,
         },
     )?;
     for (format, path) in &reports {

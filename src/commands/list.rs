@@ -48,7 +48,8 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
         }
         None => s.push_str("\nschema: none (set project.schema in envgate.toml)\n"),
     }
-    let rules = crate::rules::Rules::load(p)?;
+    let checks = crate::plan::Checks::load(p)?;
+    let rules = crate::rules::Rules::new(p, checks.rules)?;
     if rules.compiled.is_empty() {
         s.push_str(&format!("\nrules: none ({}/*.toml)\n", p.manifest.project.checks_dir));
     } else {
@@ -71,7 +72,7 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
             s.push_str(&format!("  {:<32} {sev:<8}{scope}{tags}  {}\n", c.id(), d.message));
         }
     }
-    let probes = crate::probes::def::load(p)?;
+    let probes = checks.probes;
     if probes.is_empty() {
         s.push_str(&format!(
             "\nprobes: none ({}/*.toml or \"x-probe\" in the schema)\n",

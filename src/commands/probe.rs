@@ -10,8 +10,8 @@ use crate::config::secrets::redact_url_passwords;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
 use crate::findings::Category;
-use crate::probes::{self, ProbeDef};
-use crate::report::model::{CheckResult, EnvReport, Report, Severity, Status};
+use crate::outcome::{CheckResult, EnvReport, Report, Severity, Status};
+use crate::probes;
 use crate::report::{Format, Style};
 use crate::runner::{self, Job};
 
@@ -63,12 +63,11 @@ pub fn probe(
             );
             continue;
         };
-        let def = ProbeDef {
-            kind: kind.name.into(),
-            target: Some(t.clone()),
-            ..Default::default()
-        };
-        match (kind.build)(&def, t) {
+        let params = toml::Table::new();
+        match (kind.build)(&probes::Spec {
+            target: t,
+            params: &params,
+        }) {
             Ok(p) => {
                 let shown = redact_url_passwords(t);
                 let n = names
@@ -77,10 +76,11 @@ pub fn probe(
                     .count();
                 let name = if n == 0 { shown } else { format!("{shown} #{}", n + 1) };
                 jobs.push(Job {
+                    group: String::new(),
                     name: name.clone(),
                     probe: Some(p),
                     preset: None,
-                    timeout: a.timeout,
+                    timeout: Some(a.timeout),
                     retries: a.retries,
                     warning: false,
                     deps: Vec::new(),

@@ -38,7 +38,7 @@ impl Assembled {
             .problems
             .iter()
             .filter(|f| !f.warning)
-            .map(|f| crate::check::redact_problem(&f.problem, &self.redactor, &mut Default::default()))
+            .map(|f| super::secrets::redact_problem(&f.problem, &self.redactor, &mut Default::default()))
             .collect();
         if errors.is_empty() {
             Ok(())

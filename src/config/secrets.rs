@@ -3,9 +3,13 @@
 //! are replaced before any text leaves the library. Everything that formats
 //! user-visible text passes through a [`Redactor`].
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
+
+use crate::diagnostic::Problem;
+use crate::source::SourceFile;
 
 pub const MASK: &str = "***";
 
@@ -132,6 +136,24 @@ impl Redactor {
         }
         String::from_utf8(bytes).unwrap_or_default()
     }
+}
+
+/// A problem with every secret masked: message, help, label, related
+/// problems, and its source snippet (masked in place, so spans still line
+/// up). `cache` keeps one masked copy of each source file per run.
+pub fn redact_problem(p: &Problem, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Problem {
+    let mut p = p.clone();
+    p.message = r.scrub(&p.message);
+    p.help = p.help.map(|h| r.scrub(&h));
+    p.label = p.label.map(|l| r.scrub(&l));
+    p.src = p.src.as_ref().map(|src| {
+        cache
+            .entry(src.name.clone())
+            .or_insert_with(|| SourceFile::new(src.name.clone(), r.mask_source(&src.text)))
+            .clone()
+    });
+    p.related = p.related.iter().map(|q| redact_problem(q, r, cache)).collect();
+    p
 }
 
 #[cfg(test)]

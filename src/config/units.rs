@@ -46,6 +46,15 @@ fn unit_nanos(unit: &str) -> Option<f64> {
     })
 }
 
+/// A duration written by a user where a unit is required (`"250ms"`,
+/// `"2s"`): a bare number is refused with both readings.
+pub fn duration_param(s: &str) -> Result<Duration, String> {
+    if s.trim().parse::<f64>().is_ok() {
+        return Err(format!("bare number {s} for a duration: write \"{s}s\" or \"{s}ms\""));
+    }
+    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration such as \"500ms\" or \"2s\""))
+}
+
 /// `1h30m`, `250ms`, `2.5s`: the shortest exact spelling.
 pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
@@ -340,6 +349,12 @@ fn other_reading(raw: &str, name: &str, per: f64, lo: Magnitude, hi: Option<Magn
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_duration_parameter_without_a_unit_is_refused_with_both_readings() {
+        assert!(duration_param("30").unwrap_err().contains("\"30s\" or \"30ms\""));
+        assert_eq!(duration_param("250ms"), Ok(Duration::from_millis(250)));
+    }
 
     #[test]
     fn parses_durations_and_sizes() {

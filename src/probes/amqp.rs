@@ -8,37 +8,35 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::param::Dur;
 use super::service::{self, Target, TlsOpts};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "amqp",
     doc: "an AMQP 0-9-1 broker (RabbitMQ) accepts the credentials and opens the vhost and a channel",
     target: "an amqp:// or amqps:// (TLS) URL: amqp://user:password@host[:port]/vhost",
-    params: &[
-        (
-            "queues",
-            "queues that must exist on the vhost (passive declare: never created)",
-        ),
-        (
-            "exchanges",
-            "exchanges that must exist on the vhost (passive declare: never created)",
-        ),
-        (
-            "max_latency",
-            "slowest acceptable connect + log in + channel open, e.g. \"100ms\"",
-        ),
-        (
-            "ca_file",
-            "amqps: PEM file of the CA roots to trust instead of the system's",
-        ),
-        (
-            "tls_verify",
-            "amqps: verify the certificate chain and host name (default true)",
-        ),
-    ],
+    schemes: &["amqp", "amqps"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Queues that must exist on the vhost (passive declare: never created).
+    #[serde(default)]
+    queues: Vec<String>,
+    /// Exchanges that must exist on the vhost (passive declare: never created).
+    #[serde(default)]
+    exchanges: Vec<String>,
+    /// Slowest acceptable connect + log in + channel open, e.g. "100ms".
+    max_latency: Option<Dur>,
+    /// amqps: PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// amqps: verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+}
 
 struct Amqp {
     t: Target,
@@ -49,7 +47,9 @@ struct Amqp {
     tls: TlsOpts,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let mut t = Target::parse("AMQP", target, &[("amqp", 5672, false), ("amqps", 5671, true)])?;
     // The AMQP URI spec: no user means guest/guest; no vhost means "/".
     if t.user.is_empty() && t.password.is_none() {
@@ -72,15 +72,19 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     }
     Ok(Box::new(Amqp {
         vhost,
-        queues: d.queues.clone(),
-        exchanges: d.exchanges.clone(),
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
-        tls: TlsOpts::from_def(d, true),
+        queues: d.queues,
+        exchanges: d.exchanges,
+        max_latency: d.max_latency.map(|m| m.0),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
         t,
     }))
 }
 
 impl Probe for Amqp {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

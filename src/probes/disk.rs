@@ -3,19 +3,26 @@
 
 use std::path::PathBuf;
 
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 use crate::config::units::{format_bytes, parse_bytes};
 
 pub static KIND: Kind = Kind {
     name: "disk",
     doc: "a directory exists, is writable and has free space",
     target: "a directory path",
-    params: &[
-        ("writable", "create and remove a temporary file in the directory"),
-        ("min_free", "free space required: \"512MiB\", \"2GB\" or \"10%\""),
-    ],
+    schemes: &[],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Create and remove a temporary file in the directory.
+    writable: Option<bool>,
+    /// Free space required: "512MiB", "2GB" or "10%".
+    min_free: Option<String>,
+}
 
 #[derive(Clone, Copy)]
 enum MinFree {
@@ -29,10 +36,12 @@ struct Disk {
     min_free: Option<MinFree>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
     if target.trim().is_empty() {
         return Err(ParamError::new("target", "a disk probe needs a directory path"));
     }
+    let d: Params = spec.params()?;
     let min_free = match d.min_free.as_deref().map(str::trim) {
         None => None,
         Some(s) => Some(match s.strip_suffix('%') {
@@ -61,6 +70,10 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for Disk {
+    fn hosts(&self) -> Vec<Endpoint> {
+        Vec::new()
+    }
+
     fn run<'a>(&'a self, _: &'a Ctx) -> BoxFuture<'a, Outcome> {
         let (path, writable, min_free) = (self.path.clone(), self.writable, self.min_free);
         // A hung network mount must not hang a runtime thread: the runner's

@@ -3,22 +3,27 @@
 
 use hickory_resolver::proto::rr::RecordType;
 
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::param::Texts;
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
     name: "dns",
     doc: "a name resolves, with the expected record type and values",
     target: "a host name, or dns://name",
-    params: &[
-        ("record", "A, AAAA, CNAME, TXT, MX or SRV (default A)"),
-        (
-            "expect",
-            "a value or list of values that must all be among the answers, e.g. \"10.0.0.5\" or \"10 mx.example.com\"",
-        ),
-    ],
+    schemes: &["dns"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// A, AAAA, CNAME, TXT, MX or SRV (default A).
+    record: Option<String>,
+    /// A value or list of values that must all be among the answers, e.g. "10.0.0.5" or "10 mx.example.com".
+    expect: Option<Texts>,
+}
 
 struct Dns {
     name: String,
@@ -26,7 +31,8 @@ struct Dns {
     expect: Vec<String>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
     let name = match target.strip_prefix("dns://") {
         Some(rest) => rest.split(['/', '?']).next().unwrap_or_default(),
         None => target,
@@ -36,7 +42,8 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(ParamError::new("target", format!("`{target}` is not a host name")));
     }
-    let record = match d.record.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let p: Params = spec.params()?;
+    let record = match p.record.as_deref().map(str::to_ascii_uppercase).as_deref() {
         None | Some("A") => RecordType::A,
         Some("AAAA") => RecordType::AAAA,
         Some("CNAME") => RecordType::CNAME,
@@ -50,25 +57,11 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
             ));
         }
     };
-    let expect = match &d.expect {
-        None => Vec::new(),
-        Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(String::from)
-                    .ok_or_else(|| ParamError::new("expect", format!("expected text, got {v}")))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(v) => {
-            return Err(ParamError::new(
-                "expect",
-                format!("expected a value or a list of values, got {v}"),
-            ));
-        }
-    };
-    Ok(Box::new(Dns { name, record, expect }))
+    Ok(Box::new(Dns {
+        name,
+        record,
+        expect: p.expect.unwrap_or_default().0,
+    }))
 }
 
 fn norm(s: &str) -> String {
@@ -76,6 +69,12 @@ fn norm(s: &str) -> String {
 }
 
 impl Probe for Dns {
+    /// The name asked about: its answers come from the resolver, but a name
+    /// of another environment is still not this environment's business.
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![Endpoint::new(&self.name, None)]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let resolver = match ctx.net.dns().await {

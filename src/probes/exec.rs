@@ -5,29 +5,40 @@
 
 use std::process::Stdio;
 
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef, Verdict};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
 use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
     name: "exec",
     doc: "a program (any Nagios/Icinga plugin) exits 0; 1 is a warning, 2 and 3 are failures",
     target: "the program's path",
-    params: &[("args", "the program's arguments, a list")],
+    schemes: &[],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// The program's arguments, a list.
+    #[serde(default)]
+    args: Vec<String>,
+}
 
 struct Exec {
     program: String,
     args: Vec<String>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
     if target.trim().is_empty() {
         return Err(ParamError::new("target", "an exec probe needs the program's path"));
     }
+    let p: Params = spec.params()?;
     Ok(Box::new(Exec {
         program: target.to_string(),
-        args: d.args.clone(),
+        args: p.args,
     }))
 }
 
@@ -87,6 +98,12 @@ pub fn parse_perfdata(s: &str) -> Vec<Metric> {
 }
 
 impl Probe for Exec {
+    /// A plugin's own connections are its business: envgate cannot see
+    /// them, so isolation cannot refuse them (the README says so).
+    fn hosts(&self) -> Vec<Endpoint> {
+        Vec::new()
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let mut cmd = tokio::process::Command::new(&self.program);
@@ -158,9 +175,9 @@ impl Probe for Exec {
                     .collect();
                 msg = format!("{msg} ({})", m.join(", "));
             }
-            let reported: Vec<crate::report::model::Metric> = metrics
+            let reported: Vec<crate::outcome::Metric> = metrics
                 .iter()
-                .map(|m| crate::report::model::Metric {
+                .map(|m| crate::outcome::Metric {
                     name: m.label.clone(),
                     value: m.value,
                     unit: m.unit.clone(),

@@ -5,20 +5,29 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use regex::Regex;
 
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "file",
     doc: "a regular file exists and is readable, with the expected mode, owner and content",
     target: "a file path",
-    params: &[
-        ("mode", "permission bits, e.g. \"0640\""),
-        ("owner", "owning user, a name or a numeric uid"),
-        ("non_empty", "the file is not empty"),
-        ("regex", "the content (first 4 MiB) matches this regular expression"),
-    ],
+    schemes: &[],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Permission bits, e.g. "0640".
+    mode: Option<String>,
+    /// Owning user, a name or a numeric uid.
+    owner: Option<String>,
+    /// The file is not empty.
+    non_empty: Option<bool>,
+    /// The content (first 4 MiB) matches this regular expression.
+    regex: Option<String>,
+}
 
 struct File {
     path: String,
@@ -28,10 +37,12 @@ struct File {
     regex: Option<Regex>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
     if target.trim().is_empty() {
         return Err(ParamError::new("target", "a file probe needs a path"));
     }
+    let d: Params = spec.params()?;
     let mode = d
         .mode
         .as_deref()
@@ -68,6 +79,10 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for File {
+    fn hosts(&self) -> Vec<Endpoint> {
+        Vec::new()
+    }
+
     fn run<'a>(&'a self, _: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let (path, mode, owner, non_empty, regex) = (

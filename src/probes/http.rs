@@ -9,46 +9,53 @@ use serde_json::Value as Json;
 use url::Url;
 
 use super::net::{ClientOpts, cert_info, io_outcome, timed_out};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef, def};
+use indexmap::IndexMap;
+
+use super::param::Dur;
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
     name: "http",
     doc: "an HTTP(S) request answers with the expected status, body, headers and latency",
     target: "an http:// or https:// URL",
-    params: &[
-        ("method", "request method (default GET)"),
-        ("headers", "request headers, a table"),
-        ("body", "request body"),
-        ("path", "appended to the target URL, e.g. \"/health\""),
-        (
-            "status",
-            "expected status: 200, [200, 204], \"2xx\" or \"200-399\" (default \"200-299\")",
-        ),
-        ("body_contains", "the body contains this text"),
-        ("body_regex", "the body matches this regular expression"),
-        (
-            "json",
-            "JSON pointers and the values they must equal: { \"/status\" = \"ok\" }",
-        ),
-        (
-            "expect_headers",
-            "response headers and their values; \"*\" only requires the header",
-        ),
-        (
-            "max_latency",
-            "slowest acceptable time to the response headers, e.g. \"500ms\"",
-        ),
-        ("follow_redirects", "follow redirects (default true)"),
-        ("ca_file", "PEM file of the CA roots to trust instead of the system's"),
-        (
-            "tls_verify",
-            "verify the certificate chain and host name (default true)",
-        ),
-        ("min_days_left", "https: fail when the certificate expires sooner"),
-    ],
+    schemes: &["http", "https"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Request method (default GET).
+    method: Option<String>,
+    /// Request headers, a table.
+    headers: Option<IndexMap<String, String>>,
+    /// Request body.
+    body: Option<String>,
+    /// Appended to the target URL, e.g. "/health".
+    path: Option<String>,
+    /// Expected status: 200, [200, 204], "2xx" or "200-399" (default "200-299").
+    status: Option<Json>,
+    /// The body contains this text.
+    body_contains: Option<String>,
+    /// The body matches this regular expression.
+    body_regex: Option<String>,
+    /// JSON pointers and the values they must equal: { "/status" = "ok" }.
+    json: Option<IndexMap<String, Json>>,
+    /// Response headers and their values; "*" only requires the header.
+    expect_headers: Option<IndexMap<String, String>>,
+    /// Slowest acceptable time to the response headers, e.g. "500ms".
+    max_latency: Option<Dur>,
+    /// Follow redirects (default true).
+    follow_redirects: Option<bool>,
+    /// PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// Verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+    /// https: fail when the certificate expires sooner.
+    min_days_left: Option<u32>,
+}
 
 /// Bodies are read up to this size for the body expectations.
 const BODY_LIMIT: usize = 1 << 20;
@@ -68,7 +75,9 @@ struct Http {
     opts: ClientOpts,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let d: Params = spec.params()?;
+    let target = spec.target;
     let full = match &d.path {
         Some(p) => format!("{}/{}", target.trim_end_matches('/'), p.trim_start_matches('/')),
         None => target.to_string(),
@@ -95,34 +104,28 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
         .map(Regex::new)
         .transpose()
         .map_err(|e| ParamError::new("body_regex", format!("invalid regular expression: {e}")))?;
-    let json: Vec<(String, Json)> = d.json.clone().unwrap_or_default().into_iter().collect();
+    let json: Vec<(String, Json)> = d.json.unwrap_or_default().into_iter().collect();
     if let Some((p, _)) = json.iter().find(|(p, _)| !p.is_empty() && !p.starts_with('/')) {
         return Err(ParamError::new(
             "json",
             format!("`{p}` is not a JSON pointer: write \"/{p}\""),
         ));
     }
-    let max_latency = d
-        .max_latency
-        .as_deref()
-        .map(def::duration)
-        .transpose()
-        .map_err(|m| ParamError::new("max_latency", m))?;
     Ok(Box::new(Http {
         url,
         method,
-        headers: d.headers.clone().unwrap_or_default().into_iter().collect(),
-        body: d.body.clone(),
+        headers: d.headers.unwrap_or_default().into_iter().collect(),
+        body: d.body,
         status,
-        body_contains: d.body_contains.clone(),
+        body_contains: d.body_contains,
         body_regex,
         json,
-        expect_headers: d.expect_headers.clone().unwrap_or_default().into_iter().collect(),
-        max_latency,
+        expect_headers: d.expect_headers.unwrap_or_default().into_iter().collect(),
+        max_latency: d.max_latency.map(|m| m.0),
         min_days_left: d.min_days_left,
         opts: ClientOpts {
             follow_redirects: d.follow_redirects.unwrap_or(true),
-            ca_file: d.ca_file.clone(),
+            ca_file: d.ca_file,
             verify: d.tls_verify.unwrap_or(true),
         },
     }))
@@ -170,6 +173,13 @@ fn status_text(s: &[(u16, u16)]) -> String {
 }
 
 impl Probe for Http {
+    /// The URL's host as the URL parser (the same one the client uses)
+    /// reads it; redirect hops are checked as they come.
+    fn hosts(&self) -> Vec<Endpoint> {
+        let host = self.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        vec![Endpoint::new(host, self.url.port_or_known_default())]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let host = self.url.host_str().unwrap_or_default();

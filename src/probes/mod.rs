@@ -15,11 +15,12 @@ mod http;
 pub mod net;
 mod tcp;
 mod tls;
-// Service probes (issue 5), and what they share.
+// Service probes, and what they share.
 mod amqp;
 mod mqtt;
 mod mysql;
 mod nats;
+pub mod param;
 mod postgres;
 mod redis;
 mod s3;
@@ -31,15 +32,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use def::ProbeDef;
+
+use crate::outcome::Metric;
 pub use net::Net;
 
 /// A boxed future, so probes of every kind sit behind one `dyn Probe`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Probe: Send + Sync {
+    /// Every host this probe will connect to, as its own client will dial
+    /// it: the target's hosts and any other (an endpoint, a fallback host).
+    /// Isolation refuses the probe before it runs when one belongs to another
+    /// environment; a kind that connects nowhere returns none. There is no
+    /// default, so a new kind cannot forget to answer.
+    fn hosts(&self) -> Vec<Endpoint>;
+
     /// One attempt. Must finish within `ctx.timeout` (the runner enforces it
     /// too, as a safety net, by dropping the future).
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome>;
+}
+
+/// A host and port a probe dials, normalised as its client parses them
+/// (IP literals in any spelling become the address they mean).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn new(host: impl Into<String>, port: impl Into<Option<u16>>) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            port: port.into(),
+        }
+    }
 }
 
 /// What one attempt may use: its time budget and the run's shared caches.
@@ -108,7 +135,7 @@ pub struct Outcome {
     /// What was expected and what was seen; no secrets (the runner scrubs too).
     pub message: String,
     /// Measurements, e.g. a Nagios plugin's perfdata.
-    pub metrics: Vec<crate::report::model::Metric>,
+    pub metrics: Vec<Metric>,
 }
 
 impl Outcome {
@@ -140,7 +167,7 @@ impl Outcome {
     }
 
     /// The same outcome, carrying measurements.
-    pub fn with_metrics(mut self, metrics: Vec<crate::report::model::Metric>) -> Outcome {
+    pub fn with_metrics(mut self, metrics: Vec<Metric>) -> Outcome {
         self.metrics = metrics;
         self
     }
@@ -149,32 +176,93 @@ impl Outcome {
 /// A parameter that cannot work, named so the loader can point at its line.
 #[derive(Debug, Clone)]
 pub struct ParamError {
-    pub param: &'static str,
+    pub param: String,
     pub message: String,
 }
 
 impl ParamError {
-    pub fn new(param: &'static str, message: impl Into<String>) -> ParamError {
+    pub fn new(param: impl Into<String>, message: impl Into<String>) -> ParamError {
         ParamError {
-            param,
+            param: param.into(),
             message: message.into(),
         }
     }
 }
 
+/// What a kind's constructor gets: the resolved target and the kind's own
+/// parameters (every `${...}` already filled in).
+pub struct Spec<'a> {
+    pub target: &'a str,
+    pub params: &'a toml::Table,
+}
+
+impl Spec<'_> {
+    /// The kind's parameter struct. Unknown names were refused when the
+    /// check file was loaded; what is left here are wrong types and values,
+    /// each named by its parameter.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> Result<T, ParamError> {
+        self.params.clone().try_into().map_err(|e| param_error(&e))
+    }
+}
+
+/// toml names the offending key on the error's last line: "...\nin `status`".
+fn param_error(e: &toml::de::Error) -> ParamError {
+    let text = e.to_string().trim().to_string();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let param = match lines
+        .last()
+        .and_then(|l| l.strip_prefix("in `"))
+        .and_then(|l| l.strip_suffix('`'))
+    {
+        Some(p) => {
+            let p = p.split('.').next().unwrap_or(p).to_string();
+            lines.pop();
+            p
+        }
+        None => "target".to_string(),
+    };
+    ParamError::new(param, lines.join(" "))
+}
+
 /// A kind's constructor: parameters and target → a probe. Pure: no I/O.
-pub type Build = fn(&ProbeDef, &str) -> Result<Box<dyn Probe>, ParamError>;
+pub type Build = fn(&Spec<'_>) -> Result<Box<dyn Probe>, ParamError>;
 
 /// One probe kind: its name, what it checks, its parameters and constructor.
 pub struct Kind {
     pub name: &'static str,
     pub doc: &'static str,
-    /// Every kind-specific parameter with a one-line description.
-    pub params: &'static [(&'static str, &'static str)],
     /// What `target` is for this kind.
     pub target: &'static str,
+    /// URL schemes that name this kind in an ad-hoc `envgate probe URL`;
+    /// empty when a target of this kind is not a URL.
+    pub schemes: &'static [&'static str],
+    /// The JSON Schema of the kind's parameter struct: names, types and the
+    /// doc comment of every parameter (`list`, checks.schema.json and the
+    /// loader's did-you-mean all read it).
+    pub params: fn() -> schemars::Schema,
     /// Parameters and target → a probe. Pure: no I/O.
     pub build: Build,
+}
+
+impl Kind {
+    /// Every parameter's name and one-line description, in declaration order.
+    pub fn param_docs(&self) -> Vec<(String, String)> {
+        let schema = (self.params)();
+        let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .map(|(k, v)| {
+                let doc = v.get("description").and_then(|d| d.as_str()).unwrap_or_default();
+                (k.clone(), doc.replace('\n', " "))
+            })
+            .collect()
+    }
+
+    pub fn param_names(&self) -> Vec<String> {
+        self.param_docs().into_iter().map(|(k, _)| k).collect()
+    }
 }
 
 /// The registry: adding a kind is one file and one line here.
@@ -201,17 +289,7 @@ pub fn kind(name: &str) -> Option<&'static Kind> {
 
 /// The kind an ad-hoc URL's scheme names.
 pub fn kind_for_scheme(scheme: &str) -> Option<&'static Kind> {
-    match scheme {
-        "http" | "https" => kind("http"),
-        "postgres" | "postgresql" => kind("postgres"),
-        "mysql" | "mariadb" => kind("mysql"),
-        "redis" | "rediss" => kind("redis"),
-        "amqp" | "amqps" => kind("amqp"),
-        "nats" => kind("nats"),
-        "mqtt" | "mqtts" => kind("mqtt"),
-        "s3" => kind("s3"),
-        other => kind(other).filter(|k| matches!(k.name, "tcp" | "dns" | "tls")),
-    }
+    KINDS.iter().copied().find(|k| k.schemes.contains(&scheme))
 }
 
 /// Parameters every kind accepts (the common fields of `[[probe]]`).
@@ -238,20 +316,43 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), KINDS.len(), "kind names are unique");
+        let mut schemes: Vec<_> = KINDS.iter().flat_map(|k| k.schemes.iter()).collect();
+        let all = schemes.len();
+        schemes.sort_unstable();
+        schemes.dedup();
+        assert_eq!(schemes.len(), all, "a scheme names one kind");
         for k in KINDS {
             assert!(!k.doc.is_empty() && !k.target.is_empty(), "{} is documented", k.name);
-            for (p, d) in k.params {
+            let schema = (k.params)();
+            assert_eq!(
+                schema.get("additionalProperties"),
+                Some(&serde_json::Value::Bool(false)),
+                "{}'s parameters are strict (deny_unknown_fields)",
+                k.name
+            );
+            for (p, d) in k.param_docs() {
                 assert!(!d.is_empty(), "{}.{p} is documented", k.name);
-                assert!(def::PARAMS.contains(p), "{}.{p} is a field of ProbeDef", k.name);
-                assert!(!COMMON.contains(p), "{}.{p} shadows a common field", k.name);
+                assert!(!COMMON.contains(&p.as_str()), "{}.{p} shadows a common field", k.name);
             }
         }
-        // Every field of ProbeDef is either common or belongs to a kind.
-        for p in def::PARAMS.iter() {
-            assert!(
-                COMMON.contains(p) || KINDS.iter().any(|k| k.params.iter().any(|(q, _)| q == p)),
-                "{p} belongs to no kind"
-            );
+    }
+
+    #[test]
+    fn a_wrong_parameter_type_names_the_parameter() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct P {
+            #[expect(dead_code, reason = "only its error matters here")]
+            keys: Vec<String>,
         }
+        let params: toml::Table = toml::from_str("keys = [\"a\", 3]").unwrap();
+        let e = Spec {
+            target: "",
+            params: &params,
+        }
+        .params::<P>()
+        .unwrap_err();
+        assert_eq!(e.param, "keys");
+        assert!(e.message.contains("expected a string"), "{}", e.message);
     }
 }

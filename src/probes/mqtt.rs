@@ -8,27 +8,31 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::param::Dur;
 use super::service::{self, Target, TlsOpts};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "mqtt",
     doc: "an MQTT broker accepts a connection with these credentials and client id (CONNACK)",
     target: "an mqtt:// or mqtts:// (TLS) URL: mqtt://[user:password@]host[:port]",
-    params: &[
-        ("client_id", "client identifier to connect with (default envgate-PID-N)"),
-        ("max_latency", "slowest acceptable connect + CONNACK, e.g. \"50ms\""),
-        (
-            "ca_file",
-            "mqtts: PEM file of the CA roots to trust instead of the system's",
-        ),
-        (
-            "tls_verify",
-            "mqtts: verify the certificate chain and host name (default true)",
-        ),
-    ],
+    schemes: &["mqtt", "mqtts"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Client identifier to connect with (default envgate-PID-N).
+    client_id: Option<String>,
+    /// Slowest acceptable connect + CONNACK, e.g. "50ms".
+    max_latency: Option<Dur>,
+    /// mqtts: PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// mqtts: verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+}
 
 struct Mqtt {
     t: Target,
@@ -39,7 +43,9 @@ struct Mqtt {
 
 static CLIENTS: AtomicU64 = AtomicU64::new(0);
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let t = Target::parse(
         "MQTT",
         target,
@@ -56,13 +62,17 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     }
     Ok(Box::new(Mqtt {
         client_id,
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
-        tls: TlsOpts::from_def(d, true),
+        max_latency: d.max_latency.map(|m| m.0),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
         t,
     }))
 }
 
 impl Probe for Mqtt {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

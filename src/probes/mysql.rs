@@ -10,30 +10,33 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 
 use super::net::io_outcome;
+use super::param::Dur;
 use super::service::{self, Target};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "mysql",
     doc: "MySQL or MariaDB accepts the credentials, opens the database and answers SELECT 1",
     target: "a mysql:// or mariadb:// URL (TLS with ?require_ssl=true)",
-    params: &[
-        ("tables", "tables (schema.table or table) that must exist"),
-        (
-            "query",
-            "a read-only query whose first value `expect` checks (runs in a read-only transaction)",
-        ),
-        (
-            "expect",
-            "the value the query's first column of the first row must equal, e.g. a migration version",
-        ),
-        (
-            "max_latency",
-            "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\"",
-        ),
-    ],
+    schemes: &["mysql", "mariadb"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Tables (schema.table or table) that must exist.
+    #[serde(default)]
+    tables: Vec<String>,
+    /// A read-only query whose first value `expect` checks (runs in a read-only transaction).
+    query: Option<String>,
+    /// The value the query's first column of the first row must equal, e.g. a migration version.
+    #[schemars(with = "Option<serde_json::Value>")]
+    expect: Option<serde_json::Value>,
+    /// Slowest acceptable connect + authenticate + SELECT 1, e.g. "200ms".
+    max_latency: Option<Dur>,
+}
 
 struct Mysql {
     t: Target,
@@ -44,7 +47,9 @@ struct Mysql {
     max_latency: Option<Duration>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let t = Target::parse("MySQL", target, &[("mysql", 3306, false), ("mariadb", 3306, false)])?;
     let text = match target.trim().strip_prefix("mariadb://") {
         Some(rest) => format!("mysql://{rest}"),
@@ -55,14 +60,18 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     Ok(Box::new(Mysql {
         t,
         opts,
-        tables: d.tables.clone(),
-        query: d.query.clone(),
-        expect: service::expect_text(d)?,
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+        expect: service::expect_text(d.expect.as_ref(), d.query.as_deref())?,
+        tables: d.tables,
+        query: d.query,
+        max_latency: d.max_latency.map(|m| m.0),
     }))
 }
 
 impl Probe for Mysql {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(addr)).await })
     }

@@ -10,31 +10,34 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::param::Dur;
 use super::service::{self, Io, Target, TlsOpts};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "nats",
     doc: "a NATS server accepts the credentials and answers a PING; optionally JetStream and its streams",
     target: "a nats:// or tls:// URL: nats://[user:password@ | token@]host[:port]",
-    params: &[
-        ("jetstream", "JetStream must be enabled for this account"),
-        ("streams", "JetStream streams that must exist (implies jetstream)"),
-        (
-            "max_latency",
-            "slowest acceptable connect + authenticate + PING round trip, e.g. \"50ms\"",
-        ),
-        (
-            "ca_file",
-            "TLS: PEM file of the CA roots to trust instead of the system's",
-        ),
-        (
-            "tls_verify",
-            "TLS: verify the certificate chain and host name (default true)",
-        ),
-    ],
+    schemes: &["nats"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// JetStream must be enabled for this account.
+    jetstream: Option<bool>,
+    /// JetStream streams that must exist (implies jetstream).
+    #[serde(default)]
+    streams: Vec<String>,
+    /// Slowest acceptable connect + authenticate + PING round trip, e.g. "50ms".
+    max_latency: Option<Dur>,
+    /// TLS: PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// TLS: verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+}
 
 struct Nats {
     t: Target,
@@ -44,7 +47,9 @@ struct Nats {
     tls: TlsOpts,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let t = Target::parse("NATS", target, &[("nats", 4222, false), ("tls", 4222, true)])?;
     if let Some(s) = d
         .streams
@@ -58,14 +63,18 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     }
     Ok(Box::new(Nats {
         jetstream: d.jetstream.unwrap_or(false) || !d.streams.is_empty(),
-        streams: d.streams.clone(),
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
-        tls: TlsOpts::from_def(d, true),
+        streams: d.streams,
+        max_latency: d.max_latency.map(|m| m.0),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
         t,
     }))
 }
 
 impl Probe for Nats {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

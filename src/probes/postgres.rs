@@ -13,38 +13,37 @@ use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::net::io_outcome;
+use super::param::Dur;
 use super::service::{self, Target, TlsOpts};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "postgres",
     doc: "PostgreSQL accepts the credentials, opens the database and answers SELECT 1",
     target: "a postgres:// or postgresql:// URL, or a key=value DSN (host=... dbname=...)",
-    params: &[
-        ("tables", "tables (schema.table or table) that must exist"),
-        (
-            "query",
-            "a read-only query whose first value `expect` checks (runs in a read-only transaction)",
-        ),
-        (
-            "expect",
-            "the value the query's first column of the first row must equal, e.g. a migration version",
-        ),
-        (
-            "max_latency",
-            "slowest acceptable connect + authenticate + SELECT 1, e.g. \"200ms\"",
-        ),
-        (
-            "ca_file",
-            "PEM file of the CA roots to trust for TLS (sslmode=require verifies against it)",
-        ),
-        (
-            "tls_verify",
-            "verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file)",
-        ),
-    ],
+    schemes: &["postgres", "postgresql"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Tables (schema.table or table) that must exist.
+    #[serde(default)]
+    tables: Vec<String>,
+    /// A read-only query whose first value `expect` checks (runs in a read-only transaction).
+    query: Option<String>,
+    /// The value the query's first column of the first row must equal, e.g. a migration version.
+    #[schemars(with = "Option<serde_json::Value>")]
+    expect: Option<serde_json::Value>,
+    /// Slowest acceptable connect + authenticate + SELECT 1, e.g. "200ms".
+    max_latency: Option<Dur>,
+    /// PEM file of the CA roots to trust for TLS (sslmode=require verifies against it).
+    ca_file: Option<String>,
+    /// Verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file).
+    tls_verify: Option<bool>,
+}
 
 struct Postgres {
     t: Target,
@@ -56,7 +55,9 @@ struct Postgres {
     max_latency: Option<Duration>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let shown = crate::config::secrets::redact_url_passwords(target);
     // tokio-postgres knows sslmode disable/prefer/require only: verify-ca and
     // verify-full are require plus certificate verification.
@@ -107,15 +108,16 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     // says otherwise) and falls back to plain text when the server declines:
     // so does the probe, or a server that admits TLS logins only would fail
     // here while the service connects fine.
-    let tls = (config.get_ssl_mode() != SslMode::Disable).then(|| TlsOpts::from_def(d, verify));
+    let tls =
+        (config.get_ssl_mode() != SslMode::Disable).then(|| TlsOpts::new(d.ca_file.clone(), d.tls_verify, verify));
     Ok(Box::new(Postgres {
         t,
         config,
         tls,
-        tables: d.tables.clone(),
-        query: d.query.clone(),
-        expect: service::expect_text(d)?,
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+        expect: service::expect_text(d.expect.as_ref(), d.query.as_deref())?,
+        tables: d.tables,
+        query: d.query,
+        max_latency: d.max_latency.map(|m| m.0),
     }))
 }
 
@@ -128,6 +130,10 @@ fn bracket(host: &str) -> String {
 }
 
 impl Probe for Postgres {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

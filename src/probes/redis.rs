@@ -7,27 +7,32 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::param::Dur;
 use super::service::{self, Target, TlsOpts};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "redis",
     doc: "Redis (or Valkey) accepts the credentials, selects the database and answers PING",
     target: "a redis:// or rediss:// (TLS) URL: redis://[user:password@]host[:port][/db]",
-    params: &[
-        ("keys", "keys that must exist in the selected database"),
-        ("max_latency", "slowest acceptable connect + AUTH + PING, e.g. \"50ms\""),
-        (
-            "ca_file",
-            "rediss: PEM file of the CA roots to trust instead of the system's",
-        ),
-        (
-            "tls_verify",
-            "rediss: verify the certificate chain and host name (default true)",
-        ),
-    ],
+    schemes: &["redis", "rediss", "valkey"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Keys that must exist in the selected database.
+    #[serde(default)]
+    keys: Vec<String>,
+    /// Slowest acceptable connect + AUTH + PING, e.g. "50ms".
+    max_latency: Option<Dur>,
+    /// rediss: PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// rediss: verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+}
 
 struct Redis {
     t: Target,
@@ -37,7 +42,9 @@ struct Redis {
     tls: TlsOpts,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let t = Target::parse(
         "Redis",
         target,
@@ -56,14 +63,18 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
     })?;
     Ok(Box::new(Redis {
         db,
-        keys: d.keys.clone(),
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
-        tls: TlsOpts::from_def(d, true),
+        keys: d.keys,
+        max_latency: d.max_latency.map(|m| m.0),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
         t,
     }))
 }
 
 impl Probe for Redis {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![self.t.endpoint()]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

@@ -14,45 +14,43 @@ use ring::{digest, hmac};
 use url::Url;
 
 use super::net::{ClientOpts, io_outcome, timed_out};
+use super::param::Dur;
 use super::service::{self, Target, ms};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "s3",
     doc: "an S3 bucket is reachable and listable with these credentials; optionally a canary write",
     target: "http(s)://endpoint/bucket[/prefix] (path style), or s3://bucket[/prefix] with `endpoint` or `region`",
-    params: &[
-        (
-            "endpoint",
-            "S3 endpoint URL for s3:// targets (default https://s3.REGION.amazonaws.com)",
-        ),
-        ("bucket", "the bucket, when the target does not name it"),
-        ("region", "signing region (default us-east-1)"),
-        (
-            "access_key",
-            "access key id, e.g. \"${storage.access_key}\" (default: the target URL's user)",
-        ),
-        (
-            "secret_key",
-            "secret access key, e.g. \"${storage.secret_key}\" (default: the target URL's password)",
-        ),
-        (
-            "prefix",
-            "a key prefix that must be listable; canary objects go under it",
-        ),
-        (
-            "write",
-            "put, get and delete a small canary object under the prefix (default false)",
-        ),
-        ("max_latency", "slowest acceptable list, put or get, e.g. \"300ms\""),
-        ("ca_file", "PEM file of the CA roots to trust instead of the system's"),
-        (
-            "tls_verify",
-            "verify the certificate chain and host name (default true)",
-        ),
-    ],
+    schemes: &["s3"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// S3 endpoint URL for s3:// targets (default https://s3.REGION.amazonaws.com).
+    endpoint: Option<String>,
+    /// The bucket, when the target does not name it.
+    bucket: Option<String>,
+    /// Signing region (default us-east-1).
+    region: Option<String>,
+    /// Access key id, e.g. "${storage.access_key}" (default: the target URL's user).
+    access_key: Option<String>,
+    /// Secret access key, e.g. "${storage.secret_key}" (default: the target URL's password).
+    secret_key: Option<String>,
+    /// A key prefix that must be listable; canary objects go under it.
+    prefix: Option<String>,
+    /// Put, get and delete a small canary object under the prefix (default false).
+    write: Option<bool>,
+    /// Slowest acceptable list, put or get, e.g. "300ms".
+    max_latency: Option<Dur>,
+    /// PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// Verify the certificate chain and host name (default true).
+    tls_verify: Option<bool>,
+}
 
 struct S3 {
     t: Target,
@@ -66,7 +64,9 @@ struct S3 {
     opts: ClientOpts,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let target = spec.target;
+    let d: Params = spec.params()?;
     let parsed = Target::parse(
         "S3",
         target,
@@ -149,7 +149,7 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
         keys,
         prefix,
         write: d.write.unwrap_or(false),
-        max_latency: service::duration_param("max_latency", d.max_latency.as_deref())?,
+        max_latency: d.max_latency.map(|m| m.0),
         opts: ClientOpts {
             follow_redirects: false,
             ca_file: d.ca_file.clone(),
@@ -159,6 +159,12 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for S3 {
+    /// The endpoint it signs requests for, whatever the target looked like.
+    fn hosts(&self) -> Vec<Endpoint> {
+        let host = self.endpoint.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        vec![Endpoint::new(host, self.endpoint.port_or_known_default())]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use super::net::{AcceptAny, io_outcome};
-use super::{Class, Ctx, Outcome, ParamError, ProbeDef, Verdict, def};
+use super::{Class, Ctx, Endpoint, Outcome, ParamError, Verdict};
 use crate::config::secrets::{MASK, redact_url_passwords};
 use crate::config::units::format_duration;
 
@@ -88,6 +88,11 @@ impl Target {
         })
     }
 
+    /// Where the probe dials: this target's host and port.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::new(&self.host, self.port)
+    }
+
     /// The URL's path without its leading slash, percent-decoded.
     pub fn path(&self) -> String {
         let p = self.url.path().trim_start_matches('/');
@@ -153,10 +158,12 @@ pub struct TlsOpts {
 }
 
 impl TlsOpts {
-    pub fn from_def(d: &ProbeDef, verify_by_default: bool) -> TlsOpts {
+    /// `ca_file` and `tls_verify` as written; verification defaults on when
+    /// the kind says so or a CA is given.
+    pub fn new(ca_file: Option<String>, tls_verify: Option<bool>, verify_by_default: bool) -> TlsOpts {
         TlsOpts {
-            ca_file: d.ca_file.clone(),
-            verify: d.tls_verify.unwrap_or(verify_by_default || d.ca_file.is_some()),
+            verify: tls_verify.unwrap_or(verify_by_default || ca_file.is_some()),
+            ca_file,
         }
     }
 
@@ -263,11 +270,6 @@ pub fn io_error(t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -
     }
 }
 
-/// A duration parameter such as `max_latency`.
-pub fn duration_param(name: &'static str, v: Option<&str>) -> Result<Option<Duration>, ParamError> {
-    v.map(def::duration).transpose().map_err(|m| ParamError::new(name, m))
-}
-
 /// Milliseconds since `start`, for messages.
 pub fn took(start: Instant) -> String {
     ms(start.elapsed())
@@ -295,10 +297,10 @@ pub fn over_latency(t: &Target, what: &str, elapsed: Duration, max: Option<Durat
 }
 
 /// `expect` as the text a query's first value must equal.
-pub fn expect_text(d: &ProbeDef) -> Result<Option<String>, ParamError> {
-    match &d.expect {
+pub fn expect_text(expect: Option<&serde_json::Value>, query: Option<&str>) -> Result<Option<String>, ParamError> {
+    match expect {
         None => Ok(None),
-        Some(_) if d.query.is_none() => Err(ParamError::new(
+        Some(_) if query.is_none() => Err(ParamError::new(
             "expect",
             "`expect` needs a `query` whose first value it checks",
         )),

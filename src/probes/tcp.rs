@@ -6,18 +6,25 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::net::{host_port, io_outcome};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "tcp",
     doc: "a TCP connection opens; optionally a banner answers what is sent",
     target: "host:port, tcp://host:port, or a URL/DSN with a port",
-    params: &[
-        ("send", "text to send once connected (escapes: \\r \\n)"),
-        ("expect", "text the peer's first bytes must contain"),
-    ],
+    schemes: &["tcp"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Text to send once connected (escapes: \r \n).
+    send: Option<String>,
+    /// Text the peer's first bytes must contain.
+    expect: Option<String>,
+}
 
 struct Tcp {
     host: String,
@@ -26,24 +33,22 @@ struct Tcp {
     expect: Option<String>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
-    let (host, port) = host_port(target, None).map_err(|m| ParamError::new("target", m))?;
-    let expect = match &d.expect {
-        None => None,
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            return Err(ParamError::new("expect", format!("tcp expects a string, got {v}")));
-        }
-    };
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let (host, port) = host_port(spec.target, None).map_err(|m| ParamError::new("target", m))?;
+    let p: Params = spec.params()?;
     Ok(Box::new(Tcp {
         host,
         port,
-        send: d.send.clone(),
-        expect,
+        send: p.send,
+        expect: p.expect,
     }))
 }
 
 impl Probe for Tcp {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![Endpoint::new(&self.host, self.port)]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             ctx.net

@@ -10,22 +10,27 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use super::net::{cert_info, host_port, io_outcome};
-use super::{BoxFuture, Class, Ctx, Kind, Outcome, ParamError, Probe, ProbeDef};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
     name: "tls",
     doc: "a TLS handshake succeeds with a valid certificate for the host",
     target: "host:port, tls://host:port or https://host",
-    params: &[
-        (
-            "server_name",
-            "name to send (SNI) and verify, default the target's host",
-        ),
-        ("ca_file", "PEM file of the CA roots to trust instead of the system's"),
-        ("min_days_left", "fail when the certificate expires sooner"),
-    ],
+    schemes: &["tls"],
+    params: || schemars::schema_for!(Params),
     build,
 };
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    /// Name to send (SNI) and verify, default the target's host.
+    server_name: Option<String>,
+    /// PEM file of the CA roots to trust instead of the system's.
+    ca_file: Option<String>,
+    /// Fail when the certificate expires sooner.
+    min_days_left: Option<u32>,
+}
 
 struct Tls {
     host: String,
@@ -35,12 +40,13 @@ struct Tls {
     min_days_left: Option<u32>,
 }
 
-fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
-    let (host, port) = host_port(target, Some(443)).map_err(|m| ParamError::new("target", m))?;
-    let name = d.server_name.clone().unwrap_or_else(|| host.clone());
+fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    let (host, port) = host_port(spec.target, Some(443)).map_err(|m| ParamError::new("target", m))?;
+    let p: Params = spec.params()?;
+    let name = p.server_name.clone().unwrap_or_else(|| host.clone());
     let server_name = ServerName::try_from(name.clone()).map_err(|_| {
         ParamError::new(
-            if d.server_name.is_some() {
+            if p.server_name.is_some() {
                 "server_name"
             } else {
                 "target"
@@ -52,12 +58,16 @@ fn build(d: &ProbeDef, target: &str) -> Result<Box<dyn Probe>, ParamError> {
         host,
         port,
         server_name,
-        ca_file: d.ca_file.clone(),
-        min_days_left: d.min_days_left,
+        ca_file: p.ca_file,
+        min_days_left: p.min_days_left,
     }))
 }
 
 impl Probe for Tls {
+    fn hosts(&self) -> Vec<Endpoint> {
+        vec![Endpoint::new(&self.host, self.port)]
+    }
+
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let inner = match ctx.net.verifier(self.ca_file.as_deref()) {

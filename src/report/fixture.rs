@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::Style;
-use super::model::{CheckResult, EnvReport, Location, Report, Severity, Status};
-use crate::config::tree::SourceFile;
 use crate::diagnostic::Problem;
 use crate::findings::Category;
+use crate::outcome::{CheckResult, EnvReport, Location, Report, Severity, Status};
+use crate::source::SourceFile;
 
 /// The prod overlay the fixture's findings point into.
 pub const PROD_TOML: &str = r#"[http.client]
@@ -76,7 +76,7 @@ pub fn report() -> Report {
         CheckResult {
             severity: Severity::Critical,
             target: Some("/usr/lib/nagios/plugins/check_migrations".into()),
-            metrics: vec![crate::report::model::Metric {
+            metrics: vec![crate::outcome::Metric {
                 name: "pending".into(),
                 value: 2.0,
                 unit: String::new(),

@@ -8,9 +8,9 @@
 //! Escaping follows `@actions/core` (`toolkit/packages/core/src/command.ts`):
 //! in the message `%`, `\r`, `\n`; in properties also `:` and `,`.
 
-use super::model::{Report, Status};
 use super::text::{counts, ok, totals, verdict};
 use super::{Reporter, Style};
+use crate::outcome::{Report, Status};
 
 pub struct Github;
 

@@ -10,9 +10,9 @@
 
 use std::fmt::Write;
 
-use super::model::{CheckResult, Report, Status};
 use super::text::{category, counts, html_escape as esc, ok, rfc3339, severity, totals, verdict};
 use super::{Reporter, Style};
+use crate::outcome::{CheckResult, Report, Status};
 
 pub struct Html;
 

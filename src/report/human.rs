@@ -4,9 +4,9 @@
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use miette::{GraphicalReportHandler, GraphicalTheme, Severity as MSeverity};
 
-use super::model::{Report, Status};
 use super::{Reporter, Style};
 use crate::diagnostic::Problem;
+use crate::outcome::{Report, Status};
 
 pub struct Human;
 

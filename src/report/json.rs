@@ -1,7 +1,7 @@
 //! `--format json`: the JSON report v1 (SPEC §JSON report).
 
-use super::model::Report;
 use super::{Reporter, Style};
+use crate::outcome::Report;
 
 pub struct Json;
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-use super::model::{CheckResult, Report, Status};
 use super::text::{category, rule_id, severity};
 use super::{Reporter, Style};
+use crate::outcome::{CheckResult, Report, Status};
 
 pub struct Junit;
 

@@ -8,9 +8,9 @@
 //! are escaped: pipes, newlines, HTML and emphasis characters in a message
 //! cannot break the table.
 
-use super::model::{CheckResult, Report, Status};
 use super::text::{counts, file_line, ok, totals, verdict};
 use super::{Reporter, Style};
+use crate::outcome::{CheckResult, Report, Status};
 
 pub struct Markdown;
 
@@ -173,8 +173,8 @@ fn code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::EnvReport;
     use crate::report::fixture;
-    use crate::report::model::EnvReport;
 
     #[test]
     fn escapes_pipes_and_newlines_in_cells() {

@@ -1,4 +1,4 @@
-//! Reporters: one file per output format, each turning a [`model::Report`]
+//! Reporters: one file per output format, each turning a [`Report`]
 //! into text. Adding a format is one file plus one arm in [`Format::reporter`].
 
 #[doc(hidden)]
@@ -9,7 +9,6 @@ pub mod human;
 pub mod json;
 pub mod junit;
 pub mod markdown;
-pub mod model;
 pub mod prometheus;
 pub mod sarif;
 pub mod tap;
@@ -17,7 +16,7 @@ mod text;
 
 use std::time::SystemTime;
 
-use model::Report;
+use crate::outcome::Report;
 
 /// Rendering options every reporter receives.
 #[derive(Debug, Clone, Copy)]

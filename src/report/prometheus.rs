@@ -10,9 +10,9 @@
 
 use std::fmt::Write;
 
-use super::model::Report;
 use super::text::{category, ok, unix_seconds};
 use super::{Reporter, Style};
+use crate::outcome::Report;
 
 pub struct Prometheus;
 
@@ -85,7 +85,7 @@ impl Reporter for Prometheus {
             "1 when the environment is ready (warnings allowed), else 0.",
         );
         for e in &report.environments {
-            let ready = !matches!(e.status, super::model::Status::Fail | super::model::Status::Blocked);
+            let ready = !matches!(e.status, crate::outcome::Status::Fail | crate::outcome::Status::Blocked);
             let _ = writeln!(
                 out,
                 "envgate_env_success{{env=\"{}\"}} {}",

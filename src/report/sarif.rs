@@ -12,9 +12,9 @@
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use super::model::{CheckResult, Report, Status};
 use super::text::{category, rule_id};
 use super::{Reporter, Style};
+use crate::outcome::{CheckResult, Report, Status};
 
 pub struct Sarif;
 

@@ -7,9 +7,9 @@
 
 use std::fmt::Write;
 
-use super::model::{CheckResult, Report, Status};
 use super::text::{file_line, severity};
 use super::{Reporter, Style};
+use crate::outcome::{CheckResult, Report, Status};
 
 pub struct Tap;
 

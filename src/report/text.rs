@@ -3,8 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::model::{CheckResult, Report, Severity, Status, Summary};
 use crate::findings::Category;
+use crate::outcome::{CheckResult, Report, Severity, Status, Summary};
 
 pub(crate) fn category(c: Category) -> &'static str {
     match c {

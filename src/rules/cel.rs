@@ -16,7 +16,7 @@ use crate::config::schema::Schema;
 use crate::config::units::{self, Unit};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
-use crate::report::model::{CheckResult, Severity, Status};
+use crate::outcome::{CheckResult, Severity, Status};
 
 static CONFIG_READ: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\bconfig((?:\.[A-Za-z_][A-Za-z0-9_]*)+)").expect("valid regex"));

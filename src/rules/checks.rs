@@ -1,26 +1,13 @@
-//! `[[rule]]` tables from `checks/*.toml`. Probes live in the same files and
-//! are parsed by the probe engine; each parser is strict about its own
-//! tables and leaves the other's alone.
+//! `[[rule]]` tables: what a rule says. The plan reads `checks/*.toml` once
+//! and hands the rules here; the probes in the same files go to the probes.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::project::Project;
-use crate::config::tree::SourceFile;
 use crate::diagnostic::Problem;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChecksDoc {
-    #[serde(default)]
-    rule: Vec<RuleDef>,
-    /// Parsed by `crate::probes`.
-    #[serde(default)]
-    #[expect(dead_code, reason = "probes are parsed by the probe engine")]
-    probe: Option<toml::Value>,
-}
+use crate::source::SourceFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -75,35 +62,10 @@ pub struct Rule {
     pub file: Arc<SourceFile>,
 }
 
-/// Every rule of the project, in file then declaration order.
-pub fn load(project: &Project) -> Result<Vec<Rule>, Vec<Problem>> {
-    let (files, mut problems) = project.check_files();
-    let mut rules = Vec::new();
-    for file in files {
-        let rel = &file.name;
-        match toml::from_str::<ChecksDoc>(&file.text) {
-            Ok(doc) => rules.extend(doc.rule.into_iter().map(|def| Rule {
-                def,
-                file: file.clone(),
-            })),
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let msg = e.message().trim().to_string();
-                let (line, col) = file.line_col(span.start);
-                problems.push(
-                    Problem::new(
-                        "envgate::checks::invalid",
-                        format!("invalid {rel}: {msg} (line {line}, column {col})"),
-                    )
-                    .label(msg)
-                    .help("see schemas/checks.schema.json for the keys a rule accepts")
-                    .at(&file, span.start, span.len().max(1)),
-                );
-            }
-        }
-    }
+/// Rule ids are unique across every check file.
+pub fn check_ids(rules: &[Rule], problems: &mut Vec<Problem>) {
     let mut seen = std::collections::HashMap::new();
-    for r in &rules {
+    for r in rules {
         if let Some(first) = seen.insert(r.def.id.get_ref().clone(), r.file.name.clone()) {
             let s = r.def.id.span();
             problems.push(
@@ -116,5 +78,4 @@ pub fn load(project: &Project) -> Result<Vec<Rule>, Vec<Problem>> {
             );
         }
     }
-    if problems.is_empty() { Ok(rules) } else { Err(problems) }
 }

@@ -11,7 +11,7 @@ use crate::config::assemble::Assembled;
 use crate::config::project::Project;
 use crate::diagnostic::Problems;
 use crate::findings::Category;
-use crate::report::model::{CheckResult, Severity, Status};
+use crate::outcome::{CheckResult, Severity, Status};
 use checks::Scope;
 
 /// Everything rule-shaped in a project, loaded and compiled once per run.
@@ -21,9 +21,10 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn load(project: &Project) -> Result<Rules, Problems> {
+    /// Compile the project's rules (read from its check files by the plan)
+    /// and its isolation map. Every problem is reported at once.
+    pub fn new(project: &Project, rules: Vec<checks::Rule>) -> Result<Rules, Problems> {
         let hosts = isolation::HostMap::from_manifest(&project.manifest).map_err(Problems)?;
-        let rules = checks::load(project).map_err(Problems)?;
         let compiled = cel::compile(rules).map_err(Problems)?;
         Ok(Rules { compiled, hosts })
     }

@@ -8,7 +8,7 @@ use crate::config::manifest::Parity;
 use crate::config::merge::{Node, key_string};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
-use crate::report::model::{CheckResult, Severity, Status};
+use crate::outcome::{CheckResult, Severity, Status};
 
 /// One result per environment: pass, or fail listing exactly what it lacks
 /// and where the other environments set it.

@@ -1,9 +1,9 @@
-//! The probe runner: every selected probe at once (bounded by
-//! `--concurrency`), each attempt under its timeout, the whole run under a
-//! deadline; retries with exponential backoff, `--wait`, `depends_on`,
-//! `--fail-fast`. It emits [`Event`]s and returns results; it never formats.
-
-pub mod plan;
+//! The probe runner: a pure scheduler. Every job of the run (all
+//! environments together, on one runtime) at once, bounded by
+//! `--concurrency`; each attempt under its timeout, the whole run under one
+//! deadline; retries with backoff, `--wait`, `depends_on`, `--fail-fast`. It
+//! emits [`Event`]s and returns one [`Finished`] per job; it never reads
+//! configuration and never formats.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +12,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::config::units::format_duration;
 use crate::findings::Category;
+use crate::outcome::{Metric, Status};
 use crate::probes::{Class, Ctx, Net, Outcome, Probe, Verdict};
-use crate::report::model::Status;
-use crate::select::{Selection, Shard};
-
-pub use plan::probe_env;
 
 /// Default time budget of one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,8 +28,6 @@ pub type Observer = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 /// How a run is scheduled. `Default` is what `envgate check` uses.
 #[derive(Clone)]
 pub struct Options {
-    pub select: Selection,
-    pub shard: Option<Shard>,
     pub concurrency: usize,
     pub fail_fast: bool,
     /// Keep retrying failing probes until they pass or this much time passed.
@@ -47,8 +42,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            select: Selection::default(),
-            shard: None,
             concurrency: DEFAULT_CONCURRENCY,
             fail_fast: false,
             wait: None,
@@ -62,14 +55,17 @@ impl Default for Options {
 /// One probe to run, or one whose result is already known (filtered out,
 /// refused by isolation, target missing).
 pub struct Job {
+    /// The environment the job belongs to (progress and logs show it).
+    pub group: String,
     pub name: String,
     pub probe: Option<Box<dyn Probe>>,
     pub preset: Option<Finished>,
-    pub timeout: Duration,
+    /// Each attempt's budget (default: `Options::default_timeout`).
+    pub timeout: Option<Duration>,
     pub retries: u32,
     /// `severity = "warning"`: a failure is `warn`.
     pub warning: bool,
-    /// Indices of the jobs this one waits for.
+    /// Indices of the jobs this one waits for, in the same list.
     pub deps: Vec<usize>,
 }
 
@@ -88,7 +84,7 @@ pub struct Finished {
     /// What blocked or cancelled this probe: the root cause's name and message.
     pub root: Option<(String, String)>,
     /// Measurements the last attempt reported.
-    pub metrics: Vec<crate::report::model::Metric>,
+    pub metrics: Vec<Metric>,
 }
 
 impl Finished {
@@ -115,10 +111,12 @@ pub enum Event<'a> {
     },
     Started {
         index: usize,
+        group: &'a str,
         name: &'a str,
     },
     Finished {
         index: usize,
+        group: &'a str,
         name: &'a str,
         result: &'a Finished,
     },
@@ -153,6 +151,7 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
     let start = Instant::now();
     let deadline = start + opts.deadline.or(opts.wait).unwrap_or(DEFAULT_DEADLINE);
     let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    let groups: Vec<String> = jobs.iter().map(|j| j.group.clone()).collect();
     let emit = |e: Event<'_>| {
         if let Some(o) = &opts.observer {
             o(&e);
@@ -180,6 +179,7 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
             fail_fast: opts.fail_fast,
             wait: opts.wait.is_some(),
             deadline,
+            default_timeout: opts.default_timeout,
             msg: msg_tx.clone(),
         };
         handles.push(tokio::spawn(async move {
@@ -194,10 +194,12 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
         match m {
             Msg::Started(i) => emit(Event::Started {
                 index: i,
+                group: &groups[i],
                 name: &names[i],
             }),
             Msg::Finished(i, r) => emit(Event::Finished {
                 index: i,
+                group: &groups[i],
                 name: &names[i],
                 result: &r,
             }),
@@ -226,6 +228,7 @@ struct Task {
     fail_fast: bool,
     wait: bool,
     deadline: Instant,
+    default_timeout: Duration,
     msg: mpsc::UnboundedSender<Msg>,
 }
 
@@ -290,7 +293,7 @@ impl Task {
             if attempt == 1 {
                 let _ = self.msg.send(Msg::Started(self.index));
             }
-            let budget = job.timeout.min(remaining);
+            let budget = job.timeout.unwrap_or(self.default_timeout).min(remaining);
             let ctx = Ctx {
                 timeout: budget,
                 net: self.net.clone(),

@@ -94,28 +94,28 @@ async fn tls_reports_valid_expired_wrong_host_and_self_signed_certificates() {
     let selfs = server(&pki, &["localhost"], false, true).await;
     let t = |a: SocketAddr| format!("tls://localhost:{}", a.port());
 
-    let f = one("tls", &t(valid), |d| d.ca_file = ca.clone()).await;
+    let f = one("tls", &t(valid), |d| d.set("ca_file", ca.clone())).await;
     assert_status(&f, Status::Pass, "issuer CN=envgate test CA");
     assert!(f.message.contains("days left"), "{}", f.message);
     let f = one("tls", &t(valid), |d| {
-        d.ca_file = ca.clone();
-        d.min_days_left = Some(1_000_000);
+        d.set("ca_file", ca.clone());
+        d.set("min_days_left", 1_000_000);
     })
     .await;
     assert_status(&f, Status::Fail, "expected at least 1000000");
-    let f = one("tls", &t(expired), |d| d.ca_file = ca.clone()).await;
+    let f = one("tls", &t(expired), |d| d.set("ca_file", ca.clone())).await;
     assert_status(&f, Status::Fail, "certificate has expired");
     assert!(f.message.contains("not after 2020-01-01"), "{}", f.message);
-    let f = one("tls", &t(wrong), |d| d.ca_file = ca.clone()).await;
+    let f = one("tls", &t(wrong), |d| d.set("ca_file", ca.clone())).await;
     assert_status(&f, Status::Fail, "not valid for the name `localhost`");
     let f = one("tls", &t(selfs), |_| {}).await;
     assert_status(&f, Status::Fail, "unknown authority");
     assert_eq!(f.class, Some(probes::Class::Tls));
 
     let https = |a: SocketAddr| format!("https://localhost:{}/", a.port());
-    let f = one("http", &https(valid), |d| d.ca_file = ca.clone()).await;
+    let f = one("http", &https(valid), |d| d.set("ca_file", ca.clone())).await;
     assert_status(&f, Status::Pass, "days left");
-    let f = one("http", &https(expired), |d| d.ca_file = ca.clone()).await;
+    let f = one("http", &https(expired), |d| d.set("ca_file", ca.clone())).await;
     assert_status(&f, Status::Fail, "certificate has expired");
 }
 
@@ -129,7 +129,9 @@ async fn exec_runs_a_real_nagios_plugin() {
         "run scripts/setup/probes.sh to install monitoring-plugins-basic"
     );
     let r = |code: &str| {
-        let d = def("exec", |d| d.args = vec![code.into(), "queue depth 3".into()]);
+        let d = def("exec", |d| {
+            d.set("args", vec![code.to_string(), "queue depth 3".to_string()])
+        });
         job(code, &d, &dummy, Duration::from_secs(5))
     };
     let out = run(vec![r("0"), r("1"), r("2"), r("3")], Options::default()).await;
@@ -139,14 +141,7 @@ async fn exec_runs_a_real_nagios_plugin() {
     assert_status(&out[3], Status::Fail, "UNKNOWN: queue depth 3");
     assert_eq!(out[3].class, Some(probes::Class::Unknown));
     let f = one("exec", &format!("{PLUGINS}/check_disk"), |d| {
-        d.args = vec![
-            "-w".into(),
-            "1%".into(),
-            "-c".into(),
-            "1%".into(),
-            "-p".into(),
-            "/".into(),
-        ]
+        d.set("args", ["-w", "1%", "-c", "1%", "-p", "/"])
     })
     .await;
     assert!(f.message.contains("/="), "perfdata is parsed: {}", f.message);

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use envgate::outcome::Status;
 use envgate::probes::{self, Net, ProbeDef};
-use envgate::report::model::Status;
 use envgate::runner::{self, Finished, Job, Options};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -42,19 +42,20 @@ pub async fn probe(kind: &str, target: &str, f: impl FnOnce(&mut ProbeDef)) -> F
 }
 
 pub async fn probe_within(kind: &str, target: &str, timeout: Duration, f: impl FnOnce(&mut ProbeDef)) -> Finished {
-    let mut d = ProbeDef {
-        kind: kind.into(),
-        target: Some(target.into()),
-        ..Default::default()
-    };
+    let mut d = ProbeDef::new(kind);
     f(&mut d);
     let k = probes::kind(kind).expect("a known kind");
-    let probe = (k.build)(&d, target).unwrap_or_else(|e| panic!("{kind} {target}: {}", e.message));
+    let spec = probes::Spec {
+        target,
+        params: &d.params,
+    };
+    let probe = (k.build)(&spec).unwrap_or_else(|e| panic!("{kind} {target}: {}", e.message));
     let job = Job {
+        group: String::new(),
         name: kind.into(),
         probe: Some(probe),
         preset: None,
-        timeout,
+        timeout: Some(timeout),
         retries: 0,
         warning: false,
         deps: Vec::new(),

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use envgate::outcome::Status;
 use envgate::probes::ProbeDef;
-use envgate::report::model::Status;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use super::support::*;
@@ -67,7 +67,7 @@ impl Pki {
     }
 
     pub fn trusted(&self) -> impl Fn(&mut ProbeDef) + '_ {
-        |d: &mut ProbeDef| d.ca_file = Some(self.ca_file.clone())
+        |d: &mut ProbeDef| d.set("ca_file", &self.ca_file)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The report: what a run found, in the shape of the JSON report v1. Every
-//! reporter formats this and nothing else; none reads files or the network.
+//! What a run found: each check's result, per environment, in the shape of
+//! the JSON report v1. Rules, probes and the runner produce these; every
+//! reporter only serialises them, and none reads files or the network.
 
 use serde::Serialize;
 

@@ -1,25 +1,25 @@
-//! From a project and one environment's assembled configuration to jobs:
-//! select, resolve `${key}` targets (remembering the line that set them),
-//! refuse hosts of other environments, build each probe (no I/O), run, and
-//! turn what happened into report results.
+//! From one environment's assembled configuration to jobs for the runner:
+//! select, resolve `${key}` in targets and parameters (remembering the line
+//! that set them), refuse hosts of other environments, build each probe (no
+//! I/O); and, once the runner is done, turn what happened into results.
 
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
-use super::{Finished, Job, Options};
 use crate::config::assemble::Assembled;
 use crate::config::merge::{key_string, parse_key};
 use crate::config::project::Project;
-use crate::config::tree::{Origin, SourceFile};
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::Category;
-use crate::probes::ProbeDef;
+use crate::outcome::{CheckResult, Location, Severity, Status};
 use crate::probes::def::{Located, SeverityName};
-use crate::probes::{self, Class};
-use crate::report::model::{CheckResult, Location, Severity, Status};
-use crate::rules::isolation::{HostMap, Verdict, hosts_in};
+use crate::probes::{self, Class, Spec};
+use crate::rules::isolation::{HostMap, Verdict};
+use crate::runner::{Finished, Job};
+use crate::select::{Selection, Shard};
+use crate::source::{Origin, SourceFile};
 
 static REF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\$\{([^}]*)\}").expect("valid regex"));
 
@@ -35,31 +35,47 @@ struct Meta {
     warning: bool,
     /// Parameters taken from the configuration (`access_key = "${storage.access_key}"`):
     /// a failure about credentials or a bucket points at the line that set them.
-    params: Vec<(&'static str, String, Origin)>,
+    params: ParamOrigins,
 }
 
-/// Run one environment's probes and return their results (exit 2 problems
-/// for check files that cannot be used).
-pub fn probe_env(project: &Project, a: &Assembled, opts: &Options) -> Result<Vec<CheckResult>, Problems> {
-    let defs = probes::def::load(project)?;
-    let hosts = HostMap::from_manifest(&project.manifest).map_err(Problems)?;
-    let (jobs, metas) = plan(project, a, &defs, opts, &hosts)?;
-    if jobs.is_empty() {
-        return Ok(Vec::new());
+/// Which probes run: `--only/--skip/--tag` and `--shard`.
+#[derive(Clone, Default)]
+pub struct Choice {
+    pub select: Selection,
+    pub shard: Option<Shard>,
+}
+
+/// One environment's probes, ready for the runner, and what each result
+/// needs to point at the line that set it.
+pub struct Planned {
+    pub env: String,
+    pub jobs: Vec<Job>,
+    metas: Vec<Meta>,
+}
+
+impl Planned {
+    /// Results in the order the probes were planned; `finished` holds one
+    /// entry per job, in the same order.
+    pub fn results(self, finished: Vec<Finished>) -> Vec<CheckResult> {
+        self.metas
+            .into_iter()
+            .zip(finished)
+            .map(|(m, f)| result(m, f))
+            .collect()
     }
-    let finished = super::run_blocking(jobs, opts);
-    Ok(metas.into_iter().zip(finished).map(|(m, f)| result(m, f)).collect())
 }
 
-fn plan(
+/// Plan one environment's probes. Problems (exit 2) are check-file mistakes
+/// that no configuration can make work.
+pub fn plan_env(
     project: &Project,
     a: &Assembled,
-    defs: &[Located],
-    opts: &Options,
+    probes: &[Located],
+    choice: &Choice,
     hosts: &HostMap,
-) -> Result<(Vec<Job>, Vec<Meta>), Problems> {
+) -> Result<Planned, Problems> {
     let env = a.env.as_str();
-    let mine: Vec<&Located> = defs
+    let mine: Vec<&Located> = probes
         .iter()
         .filter(|l| l.def.envs.as_ref().is_none_or(|e| e.iter().any(|x| x == env)))
         .collect();
@@ -67,117 +83,129 @@ fn plan(
     let mut jobs = Vec::new();
     let mut metas = Vec::new();
     for l in &mine {
-        let d = &l.def;
-        let kind = probes::kind(&d.kind).expect("kinds were checked at load");
-        let warning = d.severity == Some(SeverityName::Warning) || d.warn_in.iter().any(|e| e == env);
-        let span = l.keys.get("target").map_or(l.span.clone(), |(_, v)| v.clone());
-        let mut meta = Meta {
-            name: l.name.clone(),
-            kind: d.kind.clone(),
-            key: None,
-            origin: None,
-            file: l.file.clone(),
-            span,
-            target: None,
-            warning,
-            params: Vec::new(),
-        };
-        let deps = d
-            .depends_on
-            .iter()
-            .filter_map(|n| mine.iter().position(|m| &m.name == n))
-            .collect();
-        let timeout = d
-            .timeout
-            .as_deref()
-            .and_then(|t| probes::def::duration(t).ok())
-            .unwrap_or(opts.default_timeout);
-        let mut job = Job {
-            name: l.name.clone(),
-            probe: None,
-            preset: None,
-            timeout,
-            retries: d.retries.unwrap_or(0),
-            warning,
-            deps,
-        };
-        let preset =
-            |status, category, class, message: String| Some(Finished::preset(status, category, class, message));
-
-        if !opts.select.matches(&l.name, &d.tags) {
-            job.preset = preset(
-                Status::Skipped,
-                Category::Probe,
-                None,
-                "filtered out by --only/--skip/--tag".into(),
-            );
-        } else if let Some(s) = opts.shard.filter(|s| !s.contains(&l.name)) {
-            job.preset = preset(
-                Status::Skipped,
-                Category::Probe,
-                None,
-                format!("runs in another shard than {}/{}", s.index, s.count),
-            );
-        } else {
-            match resolve(l, a, project).and_then(|(t, from)| Ok((t, from, with_params(d, a, project)?))) {
-                Err(Missing(key)) => {
-                    let status = if l.schema_key.is_some() {
-                        Status::Skipped
-                    } else {
-                        Status::Fail
-                    };
-                    job.preset = preset(
-                        status,
-                        Category::Probe,
-                        None,
-                        format!("`{key}` is not set in the configuration of `{env}`"),
-                    );
-                }
-                Ok((target, from, (d, params))) => {
-                    let d = &d;
-                    meta.params = params;
-                    if let Some((key, origin)) = from {
-                        meta.key = Some(key);
-                        meta.origin = Some(origin);
-                    }
-                    meta.target = Some(crate::config::secrets::redact_url_passwords(&a.redactor.scrub(&target)));
-                    match (kind.build)(d, &target) {
-                        Ok(p) => {
-                            job.probe = Some(p);
-                            if let Some(refusal) = isolation(hosts, env, &d.kind, &target) {
-                                job.probe = None;
-                                job.preset = preset(Status::Fail, Category::Isolation, None, refusal);
-                            }
-                        }
-                        // A bad value in the configuration is a finding about
-                        // this environment, pointed at the line that set it.
-                        Err(e) if e.param == "target" && meta.origin.is_some() => {
-                            job.preset = preset(Status::Fail, Category::Probe, None, e.message);
-                        }
-                        Err(e) => {
-                            let param = if l.keys.contains_key(e.param) {
-                                e.param
-                            } else {
-                                "target"
-                            };
-                            problems.push(l.problem(
-                                "envgate::checks::invalid",
-                                param,
-                                format!("probe `{}`: {}", l.name, e.message),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        let (job, meta) = plan_one(project, a, l, &mine, choice, hosts, &mut problems);
         jobs.push(job);
         metas.push(meta);
     }
     if problems.is_empty() {
-        Ok((jobs, metas))
+        Ok(Planned {
+            env: env.to_string(),
+            jobs,
+            metas,
+        })
     } else {
         Err(Problems(problems))
     }
+}
+
+fn plan_one(
+    project: &Project,
+    a: &Assembled,
+    l: &Located,
+    mine: &[&Located],
+    choice: &Choice,
+    hosts: &HostMap,
+    problems: &mut Vec<Problem>,
+) -> (Job, Meta) {
+    let env = a.env.as_str();
+    let d = &l.def;
+    let kind = probes::kind(&d.kind).expect("kinds were checked at load");
+    let warning = d.severity == Some(SeverityName::Warning) || d.warn_in.iter().any(|e| e == env);
+    let span = l.keys.get("target").map_or(l.span.clone(), |(_, v)| v.clone());
+    let mut meta = Meta {
+        name: l.name.clone(),
+        kind: d.kind.clone(),
+        key: None,
+        origin: None,
+        file: l.file.clone(),
+        span,
+        target: None,
+        warning,
+        params: Vec::new(),
+    };
+    let deps = d
+        .depends_on
+        .iter()
+        .filter_map(|n| mine.iter().position(|m| &m.name == n))
+        .collect();
+    let mut job = Job {
+        group: env.to_string(),
+        name: l.name.clone(),
+        probe: None,
+        preset: None,
+        timeout: d.timeout,
+        retries: d.retries.unwrap_or(0),
+        warning,
+        deps,
+    };
+    let preset = |status, category, class, message: String| Some(Finished::preset(status, category, class, message));
+    if !choice.select.matches(&l.name, &d.tags) {
+        job.preset = preset(
+            Status::Skipped,
+            Category::Probe,
+            None,
+            "filtered out by --only/--skip/--tag".into(),
+        );
+        return (job, meta);
+    }
+    if let Some(s) = choice.shard.filter(|s| !s.contains(&l.name)) {
+        job.preset = preset(
+            Status::Skipped,
+            Category::Probe,
+            None,
+            format!("runs in another shard than {}/{}", s.index, s.count),
+        );
+        return (job, meta);
+    }
+    let resolved = resolve(l, a, project).and_then(|(t, from)| Ok((t, from, with_params(&d.params, a, project)?)));
+    let (target, from, (params, origins)) = match resolved {
+        Ok(r) => r,
+        Err(Missing(key)) => {
+            let status = if l.schema_key.is_some() {
+                Status::Skipped
+            } else {
+                Status::Fail
+            };
+            job.preset = preset(
+                status,
+                Category::Probe,
+                None,
+                format!("`{key}` is not set in the configuration of `{env}`"),
+            );
+            return (job, meta);
+        }
+    };
+    meta.params = origins;
+    if let Some((key, origin)) = from {
+        meta.key = Some(key);
+        meta.origin = Some(origin);
+    }
+    meta.target = Some(crate::config::secrets::redact_url_passwords(&a.redactor.scrub(&target)));
+    match (kind.build)(&Spec {
+        target: &target,
+        params: &params,
+    }) {
+        Ok(p) => {
+            match isolation(hosts, env, &p.hosts()) {
+                Some(refusal) => job.preset = preset(Status::Fail, Category::Isolation, None, refusal),
+                None => job.probe = Some(p),
+            };
+        }
+        // A bad value in the configuration is a finding about this
+        // environment, pointed at the line that set it.
+        Err(e) if e.param == "target" && meta.origin.is_some() => {
+            job.preset = preset(Status::Fail, Category::Probe, None, e.message);
+        }
+        Err(e) => {
+            let param = if l.keys.contains_key(&e.param) {
+                e.param.as_str()
+            } else {
+                "target"
+            };
+            problems.push(l.problem(param, format!("probe `{}`: {}", l.name, e.message)));
+        }
+    }
+    (job, meta)
 }
 
 struct Missing(String);
@@ -202,37 +230,55 @@ fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Opt
     interpolate(l.def.target.as_deref().unwrap_or_default(), a, project)
 }
 
-/// The parameters that may name configuration keys (`${storage.secret_key}`)
-/// or environment variables, resolved like `target`.
-type ParamOrigins = Vec<(&'static str, String, Origin)>;
+/// Where each parameter filled from the configuration was set: a failure
+/// about credentials or a bucket points at that line.
+type ParamOrigins = Vec<(String, String, Origin)>;
 
-fn with_params(d: &ProbeDef, a: &Assembled, project: &Project) -> Result<(ProbeDef, ParamOrigins), Missing> {
-    let mut d = d.clone();
-    let mut origins = Vec::new();
-    for (name, p) in [
-        ("endpoint", &mut d.endpoint),
-        ("bucket", &mut d.bucket),
-        ("region", &mut d.region),
-        ("access_key", &mut d.access_key),
-        ("secret_key", &mut d.secret_key),
-        ("prefix", &mut d.prefix),
-    ] {
-        if let Some(v) = p.as_mut().filter(|v| v.contains("${")) {
-            let (text, from) = interpolate(v, a, project)?;
-            *v = text;
-            if let Some((key, origin)) = from {
-                origins.push((name, key, origin));
+/// The kind's parameters with every `${...}` in every string (at any depth:
+/// lists and tables too) replaced like `target`.
+fn with_params(params: &toml::Table, a: &Assembled, project: &Project) -> Result<(toml::Table, ParamOrigins), Missing> {
+    fn fill(
+        v: &mut toml::Value,
+        name: &str,
+        a: &Assembled,
+        project: &Project,
+        origins: &mut ParamOrigins,
+    ) -> Result<(), Missing> {
+        match v {
+            toml::Value::String(s) if s.contains("${") => {
+                let (text, from) = interpolate(s, a, project)?;
+                *s = text;
+                if let Some((key, origin)) = from {
+                    origins.push((name.to_string(), key, origin));
+                }
             }
+            toml::Value::Array(items) => {
+                for i in items {
+                    fill(i, name, a, project, origins)?;
+                }
+            }
+            toml::Value::Table(t) => {
+                for (_, i) in t.iter_mut() {
+                    fill(i, name, a, project, origins)?;
+                }
+            }
+            _ => {}
         }
+        Ok(())
     }
-    Ok((d, origins))
+    let mut params = params.clone();
+    let mut origins = Vec::new();
+    for (name, v) in params.iter_mut() {
+        fill(v, name, a, project, &mut origins)?;
+    }
+    Ok((params, origins))
 }
 
 /// The parameter a failure class is about, among those set from the configuration.
-fn blamed(class: Option<Class>, params: &[(&'static str, String, Origin)]) -> Option<(String, Origin)> {
+fn blamed(class: Option<Class>, params: &[(String, String, Origin)]) -> Option<(String, Origin)> {
     let wanted: &[&str] = match class? {
-        Class::Auth | Class::Permission => &["secret_key", "access_key"],
-        Class::NotFound => &["bucket", "prefix"],
+        Class::Auth | Class::Permission => &["secret_key", "access_key", "password", "token", "user"],
+        Class::NotFound => &["bucket", "prefix", "tables", "queues", "exchanges", "streams", "keys"],
         _ => return None,
     };
     wanted
@@ -279,28 +325,20 @@ fn interpolate(raw: &str, a: &Assembled, project: &Project) -> Result<(String, O
 }
 
 /// Network probes never connect to a host of another environment (nor,
-/// with `deny_unknown_hosts`, to a host of no environment).
-fn isolation(hosts: &HostMap, env: &str, kind: &str, target: &str) -> Option<String> {
-    if hosts.is_empty() || matches!(kind, "disk" | "file" | "exec") {
+/// with `deny_unknown_hosts`, to a host of no environment): every host the
+/// probe says it will dial is checked before it runs.
+fn isolation(hosts: &HostMap, env: &str, dials: &[probes::Endpoint]) -> Option<String> {
+    if hosts.is_empty() {
         return None;
     }
-    let mut found = hosts_in(target);
-    if found.is_empty() && kind == "dns" {
-        found.push(
-            target
-                .trim_start_matches("dns://")
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
-    found.into_iter().find_map(|h| match hosts.verdict(env, &h) {
+    dials.iter().find_map(|d| match hosts.verdict(env, &d.host) {
         Verdict::Foreign { env: other, pattern } => Some(format!(
-            "refused to probe `{h}` from `{env}`: it belongs to environment `{other}` ({pattern}); envgate never connects to it"
+            "refused to probe `{}` from `{env}`: it belongs to environment `{other}` ({pattern}); envgate never connects to it",
+            d.host
         )),
         Verdict::Unknown { denied: true } => Some(format!(
-            "refused to probe `{h}` from `{env}`: it matches no environment's hosts and `{env}` sets deny_unknown_hosts"
+            "refused to probe `{}` from `{env}`: it matches no environment's hosts and `{env}` sets deny_unknown_hosts",
+            d.host
         )),
         _ => None,
     })

@@ -1,0 +1,8 @@
+//! From a project and a selection to work: the check files read once, and
+//! each environment's probes turned into jobs for the one runner of the run.
+
+pub mod checks;
+mod probes;
+
+pub use checks::Checks;
+pub use probes::{Choice, Planned, plan_env};
