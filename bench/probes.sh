@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the probe runner (issue 4), against servers on 127.0.0.1 only:
+# Benchmark of the probe runner, against servers on 127.0.0.1 only:
 #   1. 1,000 http probes of a server that answers after 200 ms
 #      (`envgate probe --targets-file`): wall time and peak RSS;
 #   2. one target that accepts and never answers, --timeout 2s: wall time;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the service probes (issue 5), against servers on 127.0.0.1
+# Benchmark of the service probes, against servers on 127.0.0.1
 # only (scripts/setup/services.sh starts them; moto is started here):
 #   1. one run of 49 probes, 7 of each kind (postgres, mysql, redis, amqp,
 #      nats, mqtt, s3): wall time and peak RSS, three runs;

@@ -3,7 +3,6 @@
 //! report. Secrets are scrubbed here, before any reporter sees it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::assemble::Assembled;
@@ -15,7 +14,6 @@ use crate::outcome::{CheckResult, EnvReport, Report, Severity, Status};
 use crate::plan::{Checks, Choice, Planned, plan_env};
 use crate::probes::def::Located;
 use crate::rules::Rules;
-use crate::source::SourceFile;
 
 pub struct CheckOptions {
     pub envs: Vec<String>,
@@ -94,7 +92,7 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
         evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(),
         &opts.runner,
     );
-    let mut envs: Vec<EnvReport> = evaluated
+    let envs: Vec<EnvReport> = evaluated
         .into_iter()
         .map(|e| {
             let mut results = e.results;
@@ -105,13 +103,9 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
             EnvReport::new(e.env, results)
         })
         .collect();
-    let mut masked = HashMap::new();
-    for e in &mut envs {
-        for r in &mut e.results {
-            redact_result(r, &redactor, &mut masked);
-        }
-    }
-    Ok(Report::new(envs, start.elapsed().as_millis() as u64))
+    let mut report = Report::new(envs, start.elapsed().as_millis() as u64);
+    report.redact(&redactor);
+    Ok(report)
 }
 
 /// Every environment's probes in one run of the runner, on one runtime:
@@ -237,11 +231,4 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 fn dedup(problems: &mut Vec<Problem>) {
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.message.clone(), p.position())));
-}
-
-fn redact_result(res: &mut CheckResult, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) {
-    res.message = r.scrub(&res.message);
-    res.help = res.help.as_ref().map(|h| r.scrub(h));
-    res.target = res.target.as_ref().map(|t| r.scrub(t));
-    res.problem = res.problem.as_ref().map(|p| redact_problem(p, r, cache));
 }

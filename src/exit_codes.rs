@@ -1,4 +1,4 @@
-//! Process exit codes (SPEC §Exit codes).
+//! Process exit codes: 0 ready, 1 not ready, 2 could not evaluate.
 
 /// Every selected check passed (warnings allowed unless `--fail-on warn`).
 pub const OK: i32 = 0;

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::config::secrets::{Redactor, redact_problem};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
 
@@ -221,6 +222,19 @@ impl Report {
             },
             duration_ms,
             environments,
+        }
+    }
+
+    /// Mask every secret `redactor` knows in every result: message, help,
+    /// target and the diagnostic with its source snippet. Done once, before
+    /// any reporter sees the report.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        let mut masked = std::collections::HashMap::new();
+        for r in self.environments.iter_mut().flat_map(|e| e.results.iter_mut()) {
+            r.message = redactor.scrub(&r.message);
+            r.help = r.help.as_ref().map(|h| redactor.scrub(h));
+            r.target = r.target.as_ref().map(|t| redactor.scrub(t));
+            r.problem = r.problem.as_ref().map(|p| redact_problem(p, redactor, &mut masked));
         }
     }
 

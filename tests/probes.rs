@@ -75,10 +75,9 @@ async fn silent_listener() -> SocketAddr {
     addr
 }
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+#[path = "common/ports.rs"]
+mod ports;
+use ports::ClosedPort;
 
 #[tokio::test]
 async fn http_checks_status_lists_and_ranges() {
@@ -168,17 +167,16 @@ async fn http_500_is_reported_without_waiting_for_a_timeout() {
         .await;
     let d = def("http", |_| {});
     let start = Instant::now();
+    // A minute's timeout, a fraction of it allowed: the answer decides, not
+    // the clock, however loaded the machine.
     let r = run(
-        vec![job("p", &d, &server.uri(), Duration::from_secs(5))],
+        vec![job("p", &d, &server.uri(), Duration::from_secs(60))],
         Options::default(),
     )
     .await;
     assert_status(&r[0], Status::Fail, "got 500 Internal Server Error");
-    assert!(
-        start.elapsed() < Duration::from_millis(500),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_eq!(r[0].attempts, 1);
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -212,23 +210,26 @@ async fn a_listener_that_never_answers_times_out_at_the_configured_bound() {
     assert_status(&r[1], Status::Fail, "within 300ms");
     assert_eq!(r[0].class, Some(probes::Class::Timeout));
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_millis(800),
+        took >= Duration::from_millis(300) && took < Duration::from_secs(10),
         "took {took:?}"
     );
 }
 
 #[tokio::test]
-async fn a_closed_port_is_refused_in_milliseconds() {
-    let port = closed_port();
+async fn a_closed_port_is_refused_without_waiting_for_the_timeout() {
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let start = Instant::now();
-    let f = one("tcp", &format!("127.0.0.1:{port}"), |_| {}).await;
+    let d = def("tcp", |_| {});
+    let f = run(
+        vec![job("p", &d, &format!("127.0.0.1:{port}"), Duration::from_secs(60))],
+        Options::default(),
+    )
+    .await
+    .remove(0);
     assert_status(&f, Status::Fail, &format!("connection refused by 127.0.0.1:{port}"));
     assert_eq!(f.class, Some(probes::Class::Refused));
-    assert!(
-        start.elapsed() < Duration::from_millis(300),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -268,10 +269,11 @@ async fn passes_after_retry_and_reports_flaky() {
 
 #[tokio::test]
 async fn wait_retries_until_a_late_server_comes_up() {
-    let port = closed_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let late = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let l = closed.listen();
         let _ = l.accept().await;
     });
     let d = def("tcp", |_| {});
@@ -293,7 +295,8 @@ async fn wait_retries_until_a_late_server_comes_up() {
 
 #[tokio::test]
 async fn dependents_of_a_failed_probe_are_blocked_naming_the_root_cause() {
-    let port = closed_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
@@ -321,7 +324,8 @@ async fn dependents_of_a_failed_probe_are_blocked_naming_the_root_cause() {
 #[tokio::test]
 async fn fail_fast_cancels_in_flight_probes_and_reports_what_finished() {
     let silent = silent_listener().await;
-    let port = closed_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let tcp = def("tcp", |d| d.set("expect", "hello"));
     let opts = Options {
         fail_fast: true,
@@ -330,12 +334,12 @@ async fn fail_fast_cancels_in_flight_probes_and_reports_what_finished() {
     let start = Instant::now();
     let r = run(
         vec![
-            job("slow", &tcp, &silent.to_string(), Duration::from_secs(5)),
+            job("slow", &tcp, &silent.to_string(), Duration::from_secs(60)),
             job(
                 "down",
                 &def("tcp", |_| {}),
                 &format!("127.0.0.1:{port}"),
-                Duration::from_secs(5),
+                Duration::from_secs(60),
             ),
         ],
         opts,
@@ -343,7 +347,7 @@ async fn fail_fast_cancels_in_flight_probes_and_reports_what_finished() {
     .await;
     assert_status(&r[1], Status::Fail, "refused");
     assert_status(&r[0], Status::Skipped, "cancelled by --fail-fast after `down` failed");
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?}", start.elapsed());
 }
 
 proptest! {

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use envgate::config::secrets::Redactor;
-use envgate::config::secrets::redact_problem;
 use envgate::outcome::{Report, Status};
 use envgate::report::{Format, fixture};
 use envgate::source::SourceFile;
@@ -110,20 +109,6 @@ fn leaking_report(secret: &str) -> Report {
     report
 }
 
-/// What `envgate::check::run` does to every result before any reporter sees
-/// it (its `redact_result`).
-fn scrub(report: &mut Report, redactor: &Redactor) {
-    let mut cache = Default::default();
-    for env in &mut report.environments {
-        for r in &mut env.results {
-            r.message = redactor.scrub(&r.message);
-            r.help = r.help.as_ref().map(|h| redactor.scrub(h));
-            r.target = r.target.as_ref().map(|t| redactor.scrub(t));
-            r.problem = r.problem.as_ref().map(|p| redact_problem(p, redactor, &mut cache));
-        }
-    }
-}
-
 #[test]
 fn no_format_shows_a_secret_once_the_pipeline_redacted_it() {
     const CANARY: &str = "CANARY-SECRET-123";
@@ -140,7 +125,7 @@ fn no_format_shows_a_secret_once_the_pipeline_redacted_it() {
     }
     let mut redactor = Redactor::default();
     redactor.add(CANARY);
-    scrub(&mut report, &redactor);
+    report.redact(&redactor);
     for &format in Format::ALL {
         let out = render_report(format, &report);
         assert!(

@@ -25,9 +25,13 @@ pub fn observer() -> Option<Observer> {
                 );
                 *slot = Some(b);
             }
-            Event::Started { name, .. } => {
+            Event::Started { group, name, .. } => {
                 if let Some(b) = slot.as_ref() {
-                    b.set_message(name.to_string());
+                    b.set_message(if group.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{group}/{name}")
+                    });
                 }
             }
             Event::Finished { .. } => {

@@ -1,6 +1,6 @@
 //! Typed units: durations (`"250ms"`, `"30s"`, `"1h30m"`) and byte sizes
 //! (`"512MiB"`, `"1GB"`), and integers with a declared unit (`"x-unit": "ms"`).
-//! SPEC incident 1: a bare `30` for a timeout is never silently read.
+//! A bare `30` for a timeout is never silently read: it might mean seconds or milliseconds.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! `--format json`: the JSON report v1 (SPEC §JSON report).
+//! `--format json`: the JSON report, version 1 (`schemas/report.schema.json`).
 
 use super::{Reporter, Style};
 use crate::outcome::Report;

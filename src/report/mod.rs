@@ -1,7 +1,7 @@
 //! Reporters: one file per output format, each turning a [`Report`]
 //! into text. Adding a format is one file plus one arm in [`Format::reporter`].
 
-#[doc(hidden)]
+#[cfg(any(test, feature = "test-fixture"))]
 pub mod fixture;
 pub mod github;
 pub mod html;

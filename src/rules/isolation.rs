@@ -1,4 +1,4 @@
-//! Environment isolation (SPEC incident 2): which hosts belong to which
+//! Environment isolation (a staging box must never reach production): which hosts belong to which
 //! environment, and whether a value or a probe target crosses over.
 //! Pure functions: no DNS, no network. Probes use [`HostMap::verdict`] before
 //! they connect; rules use it on every string of the assembled configuration.

@@ -106,6 +106,7 @@ fn a_parameter_of_another_kind_is_a_load_error_at_its_line() {
 
 #[tokio::test]
 async fn schema_x_probe_yields_a_probe_and_warn_in_makes_failures_warnings() {
+    let closed = ClosedPort::new();
     let server = MockServer::start().await;
     Mock::given(path("/health"))
         .respond_with(ResponseTemplate::new(200))
@@ -116,7 +117,7 @@ async fn schema_x_probe_yields_a_probe_and_warn_in_makes_failures_warnings() {
         &format!(
             "[api]\nurl = \"{}\"\n[db]\nurl = \"127.0.0.1:{}\"\n",
             server.uri(),
-            closed_port()
+            closed.port
         ),
         "[[probe]]\nname = \"db\"\nkind = \"tcp\"\ntarget = \"${db.url}\"\nwarn_in = [\"staging\"]\n",
     );
@@ -147,10 +148,11 @@ async fn schema_x_probe_yields_a_probe_and_warn_in_makes_failures_warnings() {
 
 #[test]
 fn adhoc_probe_waits_for_a_late_server_then_execs_the_command() {
-    let port = closed_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let late = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let l = closed.open();
         let _ = l.accept();
     });
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +184,8 @@ fn adhoc_probe_waits_for_a_late_server_then_execs_the_command() {
 
 #[test]
 fn adhoc_probe_fails_without_running_the_command() {
-    let port = closed_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let out = Command::cargo_bin("envgate")
         .unwrap()
         .args([

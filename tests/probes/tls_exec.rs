@@ -197,7 +197,7 @@ async fn exec_kills_a_hanging_script_and_its_children_at_the_timeout() {
     )
     .await;
     assert_status(&f[0], Status::Fail, "killed its process group");
-    assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
     let gone = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))

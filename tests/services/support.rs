@@ -98,13 +98,9 @@ pub async fn futures_join<F: std::future::Future>(futs: impl IntoIterator<Item =
     probes::net::join_all(futs).await
 }
 
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../common/ports.rs"]
+mod ports;
+pub use ports::{ClosedPort, free_port};
 
 /// A listener that accepts every connection and never answers.
 pub async fn silent_listener() -> SocketAddr {
@@ -237,7 +233,7 @@ impl Server {
 
     /// nats-server with a user and password.
     pub fn nats() -> Server {
-        let (port, secret, dir) = (closed_port(), unique("pw"), tempfile::tempdir().unwrap());
+        let (port, secret, dir) = (free_port(), unique("pw"), tempfile::tempdir().unwrap());
         let mut cmd = Command::new("nats-server");
         cmd.args([
             "-a",
@@ -255,7 +251,7 @@ impl Server {
     /// mosquitto with a password file and no anonymous clients.
     pub fn mosquitto() -> Server {
         use std::os::unix::fs::PermissionsExt;
-        let (port, secret, dir) = (closed_port(), unique("pw"), tempfile::tempdir().unwrap());
+        let (port, secret, dir) = (free_port(), unique("pw"), tempfile::tempdir().unwrap());
         // mosquitto drops to its own user: it must be able to read these.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let pw = dir.path().join("passwd");
@@ -277,7 +273,7 @@ impl Server {
 
     /// moto's S3-compatible server (PyPI `moto[server]`).
     pub fn moto() -> Server {
-        let (port, dir) = (closed_port(), tempfile::tempdir().unwrap());
+        let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
         let mut cmd = Command::new("moto_server");
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(dir.path());
@@ -365,7 +361,7 @@ impl Postgres {
             .current_dir("/")
             .uid(uid)
             .gid(gid));
-        let port = closed_port();
+        let port = free_port();
         let mut cmd = Command::new(bin.join("postgres"));
         cmd.arg("-D").arg(&data).args([
             "-p",

@@ -77,7 +77,7 @@ fn arg(p: &Path) -> String {
 
 /// redis-server on a TLS port only, with a password.
 fn redis_tls(pki: &Pki) -> Server {
-    let (port, secret, dir) = (closed_port(), unique("pw"), tempfile::tempdir().unwrap());
+    let (port, secret, dir) = (free_port(), unique("pw"), tempfile::tempdir().unwrap());
     let mut cmd = Command::new("redis-server");
     cmd.args(["--port", "0", "--bind", "127.0.0.1", "--tls-port", &port.to_string()])
         .args([
@@ -94,7 +94,7 @@ fn redis_tls(pki: &Pki) -> Server {
 
 /// mosquitto with a TLS listener, anonymous clients allowed.
 fn mosquitto_tls(pki: &Pki) -> Server {
-    let (port, dir) = (closed_port(), tempfile::tempdir().unwrap());
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
     let conf = dir.path().join("mosquitto.conf");
     let text = format!(
         "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncertfile {}\nkeyfile {}\n",
@@ -109,7 +109,7 @@ fn mosquitto_tls(pki: &Pki) -> Server {
 
 /// nats-server that requires TLS (after its INFO line).
 fn nats_tls(pki: &Pki) -> Server {
-    let (port, dir) = (closed_port(), tempfile::tempdir().unwrap());
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
     let mut cmd = Command::new("nats-server");
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"]).args([
         "--tlscert",
