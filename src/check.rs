@@ -6,14 +6,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::config::assemble::Assembled;
+use crate::config::merge::parse_key;
 use crate::config::project::Project;
 use crate::config::secrets::{Redactor, redact_problem};
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::{Category, Finding};
 use crate::outcome::{CheckResult, EnvReport, Report, Severity, Status};
-use crate::plan::{Checks, Choice, Planned, plan_env};
+use crate::plan::{Checks, Choice, Planned, origin_info, plan_env};
 use crate::probes::def::Located;
-use crate::rules::Rules;
+use crate::rules::{Reported, Rules};
 
 pub struct CheckOptions {
     pub envs: Vec<String>,
@@ -70,20 +71,28 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
         }
     }
     if !problems.is_empty() {
-        dedup(&mut problems);
-        return Err(Problems(
-            problems
-                .iter()
-                .map(|p| redact_problem(p, &redactor, &mut HashMap::new()))
-                .collect(),
-        ));
+        return Err(redacted(Problems(problems), &redactor));
     }
     let cross = {
         let list: Vec<_> = evaluated
             .iter()
             .filter_map(|e| e.kept.as_ref().map(|(a, v)| (a, v.clone())))
             .collect();
-        rules.cross_env(project, &list)
+        let reported: Reported = evaluated
+            .iter()
+            .map(|e| {
+                let keys = e
+                    .results
+                    .iter()
+                    .filter(|r| r.category == Category::Schema && r.status == Status::Fail)
+                    .filter_map(|r| r.key.clone())
+                    .collect();
+                (e.env.clone(), keys)
+            })
+            .collect();
+        rules
+            .cross_env(project, &list, &reported)
+            .map_err(|ps| redacted(ps, &redactor))?
     };
     for e in &mut evaluated {
         e.kept = None;
@@ -186,14 +195,38 @@ fn evaluate(
                 .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
         );
     }
-    let (rule_results, value) = rules.per_env(project, &a);
+    let (rule_results, value) = rules.per_env(project, &a)?;
     results.extend(rule_results);
+    attach_origins(project, &a, &mut results);
     let planned = if project.offline {
         None
     } else {
         Some(plan_env(project, &a, probes, choice, &rules.hosts)?)
     };
     Ok((results, planned, a, value))
+}
+
+/// Every finding names where its value came from, whatever the layer: a
+/// file's line is in its diagnostic already; an environment variable, a
+/// dotenv line, an http source or `--set` is named in the message too.
+fn attach_origins(project: &Project, a: &Assembled, results: &mut [CheckResult]) {
+    for r in results
+        .iter_mut()
+        .filter(|r| r.origin.is_none() && !matches!(r.status, Status::Pass | Status::Skipped))
+    {
+        let Some(leaf) = r.key.as_deref().and_then(|k| a.root.leaf(&parse_key(k))) else {
+            continue;
+        };
+        let info = origin_info(project, &leaf.origin);
+        if leaf.origin.file_pos().is_none() {
+            let note = format!(" (set by {})", info.describe());
+            r.message.push_str(&note);
+            if let Some(p) = &mut r.problem {
+                p.message.push_str(&note);
+            }
+        }
+        r.origin = Some(info);
+    }
 }
 
 /// `f` over `items` on up to `available_parallelism` threads, results in order.
@@ -226,6 +259,18 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
         .into_iter()
         .map(|r| r.expect("every item evaluated"))
         .collect()
+}
+
+/// Problems once each (every environment meets a broken rule), secrets masked.
+fn redacted(Problems(mut problems): Problems, redactor: &Redactor) -> Problems {
+    dedup(&mut problems);
+    let mut cache = HashMap::new();
+    Problems(
+        problems
+            .iter()
+            .map(|p| redact_problem(p, redactor, &mut cache))
+            .collect(),
+    )
 }
 
 fn dedup(problems: &mut Vec<Problem>) {

@@ -85,6 +85,31 @@ pub struct Location {
     pub column: u32,
 }
 
+/// Where a blamed value came from, whatever its layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct OriginInfo {
+    /// The layer: `base`, an environment, a `[[source]]`'s name, or `--set`.
+    pub layer: String,
+    /// `file`, `dotenv`, `env` (an environment variable), `http` or `cli`.
+    pub kind: String,
+    /// The file, the variable, the URL with the JSON pointer of the value, or
+    /// the `--set` argument (a secret's value masked).
+    pub name: String,
+}
+
+impl OriginInfo {
+    /// How the human output says it: `environment variable ORDERS__X`.
+    pub fn describe(&self) -> String {
+        match self.kind.as_str() {
+            "env" => format!("environment variable {}", self.name),
+            "http" => format!("{} (source `{}`)", self.name, self.layer),
+            "cli" => self.name.clone(),
+            "dotenv" => format!("{} (dotenv source `{}`)", self.name, self.layer),
+            _ => self.name.clone(),
+        }
+    }
+}
+
 /// One measurement: `time=0.002s` from a plugin is `{"name": "time", "value": 0.002, "unit": "s"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Metric {
@@ -115,6 +140,10 @@ pub struct CheckResult {
     /// Where the offending value was set, when a file is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Which layer set the offending value, and how: a file, an environment
+    /// variable, a dotenv line, an http source or the command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginInfo>,
     /// The probed target, with passwords redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -148,6 +177,7 @@ impl CheckResult {
             help: f.problem.help.clone(),
             key: f.key,
             location,
+            origin: None,
             target: None,
             attempts: None,
             duration_ms: None,
@@ -168,6 +198,7 @@ impl CheckResult {
             help: None,
             key: None,
             location: None,
+            origin: None,
             target: None,
             attempts: None,
             duration_ms: None,
@@ -234,6 +265,9 @@ impl Report {
             r.message = redactor.scrub(&r.message);
             r.help = r.help.as_ref().map(|h| redactor.scrub(h));
             r.target = r.target.as_ref().map(|t| redactor.scrub(t));
+            if let Some(o) = &mut r.origin {
+                o.name = redactor.scrub(&o.name);
+            }
             r.problem = r.problem.as_ref().map(|p| redact_problem(p, redactor, &mut masked));
         }
     }

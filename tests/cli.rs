@@ -1085,3 +1085,9 @@ fn incident_2_staging_pointing_at_prod_fails_isolation() {
     assert_eq!(iso[0]["key"], "cache.url");
     assert_eq!(iso[0]["location"]["line"], 12);
 }
+
+#[path = "cli/trust.rs"]
+mod trust;
+
+#[path = "cli/origins.rs"]
+mod origins;

@@ -119,6 +119,7 @@ pub fn probe(
             help: None,
             key: None,
             location: None,
+            origin: None,
             attempts: (f.attempts > 0).then_some(f.attempts),
             duration_ms: Some(f.duration.as_millis() as u64),
             metrics: f.metrics,

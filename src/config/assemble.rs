@@ -261,7 +261,7 @@ impl Project {
                         let table = tree::parse(&file, Format::Json, &def.name)
                             .map_err(|f| parse_problem(&file, Format::Json, f))?;
                         // Values from a config server carry the URL as their place.
-                        Ok(Some(relabel_loc(&table, &def.name, &Loc::Url(shown))))
+                        Ok(Some(relabel_url(&table, &def.name, &shown)))
                     }
                     Err(_) if def.optional => Ok(None),
                     Err(reason) => Err(Problem::new(
@@ -303,12 +303,27 @@ fn relabel(table: &IndexMap<String, Entry>, layer: &str) -> IndexMap<String, Ent
         .collect()
 }
 
-fn relabel_loc(table: &IndexMap<String, Entry>, layer: &str, loc: &Loc) -> IndexMap<String, Entry> {
+/// Values from a config server: each one's place is the URL and the JSON
+/// pointer of the value in the document (`https://cfg/app.json#/http/port`).
+fn relabel_url(table: &IndexMap<String, Entry>, layer: &str, url: &str) -> IndexMap<String, Entry> {
+    fn walk(e: &mut Entry, layer: &str, url: &str, pointer: &str) {
+        e.origin.layer = layer.to_string();
+        e.origin.loc = Loc::Url(format!("{url}#{pointer}"));
+        if let Tree::Table(t) = &mut e.node {
+            for (k, c) in t.iter_mut() {
+                walk(c, layer, url, &format!("{pointer}/{}", escape(k)));
+            }
+        }
+    }
+    // RFC 6901: `~` and `/` inside a key.
+    fn escape(k: &str) -> String {
+        k.replace('~', "~0").replace('/', "~1")
+    }
     table
         .iter()
         .map(|(k, e)| {
             let mut e = e.clone();
-            relabel_entry(&mut e, layer, Some(loc));
+            walk(&mut e, layer, url, &format!("/{}", escape(k)));
             (k.clone(), e)
         })
         .collect()

@@ -2,7 +2,9 @@
 //! each environment's probes turned into jobs for the one runner of the run.
 
 pub mod checks;
+mod origin;
 mod probes;
 
 pub use checks::Checks;
+pub use origin::origin_info;
 pub use probes::{Choice, Planned, plan_env};

@@ -13,7 +13,7 @@ use crate::config::merge::{key_string, parse_key};
 use crate::config::project::Project;
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::Category;
-use crate::outcome::{CheckResult, Location, Severity, Status};
+use crate::outcome::{CheckResult, Location, OriginInfo, Severity, Status};
 use crate::probes::def::{Located, SeverityName};
 use crate::probes::{self, Class, Spec};
 use crate::rules::isolation::{HostMap, Verdict};
@@ -33,9 +33,11 @@ struct Meta {
     span: Range<usize>,
     target: Option<String>,
     warning: bool,
+    /// `origin` as the report shows it, for the key blamed.
+    origin_info: Option<OriginInfo>,
     /// Parameters taken from the configuration (`access_key = "${storage.access_key}"`):
     /// a failure about credentials or a bucket points at the line that set them.
-    params: ParamOrigins,
+    params: Blamable,
 }
 
 /// Which probes run: `--only/--skip/--tag` and `--shard`.
@@ -121,6 +123,7 @@ fn plan_one(
         span,
         target: None,
         warning,
+        origin_info: None,
         params: Vec::new(),
     };
     let deps = d
@@ -175,9 +178,16 @@ fn plan_one(
             return (job, meta);
         }
     };
-    meta.params = origins;
+    meta.params = origins
+        .into_iter()
+        .map(|(name, key, o)| {
+            let info = super::origin_info(project, &o);
+            (name, key, o, info)
+        })
+        .collect();
     if let Some((key, origin)) = from {
         meta.key = Some(key);
+        meta.origin_info = Some(super::origin_info(project, &origin));
         meta.origin = Some(origin);
     }
     meta.target = Some(crate::config::secrets::redact_url_passwords(&a.redactor.scrub(&target)));
@@ -233,6 +243,8 @@ fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Opt
 /// Where each parameter filled from the configuration was set: a failure
 /// about credentials or a bucket points at that line.
 type ParamOrigins = Vec<(String, String, Origin)>;
+/// The same, with each origin as the report shows it.
+type Blamable = Vec<(String, String, Origin, OriginInfo)>;
 
 /// The kind's parameters with every `${...}` in every string (at any depth:
 /// lists and tables too) replaced like `target`.
@@ -275,7 +287,7 @@ fn with_params(params: &toml::Table, a: &Assembled, project: &Project) -> Result
 }
 
 /// The parameter a failure class is about, among those set from the configuration.
-fn blamed(class: Option<Class>, params: &[(String, String, Origin)]) -> Option<(String, Origin)> {
+fn blamed(class: Option<Class>, params: &Blamable) -> Option<(String, Origin, OriginInfo)> {
     let wanted: &[&str] = match class? {
         Class::Auth | Class::Permission => &["secret_key", "access_key", "password", "token", "user"],
         Class::NotFound => &["bucket", "prefix", "tables", "queues", "exchanges", "streams", "keys"],
@@ -283,8 +295,8 @@ fn blamed(class: Option<Class>, params: &[(String, String, Origin)]) -> Option<(
     };
     wanted
         .iter()
-        .find_map(|w| params.iter().find(|(n, _, _)| n == w))
-        .map(|(_, k, o)| (k.clone(), o.clone()))
+        .find_map(|w| params.iter().find(|(n, _, _, _)| n == w))
+        .map(|(_, k, o, i)| (k.clone(), o.clone(), i.clone()))
 }
 
 /// `raw` with `${key}` and `${env:NAME[:-default]}` replaced, and the first
@@ -373,9 +385,10 @@ fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
 }
 
 fn result(mut m: Meta, f: Finished) -> CheckResult {
-    if let Some((key, origin)) = blamed(f.class, &m.params) {
+    if let Some((key, origin, info)) = blamed(f.class, &m.params) {
         m.key = Some(key);
         m.origin = Some(origin);
+        m.origin_info = Some(info);
     }
     let (file, line, column) = match m.origin.as_ref().and_then(Origin::file_pos) {
         Some((file, l, c)) => (file.to_string(), l, c),
@@ -428,6 +441,7 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
         help,
         key: m.key,
         location: Some(Location { file, line, column }),
+        origin: m.origin_info,
         target: m.target,
         attempts: (f.attempts > 0).then_some(f.attempts),
         duration_ms: (f.attempts > 0).then_some(f.duration.as_millis() as u64),

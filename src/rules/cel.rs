@@ -10,6 +10,7 @@ use regex::Regex;
 use serde_json::Value as Json;
 
 use super::checks::{Rule, RuleSeverity, Scope};
+use super::explain::{explain, type_name};
 use crate::config::assemble::Assembled;
 use crate::config::merge::{Node, key_string};
 use crate::config::schema::Schema;
@@ -67,10 +68,13 @@ pub fn compile(rules: Vec<Rule>) -> Result<Vec<Compiled>, Vec<Problem>> {
                     text.push(' ');
                     text.push_str(w.get_ref());
                 }
-                let reads = CONFIG_READ
-                    .captures_iter(&text)
-                    .map(|c| c[1].trim_start_matches('.').split('.').map(str::to_string).collect())
-                    .collect();
+                let reads = match config_reads(&rule, &text) {
+                    Ok(r) => r,
+                    Err(p) => {
+                        problems.push(p);
+                        continue;
+                    }
+                };
                 let env_reads = ENVS_READ
                     .captures_iter(&text)
                     .map(|c| {
@@ -98,6 +102,53 @@ pub fn compile(rules: Vec<Rule>) -> Result<Vec<Compiled>, Vec<Problem>> {
         }
     }
     if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+/// CEL's methods on the values a configuration holds: `config.t.getSeconds`
+/// without `()` would read a key named `getSeconds`.
+const METHODS: &[&str] = &[
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+];
+
+/// The key paths an expression reads from `config`, method calls left out;
+/// a method named without its call is a mistake the user should hear about.
+fn config_reads(rule: &Rule, text: &str) -> Result<Vec<Vec<String>>, Problem> {
+    let mut reads = Vec::new();
+    for c in CONFIG_READ.captures_iter(text) {
+        let mut path: Vec<String> = c[1].trim_start_matches('.').split('.').map(str::to_string).collect();
+        let called = text[c.get(0).map_or(0, |m| m.end())..].trim_start().starts_with('(');
+        if let Some(last) = path.last().filter(|l| METHODS.contains(&l.as_str())).cloned() {
+            if !called {
+                let s = rule.def.assert.span();
+                let (line, col) = rule.file.line_col(s.start);
+                let whole = &c[0];
+                return Err(Problem::new(
+                    "envgate::rule::syntax",
+                    format!(
+                        "rule `{}`: `{whole}` reads a key named `{last}`; `{last}` is a method: write `{whole}()` ({}:{line}:{col})",
+                        rule.def.id.get_ref(),
+                        rule.file.name
+                    ),
+                )
+                .label("call the method with ()")
+                .help(format!("`{whole}()` calls it; a key named `{last}` would be written config[\"{last}\"]"))
+                .at(&rule.file, s.start, s.len()));
+            }
+            path.pop();
+        }
+        if !path.is_empty() {
+            reads.push(path);
+        }
+    }
+    Ok(reads)
 }
 
 fn compile_one(rule: &Rule, expr: &toml::Spanned<String>, field: &str) -> Result<Program, Problem> {
@@ -189,92 +240,109 @@ fn json_to_cel(v: &Json, unit: Option<Unit>) -> Value {
     }
 }
 
+/// What a rule found about a configuration.
 enum Verdict {
     Holds,
     Skipped(String),
     Fails,
-    Error(String),
+    /// It read a key the configuration does not set.
+    Missing,
 }
 
-fn run(c: &Compiled, ctx: &Context<'_, '_>) -> Verdict {
+/// The rule itself is wrong: which field, what, and a hint.
+struct Broken(&'static str, String, String);
+
+fn run(c: &Compiled, ctx: &Context<'_, '_>) -> Result<Verdict, Broken> {
+    let outcome = |field: &'static str, r: Result<Value, cel::ExecutionError>| match r {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(Err(Broken(
+            field,
+            format!("`{field}` must be true or false, but it is {}", type_name(&other)),
+            "end the expression in a comparison, e.g. `config.pool_size >= 5`".into(),
+        ))),
+        Err(e) => Err(match explain(&e) {
+            None => Ok(Verdict::Missing),
+            Some((message, hint)) => Err(Broken(field, message, hint)),
+        }),
+    };
     if let Some(when) = &c.when {
-        match when.execute(ctx) {
-            Ok(Value::Bool(true)) => {}
-            Ok(Value::Bool(false)) => {
-                return Verdict::Skipped(format!(
+        match outcome("when", when.execute(ctx)) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(Verdict::Skipped(format!(
                     "when `{}` is false",
                     c.rule.def.when.as_ref().map(|w| w.get_ref().as_str()).unwrap_or("")
-                ));
+                )));
             }
-            Ok(other) => return Verdict::Error(format!("`when` must be a boolean, got {}", type_name(&other))),
-            Err(e) => return Verdict::Error(format!("`when` could not be evaluated: {e}")),
+            Err(v) => return v,
         }
     }
-    match c.assert.execute(ctx) {
-        Ok(Value::Bool(true)) => Verdict::Holds,
-        Ok(Value::Bool(false)) => Verdict::Fails,
-        Ok(other) => Verdict::Error(format!("`assert` must be a boolean, got {}", type_name(&other))),
-        Err(e) => Verdict::Error(format!("could not be evaluated: {e}")),
+    match outcome("assert", c.assert.execute(ctx)) {
+        Ok(true) => Ok(Verdict::Holds),
+        Ok(false) => Ok(Verdict::Fails),
+        Err(v) => v,
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Int(_) | Value::UInt(_) => "an integer",
-        Value::Float(_) => "a number",
-        Value::String(_) => "a string",
-        Value::List(_) => "a list",
-        Value::Map(_) => "a map",
-        Value::Null => "null",
-        Value::Duration(_) => "a duration",
-        _ => "another type",
-    }
+/// A rule that cannot be evaluated: exit 2, at the expression, in the
+/// user's terms.
+fn broken(c: &Compiled, Broken(field, message, hint): Broken) -> Problem {
+    let expr = if field == "when" {
+        c.rule.def.when.as_ref().unwrap_or(&c.rule.def.assert)
+    } else {
+        &c.rule.def.assert
+    };
+    let s = expr.span();
+    let (line, col) = c.rule.file.line_col(s.start);
+    Problem::new(
+        "envgate::rule::evaluation",
+        format!(
+            "rule `{}` cannot be evaluated: {message} ({}:{line}:{col})",
+            c.id(),
+            c.rule.file.name
+        ),
+    )
+    .label(format!("in `{field}`"))
+    .help(hint)
+    .at(&c.rule.file, s.start, s.len())
 }
 
-/// Evaluate every env-scoped rule against one environment.
-pub fn eval_env(compiled: &[Compiled], a: &Assembled, config: &Value) -> Vec<CheckResult> {
+/// Evaluate every env-scoped rule against one environment. A rule that
+/// cannot be evaluated is a problem (exit 2), not a finding.
+pub fn eval_env(compiled: &[Compiled], a: &Assembled, config: &Value) -> Result<Vec<CheckResult>, Vec<Problem>> {
     let mut ctx = Context::default();
     ctx.add_variable_from_value("config", config.clone());
     ctx.add_variable_from_value("env", Value::String(Arc::new(a.env.clone())));
-    compiled
-        .iter()
-        .filter(|c| c.scope() == Scope::Env)
-        .map(|c| {
-            let verdict = run(c, &ctx);
-            let reads: Vec<(&Assembled, &[String])> = c.reads.iter().map(|p| (a, p.as_slice())).collect();
-            result(c, verdict, &reads, &a.env)
-        })
-        .collect()
+    let mut results = Vec::new();
+    let mut problems = Vec::new();
+    for c in compiled.iter().filter(|c| c.scope() == Scope::Env) {
+        match run(c, &ctx) {
+            Err(b) => problems.push(broken(c, b)),
+            Ok(verdict) => {
+                let reads: Vec<(&Assembled, &[String])> = c.reads.iter().map(|p| (a, p.as_slice())).collect();
+                results.push(result(c, verdict, &reads, &a.env));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(results)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Evaluate one all-envs rule over every environment of the run.
-pub fn eval_all(c: &Compiled, envs: &[(&Assembled, Value)]) -> CheckResult {
+pub fn eval_all(c: &Compiled, envs: &[(&Assembled, Value)]) -> Result<CheckResult, Problem> {
     let mut ctx = Context::default();
     let m: HashMap<String, Value> = envs.iter().map(|(a, v)| (a.env.clone(), v.clone())).collect();
     ctx.add_variable_from_value("envs", Value::from(m));
-    let verdict = run(c, &ctx);
+    let verdict = run(c, &ctx).map_err(|b| broken(c, b))?;
     let reads: Vec<(&Assembled, &[String])> = c
         .env_reads
         .iter()
         .filter_map(|(e, p)| envs.iter().find(|(a, _)| a.env == *e).map(|(a, _)| (*a, p.as_slice())))
         .collect();
-    let mut r = result(c, verdict, &reads, "");
-    // A missing environment is the likeliest cause of an evaluation error.
-    if r.status == Status::Fail && r.message.contains("No such key") {
-        let missing: Vec<String> = c
-            .envs_named()
-            .into_iter()
-            .filter(|e| !envs.iter().any(|(a, _)| a.env == *e))
-            .collect();
-        if !missing.is_empty() {
-            r.message = format!(
-                "rule `{}` reads environments not in this run: {}",
-                c.id(),
-                missing.join(", ")
-            );
-        }
-    }
-    r
+    Ok(result(c, verdict, &reads, ""))
 }
 
 fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env: &str) -> CheckResult {
@@ -354,7 +422,7 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
                 severity,
             )
         }
-        Verdict::Error(e) => {
+        Verdict::Missing => {
             let message = match &missing {
                 Some(k) => format!(
                     "rule `{}` reads `{k}`, which is not set{}",
@@ -365,7 +433,7 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
                         format!(" in `{env}`")
                     }
                 ),
-                None => format!("rule `{}` {e}", c.id()),
+                None => format!("rule `{}` reads a key that is not set", c.id()),
             };
             let s = c.rule.def.assert.span();
             let p = Problem::new("envgate::rule::evaluation", message)

@@ -12,7 +12,8 @@ use crate::outcome::{CheckResult, Severity, Status};
 
 /// One result per environment: pass, or fail listing exactly what it lacks
 /// and where the other environments set it.
-pub fn check(parity: &Parity, envs: &[&Assembled]) -> Vec<(String, CheckResult)> {
+pub fn check(parity: &Parity, envs: &[&Assembled], reported: &super::Reported) -> Vec<(String, CheckResult)> {
+    let already = |env: &str, path: &[String]| reported.get(env).is_some_and(|keys| keys.contains(&key_string(path)));
     let in_scope = |path: &[String]| {
         parity.all
             || parity.required.iter().any(|r| {
@@ -20,14 +21,27 @@ pub fn check(parity: &Parity, envs: &[&Assembled]) -> Vec<(String, CheckResult)>
                 path.len() >= pre.len() && path.iter().zip(&pre).all(|(a, b)| a == b)
             })
     };
+    // A key an environment's own checks reject (a typo the schema does not
+    // know) is not one the others lack: it is reported once, where it is.
     let keys: Vec<BTreeSet<Vec<String>>> = envs
         .iter()
-        .map(|a| a.root.leaf_paths().into_iter().filter(|p| in_scope(p)).collect())
+        .map(|a| {
+            a.root
+                .leaf_paths()
+                .into_iter()
+                .filter(|p| in_scope(p) && !already(&a.env, p))
+                .collect()
+        })
         .collect();
     let union: BTreeSet<Vec<String>> = keys.iter().flatten().cloned().collect();
     let mut out = Vec::new();
     for (i, a) in envs.iter().enumerate() {
-        let missing: Vec<&Vec<String>> = union.iter().filter(|k| !keys[i].contains(*k)).collect();
+        // A missing key the schema already reports (required) is not
+        // reported again as a parity failure.
+        let missing: Vec<&Vec<String>> = union
+            .iter()
+            .filter(|k| !keys[i].contains(*k) && !already(&a.env, k))
+            .collect();
         if missing.is_empty() {
             out.push((
                 a.env.clone(),
