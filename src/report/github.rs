@@ -8,7 +8,7 @@
 //! Escaping follows `@actions/core` (`toolkit/packages/core/src/command.ts`):
 //! in the message `%`, `\r`, `\n`; in properties also `:` and `,`.
 
-use super::text::{counts, ok, totals, verdict};
+use super::text::{counts, grouped, ok, totals, verdict};
 use super::{Reporter, Style};
 use crate::outcome::{Report, Status};
 
@@ -17,33 +17,34 @@ pub struct Github;
 impl Reporter for Github {
     fn render(&self, report: &Report, _style: Style) -> String {
         let mut out = String::new();
-        for env in &report.environments {
-            for r in &env.results {
-                let (command, prefix) = match r.status {
-                    Status::Fail => ("error", ""),
-                    Status::Warn => ("warning", ""),
-                    Status::Blocked => ("notice", "blocked: "),
-                    Status::Pass | Status::Flaky | Status::Skipped => continue,
-                };
-                let mut props = Vec::new();
-                if let Some(l) = &r.location {
-                    props.push(format!("file={}", property(&l.file)));
-                    props.push(format!("line={}", l.line));
-                    props.push(format!("col={}", l.column));
-                }
-                props.push(format!(
-                    "title={}",
-                    property(&format!("envgate [{}] {}", env.name, r.id))
-                ));
-                let mut message = format!("{prefix}{}", r.message);
-                if let Some(t) = &r.target {
-                    message.push_str(&format!("\ntarget: {t}"));
-                }
-                if let Some(h) = &r.help {
-                    message.push_str(&format!("\nhelp: {h}"));
-                }
-                out.push_str(&format!("::{command} {}::{}\n", props.join(","), data(&message)));
+        let problems = grouped(report, |r| {
+            matches!(r.status, Status::Fail | Status::Warn | Status::Blocked)
+        });
+        for g in problems {
+            let r = g.result;
+            let (command, prefix) = match r.status {
+                Status::Fail => ("error", ""),
+                Status::Warn => ("warning", ""),
+                _ => ("notice", "blocked: "),
+            };
+            let mut props = Vec::new();
+            if let Some(l) = &r.location {
+                props.push(format!("file={}", property(&l.file)));
+                props.push(format!("line={}", l.line));
+                props.push(format!("col={}", l.column));
             }
+            props.push(format!(
+                "title={}",
+                property(&format!("envgate [{}] {}", g.envs(), r.id))
+            ));
+            let mut message = format!("{prefix}{}", r.message);
+            if let Some(t) = &r.target {
+                message.push_str(&format!("\ntarget: {t}"));
+            }
+            if let Some(h) = &r.help {
+                message.push_str(&format!("\nhelp: {h}"));
+            }
+            out.push_str(&format!("::{command} {}::{}\n", props.join(","), data(&message)));
         }
         let icon = if ok(report) { "✓" } else { "✗" };
         out.push_str(&format!(

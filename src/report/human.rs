@@ -4,6 +4,7 @@
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use miette::{GraphicalReportHandler, GraphicalTheme, Severity as MSeverity};
 
+use super::text::grouped;
 use super::{Reporter, Style};
 use crate::diagnostic::Problem;
 use crate::outcome::{Report, Status};
@@ -34,22 +35,21 @@ pub fn diagnostic(p: &Problem, style: Style) -> String {
 impl Reporter for Human {
     fn render(&self, report: &Report, style: Style) -> String {
         let mut out = String::new();
-        for env in &report.environments {
-            for r in &env.results {
-                if matches!(r.status, Status::Pass | Status::Skipped | Status::Flaky) {
-                    continue;
-                }
-                let mut p = match &r.problem {
-                    Some(p) => p.clone(),
-                    None => Problem::new(format!("envgate::{}", r.id), r.message.clone()),
-                };
-                p.message = format!("[{}] {}", env.name, p.message);
-                if r.status == Status::Warn {
-                    p.severity = MSeverity::Warning;
-                }
-                out.push_str(&diagnostic(&p, style));
-                out.push('\n');
+        let problems = grouped(report, |r| {
+            !matches!(r.status, Status::Pass | Status::Skipped | Status::Flaky)
+        });
+        for g in problems {
+            let r = g.result;
+            let mut p = match &r.problem {
+                Some(p) => p.clone(),
+                None => Problem::new(format!("envgate::{}", r.id), r.message.clone()),
+            };
+            p.message = format!("[{}] {}", g.envs(), p.message);
+            if r.status == Status::Warn {
+                p.severity = MSeverity::Warning;
             }
+            out.push_str(&diagnostic(&p, style));
+            out.push('\n');
         }
 
         let mut table = Table::new();

@@ -8,7 +8,7 @@
 //! are escaped: pipes, newlines, HTML and emphasis characters in a message
 //! cannot break the table.
 
-use super::text::{counts, file_line, ok, totals, verdict};
+use super::text::{counts, file_line, grouped, ok, totals, verdict};
 use super::{Reporter, Style};
 use crate::outcome::{CheckResult, Report, Status};
 
@@ -29,16 +29,16 @@ fn render_limited(report: &Report, limit: usize) -> String {
     let budget = limit.saturating_sub(RESERVE);
     let mut out = summary_line(report);
 
-    let mut problems: Vec<(&str, &CheckResult)> = Vec::new();
+    // A problem that several environments share is one row naming them all.
+    let problem = |r: &CheckResult| matches!(r.status, Status::Fail | Status::Blocked | Status::Warn);
+    let mut problems: Vec<(String, &CheckResult)> = grouped(report, problem)
+        .into_iter()
+        .map(|g| (g.envs(), g.result))
+        .collect();
     let mut others: Vec<(&str, &CheckResult)> = Vec::new();
     for env in &report.environments {
-        for r in &env.results {
-            let list = if matches!(r.status, Status::Fail | Status::Blocked | Status::Warn) {
-                &mut problems
-            } else {
-                &mut others
-            };
-            list.push((env.name.as_str(), r));
+        for r in env.results.iter().filter(|r| !problem(r)) {
+            others.push((env.name.as_str(), r));
         }
     }
     // Failures first, then blocked, then warnings; report order within each.

@@ -12,7 +12,7 @@
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use super::text::{category, rule_id};
+use super::text::{category, grouped, rule_id};
 use super::{Reporter, Style};
 use crate::outcome::{CheckResult, Report, Status};
 
@@ -24,21 +24,20 @@ impl Reporter for Sarif {
     fn render(&self, report: &Report, _style: Style) -> String {
         let mut rules: IndexMap<String, Value> = IndexMap::new();
         let mut results = Vec::new();
-        for env in &report.environments {
-            for r in &env.results {
-                let Some(level) = level(r.status) else {
-                    continue;
-                };
-                let id = rule_id(r);
-                let index = match rules.get_index_of(&id) {
-                    Some(i) => i,
-                    None => {
-                        rules.insert(id.clone(), rule(&id, r));
-                        rules.len() - 1
-                    }
-                };
-                results.push(result(&env.name, r, &id, index, level));
-            }
+        for g in grouped(report, |r| level(r.status).is_some()) {
+            let r = g.result;
+            let Some(level) = level(r.status) else {
+                continue;
+            };
+            let id = rule_id(r);
+            let index = match rules.get_index_of(&id) {
+                Some(i) => i,
+                None => {
+                    rules.insert(id.clone(), rule(&id, r));
+                    rules.len() - 1
+                }
+            };
+            results.push(result(&g.envs, r, &id, index, level));
         }
         let mut driver = json!({
             "name": report.tool.name,
@@ -97,7 +96,9 @@ fn rule(id: &str, first: &CheckResult) -> Value {
     rule
 }
 
-fn result(env: &str, r: &CheckResult, rule_id: &str, rule_index: usize, level: &str) -> Value {
+/// One SARIF result for a problem, however many environments it affects.
+fn result(envs: &[&str], r: &CheckResult, rule_id: &str, rule_index: usize, level: &str) -> Value {
+    let env = envs.join(", ");
     let mut text = format!("[{env}] {}", r.message);
     if r.status == Status::Blocked {
         text = format!("[{env}] blocked: {}", r.message);
@@ -117,10 +118,14 @@ fn result(env: &str, r: &CheckResult, rule_id: &str, rule_index: usize, level: &
     }
     location.insert(
         "logicalLocations".into(),
-        json!([{"name": r.name, "fullyQualifiedName": format!("{env}/{}", r.id), "kind": "resource"}]),
+        envs.iter()
+            .map(|e| json!({"name": r.name, "fullyQualifiedName": format!("{e}/{}", r.id), "kind": "resource"}))
+            .collect::<Vec<_>>()
+            .into(),
     );
     let mut properties = serde_json::Map::new();
     properties.insert("environment".into(), env.into());
+    properties.insert("environments".into(), envs.to_vec().into());
     properties.insert("check".into(), r.id.clone().into());
     properties.insert("status".into(), r.status.as_str().into());
     for (k, v) in [("kind", &r.kind), ("key", &r.key), ("target", &r.target)] {

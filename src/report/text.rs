@@ -168,3 +168,53 @@ mod tests {
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
+
+/// One problem as the formats a person reads (or that annotate lines) show
+/// it: once, with every environment it affects. A value in `base.toml` that
+/// fails in three environments is one mistake on one line, not three
+/// annotations.
+pub(crate) struct Grouped<'a> {
+    pub envs: Vec<&'a str>,
+    pub result: &'a crate::outcome::CheckResult,
+}
+
+impl Grouped<'_> {
+    /// `prod` or `staging, prod`.
+    pub fn envs(&self) -> String {
+        self.envs.join(", ")
+    }
+}
+
+/// The results `keep` selects, grouped by what they say and where they point
+/// (status, check, message, location, target), in report order.
+pub(crate) fn grouped(report: &Report, keep: impl Fn(&crate::outcome::CheckResult) -> bool) -> Vec<Grouped<'_>> {
+    let mut out: Vec<Grouped<'_>> = Vec::new();
+    let key = |r: &crate::outcome::CheckResult| {
+        (
+            r.status,
+            r.id.clone(),
+            r.message.clone(),
+            r.location.as_ref().map(|l| (l.file.clone(), l.line, l.column)),
+            r.target.clone(),
+        )
+    };
+    let mut index = std::collections::HashMap::new();
+    for env in &report.environments {
+        for r in env.results.iter().filter(|r| keep(r)) {
+            match index.get(&key(r)) {
+                Some(&i) => {
+                    let g: &mut Grouped<'_> = &mut out[i];
+                    g.envs.push(env.name.as_str());
+                }
+                None => {
+                    index.insert(key(r), out.len());
+                    out.push(Grouped {
+                        envs: vec![env.name.as_str()],
+                        result: r,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -122,3 +122,49 @@ fn a_missing_required_key_is_reported_once_not_again_by_parity() {
     assert_eq!(failing.len(), 1, "{failing:?}");
     assert!(failing[0].starts_with("prod schema/"), "{failing:?}");
 }
+
+#[test]
+fn one_mistake_in_base_is_one_annotation_naming_every_environment() {
+    let dir = project(&[
+        ("environments/staging.toml", ""),
+        ("environments/prod.toml", ""),
+        ("environments/qa.toml", ""),
+    ]);
+    write(
+        dir.path(),
+        "environments/base.toml",
+        "[http]\ntimeout = 30\n\n[database]\nurl = \"postgres://db.internal/app\"\npool_size = 5\n",
+    );
+    let gh = envgate(dir.path(), &["validate", "--format", "github"]);
+    assert_eq!(gh.code, 1);
+    let errors: Vec<&str> = gh.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "{}", gh.stdout);
+    assert!(
+        errors[0].contains("file=environments/base.toml,line=2,col=11,title=envgate [prod%2C qa%2C staging]"),
+        "{}",
+        errors[0]
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&envgate(dir.path(), &["validate", "--format", "sarif"]).stdout).unwrap();
+    let found = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]["locations"][0]["logicalLocations"].as_array().unwrap().len(),
+        3
+    );
+    let human = envgate(dir.path(), &["validate"]);
+    assert_eq!(
+        human.stdout.matches("bare number 30").count(),
+        2,
+        "message and label, once:\n{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("[prod, qa, staging]"), "{}", human.stdout);
+    let md = envgate(dir.path(), &["validate", "--format", "markdown"]);
+    assert!(md.stdout.contains("| prod, qa, staging |"), "{}", md.stdout);
+    // The machine formats keep one result per environment: each is a report
+    // of that environment.
+    let json = envgate(dir.path(), &["validate", "--format", "json"]);
+    let per_env = results(&json).into_iter().filter(|x| x["status"] == "fail").count();
+    assert_eq!(per_env, 3);
+}
