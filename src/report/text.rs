@@ -155,20 +155,6 @@ pub(crate) fn html_escape(s: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn formats_dates_in_utc() {
-        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-    }
-}
-
 /// One problem as the formats a person reads (or that annotate lines) show
 /// it: once, with every environment it affects. A value in `base.toml` that
 /// fails in three environments is one mistake on one line, not three
@@ -217,4 +203,18 @@ pub(crate) fn grouped(report: &Report, keep: impl Fn(&crate::outcome::CheckResul
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_dates_in_utc() {
+        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }
