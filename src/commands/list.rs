@@ -1,3 +1,6 @@
+//! `envgate list`: the environments, layers, schema units, rules, probes,
+//! probe kinds, isolation and parity a project defines.
+
 use std::io::Write;
 
 use super::io;
@@ -5,9 +8,26 @@ use crate::config::manifest::SourceKind;
 use crate::config::project::Project;
 use crate::diagnostic::Problems;
 use crate::exit_codes;
+use crate::probes::def::Located;
+use crate::rules::checks::{RuleSeverity, Scope};
 
+/// Everything a project defines, one section after another.
 pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
-    let mut s = format!("project {}\n\nenvironments:\n", p.manifest.project.name);
+    let checks = crate::plan::Checks::load(p)?;
+    let rules = crate::rules::Rules::new(p, checks.rules)?;
+    let mut s = format!("project {}\n", p.manifest.project.name);
+    environments(p, &mut s);
+    layers(p, &mut s);
+    schema(p, &mut s);
+    rule_list(p, &rules, &mut s);
+    probe_list(p, &checks.probes, &mut s);
+    isolation_and_parity(p, &mut s);
+    out.write_all(s.as_bytes()).map_err(io)?;
+    Ok(exit_codes::OK)
+}
+
+fn environments(p: &Project, s: &mut String) {
+    s.push_str("\nenvironments:\n");
     for env in &p.environments {
         let rel = p.env_file(env);
         let extends = p.parsed(&rel, env).ok().flatten().and_then(|f| {
@@ -20,6 +40,9 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
             None => s.push_str(&format!("  {env:<12} {rel}\n")),
         }
     }
+}
+
+fn layers(p: &Project, s: &mut String) {
     s.push_str("\nlayers, lowest precedence first:\n");
     s.push_str(&format!("  base          {}\n", p.base_file()));
     s.push_str(&format!("  <env>         {}\n", p.env_file("<env>")));
@@ -34,45 +57,50 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
         s.push_str(&format!("  {:<13} {kind} {what}{opt}\n", src.name));
     }
     s.push_str("  --set         command line\n");
-    match &p.schema {
-        Some(schema) => {
-            let mut units = Vec::new();
-            collect_units(&schema.json, &mut Vec::new(), &mut units);
-            s.push_str(&format!("\nschema {}\n", schema.file.name));
-            if !units.is_empty() {
-                s.push_str("  keys with units:\n");
-                for (k, u) in units {
-                    s.push_str(&format!("    {k:<36} {u}\n"));
-                }
-            }
+}
+
+fn schema(p: &Project, s: &mut String) {
+    let Some(schema) = &p.schema else {
+        s.push_str("\nschema: none (set project.schema in envgate.toml)\n");
+        return;
+    };
+    let mut units = Vec::new();
+    collect_units(&schema.json, &mut Vec::new(), &mut units);
+    s.push_str(&format!("\nschema {}\n", schema.file.name));
+    if !units.is_empty() {
+        s.push_str("  keys with units:\n");
+        for (k, u) in units {
+            s.push_str(&format!("    {k:<36} {u}\n"));
         }
-        None => s.push_str("\nschema: none (set project.schema in envgate.toml)\n"),
     }
-    let checks = crate::plan::Checks::load(p)?;
-    let rules = crate::rules::Rules::new(p, checks.rules)?;
+}
+
+fn rule_list(p: &Project, rules: &crate::rules::Rules, s: &mut String) {
     if rules.compiled.is_empty() {
         s.push_str(&format!("\nrules: none ({}/*.toml)\n", p.manifest.project.checks_dir));
-    } else {
-        s.push_str("\nrules:\n");
-        for c in &rules.compiled {
-            let d = &c.rule.def;
-            let scope = match d.scope {
-                crate::rules::checks::Scope::Env => "",
-                crate::rules::checks::Scope::AllEnvs => " [all-envs]",
-            };
-            let sev = match d.severity {
-                crate::rules::checks::RuleSeverity::Error => "error",
-                crate::rules::checks::RuleSeverity::Warning => "warning",
-            };
-            let tags = if d.tags.is_empty() {
-                String::new()
-            } else {
-                format!(" #{}", d.tags.join(" #"))
-            };
-            s.push_str(&format!("  {:<32} {sev:<8}{scope}{tags}  {}\n", c.id(), d.message));
-        }
+        return;
     }
-    let probes = checks.probes;
+    s.push_str("\nrules:\n");
+    for c in &rules.compiled {
+        let d = &c.rule.def;
+        let scope = match d.scope {
+            Scope::Env => "",
+            Scope::AllEnvs => " [all-envs]",
+        };
+        let sev = match d.severity {
+            RuleSeverity::Error => "error",
+            RuleSeverity::Warning => "warning",
+        };
+        let tags = if d.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" #{}", d.tags.join(" #"))
+        };
+        s.push_str(&format!("  {:<32} {sev:<8}{scope}{tags}  {}\n", c.id(), d.message));
+    }
+}
+
+fn probe_list(p: &Project, probes: &[Located], s: &mut String) {
     if probes.is_empty() {
         s.push_str(&format!(
             "\nprobes: none ({}/*.toml or \"x-probe\" in the schema)\n",
@@ -80,32 +108,40 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
         ));
     } else {
         s.push_str("\nprobes:\n");
-        for l in &probes {
-            let d = &l.def;
-            let mut notes = Vec::new();
-            if let Some(envs) = &d.envs {
-                notes.push(format!("only {}", envs.join(", ")));
-            }
-            if !d.warn_in.is_empty() {
-                notes.push(format!("warning in {}", d.warn_in.join(", ")));
-            }
-            if !d.depends_on.is_empty() {
-                notes.push(format!("after {}", d.depends_on.join(", ")));
-            }
-            let target = d.target.clone().unwrap_or_else(|| match &l.schema_key {
-                Some(k) => format!("${{{}}}", crate::config::merge::key_string(k)),
-                None => String::new(),
-            });
-            let notes = if notes.is_empty() {
-                String::new()
-            } else {
-                format!("  ({})", notes.join("; "))
-            };
-            s.push_str(&format!("  {:<20} {:<9} {target}{notes}\n", l.name, d.kind));
+        for l in probes {
+            s.push_str(&probe_line(l));
         }
     }
     let kinds: Vec<&str> = crate::probes::KINDS.iter().map(|k| k.name).collect();
     s.push_str(&format!("\nprobe kinds: {}\n", kinds.join(", ")));
+}
+
+/// `  orders-db            postgres  ${database.url}  (only prod; after dns-db)`
+fn probe_line(l: &Located) -> String {
+    let d = &l.def;
+    let mut notes = Vec::new();
+    if let Some(envs) = &d.envs {
+        notes.push(format!("only {}", envs.join(", ")));
+    }
+    if !d.warn_in.is_empty() {
+        notes.push(format!("warning in {}", d.warn_in.join(", ")));
+    }
+    if !d.depends_on.is_empty() {
+        notes.push(format!("after {}", d.depends_on.join(", ")));
+    }
+    let target = d.target.clone().unwrap_or_else(|| match &l.schema_key {
+        Some(k) => format!("${{{}}}", crate::config::merge::key_string(k)),
+        None => String::new(),
+    });
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join("; "))
+    };
+    format!("  {:<20} {:<9} {target}{notes}\n", l.name, d.kind)
+}
+
+fn isolation_and_parity(p: &Project, s: &mut String) {
     if !p.manifest.isolation.is_empty() {
         s.push_str("\nisolation:\n");
         for (env, iso) in &p.manifest.isolation {
@@ -127,8 +163,6 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
         };
         s.push_str(&format!("\nparity: {what}\n"));
     }
-    out.write_all(s.as_bytes()).map_err(io)?;
-    Ok(exit_codes::OK)
 }
 
 fn collect_units(s: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<(String, String)>) {
