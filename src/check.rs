@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::project::Project;
-use crate::config::secrets::Redactor;
+use crate::config::secrets::{Masked, Redactor};
 use crate::config::tree::SourceFile;
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::{Category, Finding};
@@ -148,14 +148,17 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     let slots = std::sync::Mutex::new(slots);
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    slots.lock().expect("no poisoning")[i] = Some(r);
-                }
-            });
+            std::thread::Builder::new()
+                .stack_size(main_stack_size())
+                .spawn_scoped(scope, || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        slots.lock().expect("no poisoning")[i] = Some(r);
+                    }
+                })
+                .expect("spawn an evaluation thread");
         }
     });
     slots
@@ -166,29 +169,57 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
         .collect()
 }
 
+/// The main thread's stack (the soft `ulimit -s`, 8 MiB by default):
+/// evaluating an environment on another thread must not overflow where the
+/// main thread would not. Between 8 and 256 MiB; only touched pages cost memory.
+fn main_stack_size() -> usize {
+    const MIN: usize = 8 << 20;
+    const MAX: usize = 256 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) } == 0;
+    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
+        return MAX;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(MAX).clamp(MIN, MAX)
+}
+
 fn dedup(problems: &mut Vec<Problem>) {
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.message.clone(), p.position())));
 }
 
-fn masked_source(src: &Arc<SourceFile>, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Arc<SourceFile> {
+/// Masked copies of source files, by name, with the way to move spans onto them.
+pub type MaskedSources = HashMap<String, (Arc<SourceFile>, Arc<Masked>)>;
+
+fn masked_source(src: &Arc<SourceFile>, r: &Redactor, cache: &mut MaskedSources) -> (Arc<SourceFile>, Arc<Masked>) {
     cache
         .entry(src.name.clone())
-        .or_insert_with(|| SourceFile::new(src.name.clone(), r.mask_source(&src.text)))
+        .or_insert_with(|| {
+            let m = r.mask_source(&src.text);
+            (SourceFile::new(src.name.clone(), m.text.clone()), Arc::new(m))
+        })
         .clone()
 }
 
-pub fn redact_problem(p: &Problem, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) -> Problem {
+pub fn redact_problem(p: &Problem, r: &Redactor, cache: &mut MaskedSources) -> Problem {
     let mut p = p.clone();
     p.message = r.scrub(&p.message);
     p.help = p.help.map(|h| r.scrub(&h));
     p.label = p.label.map(|l| r.scrub(&l));
-    p.src = p.src.as_ref().map(|s| masked_source(s, r, cache));
+    if let Some(src) = &p.src {
+        let (shown, masked) = masked_source(src, r, cache);
+        p.span = p.span.map(|s| masked.map_span(s));
+        p.src = Some(shown);
+    }
     p.related = p.related.iter().map(|q| redact_problem(q, r, cache)).collect();
     p
 }
 
-fn redact_result(res: &mut CheckResult, r: &Redactor, cache: &mut HashMap<String, Arc<SourceFile>>) {
+fn redact_result(res: &mut CheckResult, r: &Redactor, cache: &mut MaskedSources) {
     res.message = r.scrub(&res.message);
     res.help = res.help.as_ref().map(|h| r.scrub(h));
     res.target = res.target.as_ref().map(|t| r.scrub(t));
