@@ -413,9 +413,10 @@ mod tests {
         #[test]
         fn keyword_passwords_are_masked_whatever_they_hold(
             key in "(password|PASSWORD|sslpassword|client_secret|api-key|token)",
-            value in "[!-~]{1,16}",
+            // printable ASCII but the pair separators `&` `;` and quotes
+            value in "[!#-%(-:<-~]{1,16}",
         ) {
-            prop_assume!(!value.contains(['&', ';', '\'', '"']) && !is_reference(&value));
+            prop_assume!(!is_reference(&value));
             let dsn = format!("host=db {key}={value} port=5432");
             prop_assert_eq!(redact_url_passwords(&dsn), format!("host=db {key}=*** port=5432"));
         }
