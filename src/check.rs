@@ -243,14 +243,17 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     let slots = std::sync::Mutex::new(slots);
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    slots.lock().expect("no poisoning")[i] = Some(r);
-                }
-            });
+            std::thread::Builder::new()
+                .stack_size(main_stack_size())
+                .spawn_scoped(scope, || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        let r = f(item);
+                        slots.lock().expect("no poisoning")[i] = Some(r);
+                    }
+                })
+                .expect("spawn an evaluation thread");
         }
     });
     slots
@@ -271,6 +274,24 @@ fn redacted(Problems(mut problems): Problems, redactor: &Redactor) -> Problems {
             .map(|p| redact_problem(p, redactor, &mut cache))
             .collect(),
     )
+}
+
+/// The main thread's stack (the soft `ulimit -s`, 8 MiB by default):
+/// evaluating an environment on another thread must not overflow where the
+/// main thread would not. Between 8 and 256 MiB; only touched pages cost memory.
+fn main_stack_size() -> usize {
+    const MIN: usize = 8 << 20;
+    const MAX: usize = 256 << 20;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) } == 0;
+    if !ok || lim.rlim_cur == libc::RLIM_INFINITY {
+        return MAX;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(MAX).clamp(MIN, MAX)
 }
 
 fn dedup(problems: &mut Vec<Problem>) {

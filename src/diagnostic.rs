@@ -4,6 +4,7 @@
 //! express, so `Diagnostic` is implemented by hand here, once.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, Severity, SourceCode};
@@ -23,11 +24,29 @@ pub struct Problem {
     pub related: Vec<Problem>,
 }
 
+/// The longest message or help shown (in characters): a value of megabytes
+/// quoted in a message is cut in its middle.
+pub const MESSAGE_MAX: usize = 1200;
+/// The longest label shown under a snippet.
+pub const LABEL_MAX: usize = 240;
+
+/// `text` cut in its middle to at most about `max` characters.
+pub fn readable(text: String, max: usize) -> String {
+    let tail = max / 6;
+    if text.len() <= max || text.chars().nth(max).is_none() {
+        return text;
+    }
+    let total = text.chars().count();
+    let head: String = text.chars().take(max - tail).collect();
+    let end: String = text.chars().skip(total - tail).collect();
+    format!("{head} … ({} characters cut) … {end}", total - max)
+}
+
 impl Problem {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             code: code.into(),
-            message: message.into(),
+            message: readable(message.into(), MESSAGE_MAX),
             label: None,
             help: None,
             severity: Severity::Error,
@@ -38,12 +57,12 @@ impl Problem {
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(readable(help.into(), MESSAGE_MAX));
         self
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.label = Some(readable(label.into(), LABEL_MAX));
         self
     }
 
@@ -91,6 +110,11 @@ impl Diagnostic for Problem {
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (off, len) = self.span?;
+        // The underline stays on one readable line, however long the value.
+        let (off, len) = match &self.src {
+            Some(src) => shown_span(&src.text, off, len),
+            None => (off, len),
+        };
         Some(Box::new(std::iter::once(LabeledSpan::new(
             self.label.clone(),
             off,
@@ -142,6 +166,117 @@ impl From<Problem> for Problems {
     }
 }
 
+/// A line longer than this (in characters) is not shown whole in a snippet.
+pub const SNIPPET_WIDTH: usize = 160;
+/// Characters shown before the span when its line is cut.
+const SNIPPET_LEAD: usize = 40;
+
+/// Byte range of the line holding `offset`, without its line break.
+fn line_around(text: &str, offset: usize) -> Range<usize> {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let end = if text[..end].ends_with('\r') { end - 1 } else { end };
+    start..end.max(start)
+}
+
+/// Is this line too long to show whole? Counts at most `SNIPPET_WIDTH + 1` characters.
+fn is_long(line: &str) -> bool {
+    line.len() > SNIPPET_WIDTH && line.chars().nth(SNIPPET_WIDTH).is_some()
+}
+
+/// The byte offset `n` characters after (or, negative, before) `from`, within `bounds`.
+fn chars_from(text: &str, from: usize, n: isize, bounds: &Range<usize>) -> usize {
+    if n >= 0 {
+        text[from..bounds.end]
+            .char_indices()
+            .nth(n as usize)
+            .map_or(bounds.end, |(i, _)| from + i)
+    } else {
+        text[bounds.start..from]
+            .char_indices()
+            .rev()
+            .nth(n.unsigned_abs() - 1)
+            .map_or(bounds.start, |(i, _)| bounds.start + i)
+    }
+}
+
+/// The part of a long line a snippet shows: the span's start with some
+/// characters before it, at most `SNIPPET_WIDTH` characters in all.
+fn window(text: &str, offset: usize, line: &Range<usize>) -> Range<usize> {
+    let start = chars_from(text, offset, -(SNIPPET_LEAD as isize), line);
+    let end = chars_from(text, start, SNIPPET_WIDTH as isize, line);
+    start..end
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The span a label underlines: on the span's first line, and inside the
+/// window shown when that line is long.
+fn shown_span(text: &str, offset: usize, len: usize) -> (usize, usize) {
+    let offset = floor_boundary(text, offset);
+    let line = line_around(text, offset);
+    let limit = if is_long(&text[line.clone()]) {
+        window(text, offset, &line).end
+    } else {
+        line.end
+    };
+    let mut end = (offset + len).min(limit);
+    if len > 0 && end <= offset {
+        // A span at the end of a line (a missing quote) marks the line break.
+        end = offset + 1;
+    }
+    (offset, ceil_boundary(text, end) - offset)
+}
+
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// What a snippet shows, borrowed from the file.
+struct Excerpt<'a> {
+    name: &'a str,
+    data: &'a [u8],
+    span: miette::SourceSpan,
+    line: usize,
+    column: usize,
+    line_count: usize,
+}
+
+impl<'a> miette::SpanContents<'a> for Excerpt<'a> {
+    fn data(&self) -> &'a [u8] {
+        self.data
+    }
+    fn span(&self) -> &miette::SourceSpan {
+        &self.span
+    }
+    fn name(&self) -> Option<&str> {
+        Some(self.name)
+    }
+    fn line(&self) -> usize {
+        self.line
+    }
+    fn column(&self) -> usize {
+        self.column
+    }
+    fn line_count(&self) -> usize {
+        self.line_count
+    }
+}
+
+/// Snippets read only the lines around a span, and never print a long line
+/// whole: a long line holding the span is cut to a window around it (and
+/// shown alone), a long neighbouring line is left out. A file with a
+/// 25 MB line prints a snippet a person can read.
 impl SourceCode for SourceFile {
     fn read_span<'a>(
         &'a self,
@@ -149,14 +284,72 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
-        Ok(Box::new(miette::MietteSpanContents::new_named(
-            self.name.clone(),
-            inner.data(),
-            *inner.span(),
-            inner.line(),
-            inner.column(),
-            inner.line_count(),
-        )))
+        let text = self.text.as_str();
+        if span.offset() > text.len() {
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let offset = floor_boundary(text, span.offset());
+        let (first_line, column) = {
+            let (l, c) = self.line_col(offset);
+            (l as usize - 1, c as usize - 1)
+        };
+        let here = line_around(text, offset);
+        let (range, first, count) = if is_long(&text[here.clone()]) {
+            (window(text, offset, &here), first_line, 1)
+        } else {
+            let mut range = here.clone();
+            let mut first = first_line;
+            let mut count = 1;
+            // The span's last line, when it runs on (never past a long line).
+            let last = floor_boundary(text, (offset + span.len()).saturating_sub(1).max(offset));
+            while range.end < last {
+                let next = line_around(text, range.end + 1);
+                if is_long(&text[next.clone()]) {
+                    break;
+                }
+                range.end = next.end;
+                count += 1;
+            }
+            for _ in 0..context_lines_before {
+                if range.start == 0 {
+                    break;
+                }
+                let prev = line_around(text, range.start - 1);
+                if is_long(&text[prev.clone()]) {
+                    break;
+                }
+                range.start = prev.start;
+                first -= 1;
+                count += 1;
+            }
+            for _ in 0..context_lines_after {
+                let after = text[range.end..].find('\n').map(|i| range.end + i + 1);
+                // The empty "line" after a final line break is not shown.
+                let Some(next_start) = after.filter(|&n| n < text.len()) else {
+                    break;
+                };
+                let next = line_around(text, next_start);
+                if is_long(&text[next.clone()]) {
+                    break;
+                }
+                range.end = next.end;
+                count += 1;
+            }
+            (range, first, count)
+        };
+        // Like miette's own reader, the data ends after the last line's break.
+        let range = match &text.as_bytes()[range.end..] {
+            [b'\r', b'\n', ..] => range.start..range.end + 2,
+            [b'\n', ..] => range.start..range.end + 1,
+            _ => range,
+        };
+        Ok(Box::new(Excerpt {
+            name: &self.name,
+            data: &text.as_bytes()[range.clone()],
+            span: (range.start, range.len()).into(),
+            line: first,
+            column: if context_lines_before == 0 { column } else { 0 },
+            line_count: count,
+        }))
     }
 }

@@ -8,6 +8,13 @@ use tempfile::TempDir;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+#[path = "cli/hostile.rs"]
+mod hostile;
+#[path = "cli/leaks.rs"]
+mod leaks;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+
 /// The worked example at the repository root, copied into a temp dir.
 fn example() -> TempDir {
     let dir = TempDir::new().unwrap();

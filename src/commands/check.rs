@@ -106,7 +106,7 @@ fn execute(
         },
     )?;
     for (format, path) in &reports {
-        write_atomically(
+        super::report_file::write_report(
             path,
             &format.reporter().render(&report, Style { color: false, ..style }),
         )?;
@@ -171,20 +171,4 @@ fn append_step_summary(ctx: &Context, report: &Report, style: Style) -> Result<(
         .open(&path)
         .map_err(fail)?;
     file.write_all(text.as_bytes()).map_err(fail)
-}
-
-/// Temp file + rename, so a reader never sees half a report.
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), Problems> {
-    let fail = |e: std::io::Error| {
-        Problems::from(Problem::new(
-            "envgate::io",
-            format!("cannot write {}: {e}", path.display()),
-        ))
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
 }

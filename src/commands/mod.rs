@@ -4,11 +4,13 @@
 mod check;
 mod diff;
 mod explain;
+pub mod formats;
 mod init;
 mod list;
 mod probe;
 mod progress;
 mod render;
+mod report_file;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,12 +101,16 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
     };
     match result {
         Ok(code) => Ok(code),
+        // The reader went away (`envgate render | head -1`): main exits 0, quietly.
+        Err(problems) if problems.0.iter().any(|p| p.code == BROKEN_PIPE) => Err(std::io::ErrorKind::BrokenPipe.into()),
         Err(problems) => {
             report_problems(&problems, style, err)?;
             Ok(exit_codes::CANNOT_EVALUATE)
         }
     }
 }
+
+const BROKEN_PIPE: &str = "envgate::io::broken-pipe";
 
 pub fn report_problems(problems: &Problems, style: Style, err: &mut dyn Write) -> std::io::Result<()> {
     for p in &problems.0 {
@@ -116,7 +122,13 @@ pub fn report_problems(problems: &Problems, style: Style, err: &mut dyn Write) -
     Ok(())
 }
 
-/// Errors writing to stdout are I/O errors, not evaluation problems.
+/// Errors writing to stdout are I/O errors, not evaluation problems; a
+/// closed pipe is not an error at all.
 fn io(e: std::io::Error) -> Problems {
-    crate::diagnostic::Problem::new("envgate::io", format!("cannot write output: {e}")).into()
+    let code = if e.kind() == std::io::ErrorKind::BrokenPipe {
+        BROKEN_PIPE
+    } else {
+        "envgate::io"
+    };
+    crate::diagnostic::Problem::new(code, format!("cannot write output: {e}")).into()
 }

@@ -30,12 +30,8 @@ pub fn probe(
         } else {
             ctx.cwd.join(path)
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Problem::new(
-                "envgate::io",
-                format!("cannot read {}: {}", path.display(), probes::net::plain(&e.to_string())),
-            )
-        })?;
+        let text = crate::config::read::read_text(&path)
+            .map_err(|e| Problem::new("envgate::io", format!("cannot read {}: {e}", path.display())))?;
         targets.extend(
             text.lines()
                 .map(str::trim)
@@ -49,7 +45,7 @@ pub fn probe(
             .into());
     }
     let mut jobs = Vec::new();
-    let mut names: Vec<(String, &'static str)> = Vec::new();
+    let mut names: Vec<(String, &'static str, &str)> = Vec::new();
     let mut problems = Vec::new();
     for t in &targets {
         let scheme = t.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
@@ -72,7 +68,7 @@ pub fn probe(
                 let shown = redact_url_passwords(t);
                 let n = names
                     .iter()
-                    .filter(|(x, _)| x.split(" #").next() == Some(shown.as_str()))
+                    .filter(|(x, _, _)| x.split(" #").next() == Some(shown.as_str()))
                     .count();
                 let name = if n == 0 { shown } else { format!("{shown} #{}", n + 1) };
                 jobs.push(Job {
@@ -85,11 +81,11 @@ pub fn probe(
                     warning: false,
                     deps: Vec::new(),
                 });
-                names.push((name, kind.name));
+                names.push((name, kind.name, t.as_str()));
             }
             Err(e) => problems.push(Problem::new(
                 "envgate::cli::probe",
-                format!("`{}`: {}", redact_url_passwords(t), e.message),
+                format!("`{}`: {}", redact_url_passwords(t), scrub_for(t, &e.message)),
             )),
         }
     }
@@ -107,7 +103,7 @@ pub fn probe(
     let results: Vec<CheckResult> = names
         .into_iter()
         .zip(finished)
-        .map(|((name, kind), f)| CheckResult {
+        .map(|((name, kind, target), f)| CheckResult {
             id: format!("probe/{name}"),
             category: Category::Probe,
             kind: Some(kind.into()),
@@ -115,7 +111,7 @@ pub fn probe(
             name,
             status: f.status,
             severity: Severity::Critical,
-            message: f.message,
+            message: scrub_for(target, &f.message),
             help: None,
             key: None,
             location: None,
@@ -156,6 +152,25 @@ pub fn probe(
         .into());
     }
     Ok(exit_codes::OK)
+}
+
+/// A message about `target` with the target's credentials masked wherever
+/// they appear, however the message quotes them. A password that is also
+/// the user name (`guest:guest`) is masked only where it is a password: a
+/// user name is never masked.
+fn scrub_for(target: &str, message: &str) -> String {
+    let mut out = redact_url_passwords(message);
+    let user = target
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map(|(user, _)| user);
+    for r in crate::config::secrets::credential_ranges(target) {
+        let secret = &target[r];
+        if secret.chars().count() >= 3 && Some(secret) != user {
+            out = out.replace(secret, crate::config::secrets::MASK);
+        }
+    }
+    out
 }
 
 fn lines(results: &[CheckResult], style: Style) -> String {

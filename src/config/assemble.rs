@@ -11,8 +11,9 @@ use serde_json::Value as Json;
 
 use super::interpolate;
 use super::manifest::{SourceDef, SourceKind};
-use super::merge::{Node, parse_key};
+use super::merge::{MAX_KEY_DEPTH, Node, parse_key};
 use super::project::{Project, parse_problem};
+use super::read::MAX_FILE_BYTES;
 use super::secrets::Redactor;
 use super::tree::{self, Entry, Format, Loc, Origin, SourceFile, Tree};
 use crate::diagnostic::{Problem, Problems};
@@ -219,7 +220,7 @@ impl Project {
                 // A parsed file may be shared by layers; re-label its origins.
                 let mut table = relabel(&parsed.table, &def.name);
                 if def.kind == SourceKind::Dotenv || Format::from_path(&rel) == Some(Format::Dotenv) {
-                    table = vars_to_tree(table, def.prefix.as_deref());
+                    table = vars_to_tree(table, def.prefix.as_deref())?;
                 }
                 Ok(Some(table))
             }
@@ -241,7 +242,7 @@ impl Project {
                         );
                     }
                 }
-                Ok(Some(vars_to_tree(flat, Some(&prefix))))
+                Ok(Some(vars_to_tree(flat, Some(&prefix))?))
             }
             SourceKind::Http => {
                 let url = need("url", &def.url)?.replace("{env}", env);
@@ -342,7 +343,7 @@ fn relabel_entry(e: &mut Entry, layer: &str, loc: Option<&Loc>) {
 }
 
 /// `ORDERS__DATABASE__POOL_SIZE` → `database.pool_size`.
-fn vars_to_tree(flat: IndexMap<String, Entry>, prefix: Option<&str>) -> IndexMap<String, Entry> {
+fn vars_to_tree(flat: IndexMap<String, Entry>, prefix: Option<&str>) -> Result<IndexMap<String, Entry>, Problem> {
     let mut root = IndexMap::new();
     for (k, e) in flat {
         let name = match prefix {
@@ -360,26 +361,58 @@ fn vars_to_tree(flat: IndexMap<String, Entry>, prefix: Option<&str>) -> IndexMap
         if path.is_empty() {
             continue;
         }
+        if path.len() > MAX_KEY_DEPTH {
+            return Err(Problem::new(
+                "envgate::source::depth",
+                format!(
+                    "variable {} has {} `__`-separated parts; a key has at most {MAX_KEY_DEPTH}",
+                    shorten(&k_name(&e.origin, &name)),
+                    path.len()
+                ),
+            )
+            .label("too deep")
+            .help("each `__` opens a table: check how this variable was generated")
+            .at_origin(&e.origin));
+        }
         insert_path(&mut root, &path, e);
     }
-    root
+    Ok(root)
+}
+
+/// The variable's name as the user wrote it.
+fn k_name(origin: &Origin, name: &str) -> String {
+    match &origin.loc {
+        Loc::EnvVar(v) => v.clone(),
+        _ => name.to_string(),
+    }
+}
+
+/// A name of thousands of characters is shown by its start.
+fn shorten(s: &str) -> String {
+    const SHOWN: usize = 40;
+    match s.char_indices().nth(SHOWN) {
+        Some((i, _)) => format!("{}… ({} characters)", &s[..i], s.chars().count()),
+        None => s.to_string(),
+    }
 }
 
 fn insert_path(root: &mut IndexMap<String, Entry>, path: &[String], leaf: Entry) {
-    if path.len() == 1 {
-        root.insert(path[0].clone(), leaf);
-        return;
+    let (last, parents) = path.split_last().expect("a key has at least one part");
+    let mut table = root;
+    for part in parents {
+        let slot = table.entry(part.clone()).or_insert_with(|| Entry {
+            node: Tree::empty(),
+            origin: leaf.origin.clone(),
+        });
+        if !matches!(slot.node, Tree::Table(_)) {
+            slot.node = Tree::empty();
+        }
+        let Tree::Table(t) = &mut slot.node else {
+            unreachable!("made a table above")
+        };
+        table = t;
     }
-    let slot = root.entry(path[0].clone()).or_insert_with(|| Entry {
-        node: Tree::empty(),
-        origin: leaf.origin.clone(),
-    });
-    if !matches!(slot.node, Tree::Table(_)) {
-        slot.node = Tree::empty();
-    }
-    if let Tree::Table(t) = &mut slot.node {
-        insert_path(t, &path[1..], leaf);
-    }
+    table.insert(last.clone(), leaf);
 }
 
 /// `--set a.b=value`: arrays and inline tables in TOML syntax; everything
@@ -395,7 +428,17 @@ fn parse_set(arg: &str) -> Result<IndexMap<String, Entry>, Problem> {
     if path.iter().any(String::is_empty) {
         return Err(Problem::new(
             "envgate::cli::set",
-            format!("--set {arg:?}: `{key}` is not a key path like database.pool_size"),
+            format!("--set {}: not a key path like database.pool_size", shorten(key)),
+        ));
+    }
+    if path.len() > MAX_KEY_DEPTH {
+        return Err(Problem::new(
+            "envgate::cli::set",
+            format!(
+                "--set {}: the key has {} parts; a key has at most {MAX_KEY_DEPTH}",
+                shorten(key),
+                path.len()
+            ),
         ));
     }
     let origin = Origin {
@@ -406,11 +449,17 @@ fn parse_set(arg: &str) -> Result<IndexMap<String, Entry>, Problem> {
     let trimmed = value.trim();
     let json = if trimmed.starts_with('[') || trimmed.starts_with('{') {
         let doc = format!("v = {trimmed}");
+        // The value may be a secret: the message names the key and the
+        // problem, never the text.
         let t: toml::Table = toml::from_str(&doc).map_err(|e| {
             Problem::new(
                 "envgate::cli::set",
-                format!("--set {key}: cannot parse {trimmed:?}: {}", e.message().trim()),
+                format!(
+                    "--set {key}: the value starts like a TOML array or inline table but is not one: {}",
+                    e.message().trim()
+                ),
             )
+            .help("a value that starts with `[` or `{` is read as a TOML array or inline table")
         })?;
         serde_json::to_value(&t["v"]).unwrap_or(Json::Null)
     } else {
@@ -450,7 +499,34 @@ fn fetch_json(url: &str, timeout: Duration) -> Result<String, String> {
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
         }
-        resp.text().await.map_err(|e| describe_reqwest(&e, timeout))
+        read_bounded(resp, timeout).await
+    })
+}
+
+/// The body, up to [`MAX_FILE_BYTES`]: a server that never stops sending
+/// is cut off, not buffered until memory runs out.
+async fn read_bounded(mut resp: reqwest::Response, timeout: Duration) -> Result<String, String> {
+    let too_large = || {
+        format!(
+            "the response is larger than {} MiB, the most envgate reads from a source; it was not read",
+            MAX_FILE_BYTES >> 20
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_FILE_BYTES) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest(&e, timeout))? {
+        if (body.len() + chunk.len()) as u64 > MAX_FILE_BYTES {
+            return Err(too_large().replace("it was not read", "envgate stopped reading it"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| {
+        format!(
+            "the response is not UTF-8 (invalid byte at {})",
+            e.utf8_error().valid_up_to()
+        )
     })
 }
 

@@ -209,6 +209,11 @@ pub fn key_string(path: &[String]) -> String {
         .join(".")
 }
 
+/// The most parts a key path may have (`a.b.c` has 3). Deeper trees are
+/// refused where they are written, before any walk over them: no real
+/// configuration comes close, and every walk stays shallow.
+pub const MAX_KEY_DEPTH: usize = 64;
+
 /// Inverse of [`key_string`] for the simple (unquoted) case used on the command line.
 pub fn parse_key(key: &str) -> Vec<String> {
     let mut out = Vec::new();

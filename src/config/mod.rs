@@ -2,10 +2,12 @@
 //! units and schema validation. Reads files (and `http` sources); never probes.
 
 pub mod assemble;
+pub mod dotenv;
 pub mod interpolate;
 pub mod manifest;
 pub mod merge;
 pub mod project;
+pub mod read;
 pub mod schema;
 pub mod secrets;
 pub mod suggest;

@@ -56,15 +56,9 @@ pub fn discover(start: &Path) -> Result<PathBuf, Problem> {
 /// Read a file as UTF-8, with precise errors.
 pub fn read_source(root: &Path, rel: &str) -> Result<Arc<SourceFile>, ReadError> {
     let path = root.join(rel);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ReadError::Missing
-        } else {
-            ReadError::Other(Problem::new(
-                "envgate::io",
-                format!("cannot read {rel}: {}", io_reason(&e)),
-            ))
-        }
+    let bytes = super::read::read_bytes(&path).map_err(|f| match f {
+        super::read::ReadFailure::Missing => ReadError::Missing,
+        other => ReadError::Other(Problem::new("envgate::io", format!("cannot read {rel}: {other}"))),
     })?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(SourceFile::new(rel, text)),
@@ -90,11 +84,6 @@ pub fn read_source(root: &Path, rel: &str) -> Result<Arc<SourceFile>, ReadError>
 pub enum ReadError {
     Missing,
     Other(Problem),
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
 }
 
 pub fn parse_problem(file: &Arc<SourceFile>, format: Format, f: tree::ParseFailure) -> Problem {
@@ -137,19 +126,21 @@ impl Project {
         let environments = match &manifest.project.environments {
             Some(list) => {
                 for (i, e) in list.iter().enumerate() {
-                    if !env_dir.join(format!("{e}.toml")).is_file() {
+                    if let Some(why) = super::read::check_regular(&env_dir.join(format!("{e}.toml"))) {
                         let at = find_in_manifest(&manifest_file, e);
-                        let mut p = Problem::new(
-                            "envgate::manifest::environment",
-                            format!(
-                                "environment `{e}` has no file {}/{e}.toml",
-                                manifest.project.environments_dir
-                            ),
-                        )
-                        .help(format!(
-                            "create {}/{e}.toml (it may be empty)",
-                            manifest.project.environments_dir
-                        ));
+                        let dir = &manifest.project.environments_dir;
+                        let mut p = match why {
+                            super::read::ReadFailure::Missing => Problem::new(
+                                "envgate::manifest::environment",
+                                format!("environment `{e}` has no file {dir}/{e}.toml"),
+                            )
+                            .help(format!("create {dir}/{e}.toml (it may be empty)")),
+                            other => Problem::new(
+                                "envgate::manifest::environment",
+                                format!("environment `{e}`: cannot read {dir}/{e}.toml: {other}"),
+                            )
+                            .help(format!("make {dir}/{e}.toml a regular file (it may be empty)")),
+                        };
                         if let Some((o, l)) = at {
                             p = p.at(&manifest_file, o, l).label("listed here");
                         }
@@ -236,7 +227,13 @@ impl Project {
                 format!("cannot tell the format of {rel}: use .toml, .json, .yaml/.yml or .env"),
             )
         })?;
-        let table = tree::parse(&file, format, layer).map_err(|f| parse_problem(&file, format, f))?;
+        let (file, table) = if format == Format::Dotenv {
+            // Snippets of a dotenv file show it with its values masked.
+            super::dotenv::load(&file, layer)?
+        } else {
+            let table = tree::parse(&file, format, layer).map_err(|f| parse_problem(&file, format, f))?;
+            (file, table)
+        };
         let parsed = Arc::new(Parsed { file, table });
         self.files.lock().expect("no poisoning").insert(key, parsed.clone());
         Ok(Some(parsed))

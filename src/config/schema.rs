@@ -135,20 +135,35 @@ impl Schema {
             || s.get("x-secret").and_then(Json::as_bool) == Some(true)
     }
 
-    /// Mark leaves the schema calls secret and teach the redactor their values.
+    /// Mark leaves the schema calls secret (and every leaf under a table it
+    /// calls secret) and teach the redactor their values.
     pub fn mark_secrets(&self, a: &mut Assembled) {
         let mut found = Vec::new();
-        self.walk_mut(&mut a.root, Some(&self.json), &mut |sub, l| {
-            if sub.is_some_and(Self::is_secret) {
-                l.secret = true;
-                collect_strings(&l.value, &mut |s| found.push(s.to_string()));
-                for (old, _) in &l.history {
-                    collect_strings(old, &mut |s| found.push(s.to_string()));
-                }
-            }
-        });
+        self.mark(&mut a.root, Some(&self.json), false, &mut found);
         for s in found {
             a.redactor.add(&s);
+        }
+    }
+
+    fn mark(&self, node: &mut Node, sub: Option<&Json>, inherited: bool, found: &mut Vec<String>) {
+        let sub = sub.map(|s| self.deref(s));
+        let secret = inherited || sub.is_some_and(Self::is_secret);
+        match node {
+            Node::Leaf(l) if secret => {
+                l.secret = true;
+                collect_strings(&l.value, &mut |s| found.push(s.to_string()));
+                super::secrets::mask_cli_origin(&mut l.origin);
+                for (old, o) in &mut l.history {
+                    collect_strings(old, &mut |s| found.push(s.to_string()));
+                    super::secrets::mask_cli_origin(o);
+                }
+            }
+            Node::Leaf(_) => {}
+            Node::Table { children, .. } => {
+                for (k, c) in children.iter_mut() {
+                    self.mark(c, sub.and_then(|s| self.child(s, k)), secret, found);
+                }
+            }
         }
     }
 

@@ -128,7 +128,7 @@ pub fn parse(file: &Arc<SourceFile>, format: Format, layer: &str) -> Result<Inde
             parse_yaml(file, &origin)?
         }
         Format::Yaml => parse_yaml(file, &origin)?,
-        Format::Dotenv => parse_dotenv(file, &origin)?,
+        Format::Dotenv => super::dotenv::parse(file, layer)?,
     };
     match tree {
         Tree::Table(t) => Ok(t),
@@ -367,76 +367,6 @@ fn parse_yaml(file: &SourceFile, origin: &dyn Fn(usize, usize) -> Origin) -> Res
     Ok(t)
 }
 
-/// `KEY=value` lines; `export`, comments and single/double quotes as in
-/// docker-compose and dotenv. Keys keep their case here; the source decides.
-fn parse_dotenv(file: &SourceFile, origin: &dyn Fn(usize, usize) -> Origin) -> Result<Tree, ParseFailure> {
-    let mut map = IndexMap::new();
-    let mut offset = 0;
-    for line in file.text.split_inclusive('\n') {
-        let line_off = offset;
-        offset += line.len();
-        let trimmed = line.trim_end_matches(['\n', '\r']);
-        let body = trimmed.trim_start();
-        if body.is_empty() || body.starts_with('#') {
-            continue;
-        }
-        let indent = trimmed.len() - body.len();
-        let body_off = line_off + indent;
-        let (body, body_off) = match body.strip_prefix("export ") {
-            Some(rest) => (rest.trim_start(), body_off + (body.len() - rest.trim_start().len())),
-            None => (body, body_off),
-        };
-        let Some(eq) = body.find('=') else {
-            return Err(ParseFailure {
-                message: "expected KEY=value".into(),
-                offset: body_off,
-                len: body.len().max(1),
-            });
-        };
-        let key = body[..eq].trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-            return Err(ParseFailure {
-                message: format!("invalid variable name `{key}`"),
-                offset: body_off,
-                len: eq.max(1),
-            });
-        }
-        let raw = &body[eq + 1..];
-        let lead = raw.len() - raw.trim_start().len();
-        let raw = raw.trim_start();
-        let voff = body_off + eq + 1 + lead;
-        let value = if let Some(rest) = raw.strip_prefix('"') {
-            let end = rest.find('"').ok_or(ParseFailure {
-                message: "unterminated double quote".into(),
-                offset: voff,
-                len: 1,
-            })?;
-            rest[..end].replace("\\n", "\n").replace("\\\"", "\"")
-        } else if let Some(rest) = raw.strip_prefix('\'') {
-            let end = rest.find('\'').ok_or(ParseFailure {
-                message: "unterminated single quote".into(),
-                offset: voff,
-                len: 1,
-            })?;
-            rest[..end].to_string()
-        } else {
-            let v = match raw.find(" #") {
-                Some(i) => &raw[..i],
-                None => raw,
-            };
-            v.trim_end().to_string()
-        };
-        map.insert(
-            key.to_string(),
-            Entry {
-                node: Tree::Leaf(Json::String(value)),
-                origin: origin(voff, raw.trim_end().len().max(1)),
-            },
-        );
-    }
-    Ok(Tree::Table(map))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,13 +405,5 @@ mod tests {
         let f = SourceFile::new("a.json", "{\n  \"a\": 1,\n}");
         let e = parse(&f, Format::Json, "c").unwrap_err();
         assert_eq!(f.line_col(e.offset).0, 3);
-    }
-
-    #[test]
-    fn dotenv_values_are_located() {
-        let f = SourceFile::new("a.env", "# c\nexport A=1\nB='x y'\n");
-        let t = parse(&f, Format::Dotenv, "d").unwrap();
-        assert_eq!(pos(&t, &["A"]), (2, 10));
-        assert_eq!(t["B"].node.to_json(), "x y");
     }
 }

@@ -4,14 +4,36 @@
 
 use std::time::Duration;
 
+/// `12.5` as (125, 1): digits and the count of them after the point.
+/// Exact, unlike a float; at most 30 digits.
+fn decimal(s: &str) -> Option<(u128, u32)> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let all = int.len() + frac.len();
+    if all == 0 || all > 30 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    Some((digits.parse().ok()?, frac.len() as u32))
+}
+
+/// `mantissa / 10^scale * unit`, rounded to the nearest integer; saturates.
+fn scaled((mantissa, scale): (u128, u32), unit: u128) -> u128 {
+    let div = 10u128.pow(scale);
+    match mantissa.checked_mul(unit) {
+        Some(p) => p / div + u128::from((p % div) * 2 >= div),
+        None => u128::MAX,
+    }
+}
+
 /// Go-style durations: one or more `<number><unit>` with units
-/// ns, us, µs, ms, s, m, h, d.
+/// ns, us, µs, ms, s, m, h, d. Exact to the nanosecond; beyond 584 years
+/// (`u64::MAX` nanoseconds) it saturates.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
-    let mut total: f64 = 0.0;
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_end = rest
@@ -20,28 +42,27 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         if num_end == 0 {
             return None;
         }
-        let n: f64 = rest[..num_end].parse().ok()?;
+        let n = decimal(&rest[..num_end])?;
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let unit = rest[..unit_end].trim();
-        let nanos = unit_nanos(unit)?;
-        total += n * nanos;
+        total = total.saturating_add(scaled(n, unit_nanos(unit)?));
         rest = &rest[unit_end..];
     }
-    Some(Duration::from_nanos(total.round() as u64))
+    Some(Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX)))
 }
 
-fn unit_nanos(unit: &str) -> Option<f64> {
+fn unit_nanos(unit: &str) -> Option<u128> {
     Some(match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" | "sec" => 1e9,
-        "m" | "min" => 60e9,
-        "h" => 3600e9,
-        "d" => 86400e9,
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         _ => return None,
     })
 }
@@ -81,16 +102,16 @@ pub fn format_duration(d: Duration) -> String {
     format!("{nanos}ns")
 }
 
-/// `512MiB`, `1GB`, `100 KiB`, `42B`.
+/// `512MiB`, `1GB`, `100 KiB`, `42B`; exact, saturating at `u64::MAX`.
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();
     let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     if num_end == 0 {
         return None;
     }
-    let n: f64 = s[..num_end].parse().ok()?;
+    let n = decimal(&s[..num_end])?;
     let mult = byte_unit(s[num_end..].trim())?;
-    Some((n * mult as f64).round() as u64)
+    Some(u64::try_from(scaled(n, u128::from(mult))).unwrap_or(u64::MAX))
 }
 
 fn byte_unit(unit: &str) -> Option<u64> {
@@ -181,7 +202,9 @@ fn bound(unit: Unit, v: &serde_json::Value) -> Option<Magnitude> {
         }
         (Unit::TimeInt(_, per), serde_json::Value::Number(n)) => n.as_f64().map(|x| Magnitude::Nanos(x * per)),
         (Unit::Bytes | Unit::ByteInt(..), serde_json::Value::String(s)) => parse_bytes(s).map(Magnitude::Bytes),
-        (Unit::ByteInt(_, per), serde_json::Value::Number(n)) => n.as_u64().map(|x| Magnitude::Bytes(x * per)),
+        (Unit::ByteInt(_, per), serde_json::Value::Number(n)) => {
+            n.as_u64().map(|x| Magnitude::Bytes(x.saturating_mul(per)))
+        }
         _ => None,
     }
 }
@@ -242,7 +265,7 @@ pub fn check(
             return err(format!("expected an integer number of {name}, found {s:?}"), help);
         }
         (Unit::ByteInt(name, per), J::Number(n)) => match n.as_u64() {
-            Some(x) => Magnitude::Bytes(x * per),
+            Some(x) => Magnitude::Bytes(x.saturating_mul(per)),
             None => return err(format!("{n} is not a whole number of {name}"), None),
         },
         (Unit::ByteInt(name, per), J::String(s)) => {
@@ -393,5 +416,36 @@ mod tests {
         assert!(check(Unit::Duration, &json!("5s"), Some(&json!("100ms")), Some(&json!("60s"))).is_ok());
         let e = check(Unit::Duration, &json!("10m"), None, Some(&json!("60s"))).unwrap_err();
         assert_eq!(e.message, "10m is above the maximum 1m");
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        // Any text: a duration, a size, or None; never a panic.
+        #[test]
+        fn unit_parsers_answer_any_text_without_panic(s in "\\PC{0,24}|[0-9.]{1,40}(ns|ms|s|m|h|d|B|KiB|GB)?") {
+            let _ = parse_duration(&s);
+            let _ = parse_bytes(&s);
+        }
+
+        // What envgate writes for a duration or a size reads back exactly.
+        #[test]
+        fn formatted_durations_and_sizes_read_back_exactly(nanos in 0u64..u64::MAX, bytes in any::<u64>()) {
+            let d = Duration::from_nanos(nanos);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Some(d));
+            prop_assert_eq!(parse_bytes(&format_bytes(bytes)), Some(bytes));
+        }
+
+        // Any unit, value and bounds: a verdict, never an overflow.
+        #[test]
+        fn checking_any_value_against_any_bounds_never_panics(
+            unit in prop_oneof![Just("duration"), Just("bytes"), Just("ms"), Just("s"), Just("GiB"), Just("B")],
+            value in prop_oneof![any::<u64>().prop_map(|n| json!(n)), any::<i64>().prop_map(|n| json!(n)),
+                                 any::<f64>().prop_map(|f| json!(f)), "\\PC{0,12}".prop_map(|s| json!(s))],
+            lo in any::<u64>(), hi in "[0-9]{1,22}(ms|s|h|GiB|B)",
+        ) {
+            let unit = Unit::from_schema(unit).unwrap();
+            let _ = check(unit, &value, Some(&json!(lo)), Some(&json!(hi)));
+        }
     }
 }

@@ -232,8 +232,10 @@ struct Task {
     msg: mpsc::UnboundedSender<Msg>,
 }
 
-/// Grace beyond a probe's own timeout before the runner drops the attempt.
-const GRACE: Duration = Duration::from_millis(25);
+/// Grace beyond a probe's own timeout before the runner drops the attempt: a
+/// probe reports its own timeout (it knows what it was waiting for); this is
+/// the safety net for one that does not, generous enough for a loaded machine.
+const GRACE: Duration = Duration::from_millis(500);
 
 impl Task {
     async fn run(&self, mut job: Job, deps: Vec<(String, watch::Receiver<Option<Finished>>)>) -> Finished {
