@@ -128,6 +128,11 @@ pub struct Patterns {
 }
 
 impl Patterns {
+    /// Whether the engine can judge names against pattern `i`.
+    pub fn compiles(&self, i: usize) -> bool {
+        self.list.get(i).is_some_and(|p| p.1.is_some())
+    }
+
     /// `None` when the engine cannot tell (the pattern does not compile).
     pub fn matches(&self, i: usize, name: &str) -> Option<bool> {
         let v = self.list.get(i)?.1.as_ref()?;
@@ -266,7 +271,7 @@ impl Graph {
             if matches!(n.kind, Kind::Unreachable(_))
                 || matches!(n.additional, Extra::Schema(_))
                 || matches!(n.unevaluated, Extra::Schema(_))
-                || n.patterns.iter().any(|&(p, _)| self.patterns.matches(p, "").is_none())
+                || n.patterns.iter().any(|&(p, _)| !self.patterns.compiles(p))
             {
                 return false;
             }
