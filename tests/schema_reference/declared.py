@@ -12,7 +12,6 @@ import json
 import re
 import sys
 
-import jsonschema.validators
 import referencing
 import referencing.jsonschema
 
