@@ -93,7 +93,10 @@ impl Project {
                 continue;
             }
             match self.load_source(def, env) {
-                Ok(Some(table)) => {
+                Ok(Some(mut table)) => {
+                    if !def.interpolate {
+                        literal(&mut table);
+                    }
                     root.merge_table(&table);
                     layers.push(def.name.clone());
                 }
@@ -338,6 +341,26 @@ fn relabel_entry(e: &mut Entry, layer: &str, loc: Option<&Loc>) {
     if let Tree::Table(t) = &mut e.node {
         for c in t.values_mut() {
             relabel_entry(c, layer, loc);
+        }
+    }
+}
+
+/// A source with `interpolate = false`: its values are text as written, so
+/// every `${` that interpolation would read becomes the escaped `$${`, which
+/// it turns back into `${` (a `$${` already there becomes `$$${`, read back
+/// as `$${`). Tables inside arrays are never interpolated, so they are left.
+fn literal(table: &mut IndexMap<String, Entry>) {
+    fn escape(v: &mut Json) {
+        match v {
+            Json::String(s) if s.contains("${") => *s = s.replace("${", "$${"),
+            Json::Array(a) => a.iter_mut().for_each(escape),
+            _ => {}
+        }
+    }
+    for e in table.values_mut() {
+        match &mut e.node {
+            Tree::Leaf(v) => escape(v),
+            Tree::Table(t) => literal(t),
         }
     }
 }

@@ -303,6 +303,14 @@ impl Ctx<'_> {
 
     fn reference(&mut self, expr: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
         let here = key_string(path);
+        if let Some((msg, help)) = foreign_syntax(expr, &origin.layer) {
+            let p = Problem::new("envgate::config::interpolation", format!("`{here}`: {msg}"))
+                .label(msg)
+                .help(help)
+                .at_origin(origin);
+            self.push(path, p);
+            return Err(());
+        }
         let (secret, expr) = match expr.strip_prefix("secret:") {
             Some(e) => (true, e),
             None => (false, expr),
@@ -419,6 +427,35 @@ fn cut_chain(chain: &[String]) -> String {
         chain.len() - 2 * SHOWN,
         chain[chain.len() - SHOWN..].join(" → ")
     )
+}
+
+/// `${{ ... }}` (GitHub Actions, Gitea, Woodpecker expressions) and shell
+/// parameter expansion (`${VAR:-x}`, `${#VAR}`) are other tools' syntax:
+/// say so, and how to keep them, instead of "reference to missing key".
+fn foreign_syntax(expr: &str, layer: &str) -> Option<(String, String)> {
+    let keep = format!(
+        "write `$${{` to keep it as text, or, if its [[source]] is meant for another tool, set `interpolate = false` on it (this value comes from `{layer}`)"
+    );
+    if expr.starts_with('{') {
+        return Some((
+            format!("`${{{expr}}}}}` is not envgate interpolation (a GitHub Actions-style expression?)"),
+            keep,
+        ));
+    }
+    let name_len = expr
+        .char_indices()
+        .take_while(|&(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        .count();
+    let rest = &expr[name_len..];
+    let shell = (name_len > 0 && [":-", ":=", ":?", ":+"].iter().any(|op| rest.starts_with(op)))
+        || expr.starts_with('#')
+        || expr.starts_with('!');
+    shell.then(|| {
+        (
+            format!("`${{{expr}}}` is shell syntax, not envgate interpolation"),
+            format!("for an environment variable write `${{env:NAME:-default}}`; {keep}"),
+        )
+    })
 }
 
 #[cfg(test)]

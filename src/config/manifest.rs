@@ -20,9 +20,22 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 pub struct Project {
     pub name: String,
-    /// JSON Schema (draft 2020-12) for the assembled configuration.
+    /// JSON Schema for the assembled configuration, in the draft its
+    /// `$schema` names (4, 6, 7, 2019-09, 2020-12; 2020-12 when it names none).
     #[serde(default)]
     pub schema: Option<String>,
+    /// Folders of JSON Schemas that `$ref`s may name, found by their `$id`
+    /// (or by file name); envgate never downloads a schema.
+    #[serde(default)]
+    pub schema_dirs: Vec<String>,
+    /// `assert` (default): `format` is checked (`date-time`, `email`, `uri`,
+    /// ...); `annotate`: it is only a note.
+    #[serde(default)]
+    pub formats: FormatMode,
+    /// Unknown keys are errors wherever the schema declares properties and
+    /// does not admit others (default `true`).
+    #[serde(default = "yes")]
+    pub strict: bool,
     /// Environments in order; default: every `environments/*.toml` but `base`.
     #[serde(default)]
     pub environments: Option<Vec<String>>,
@@ -39,6 +52,17 @@ fn default_env_dir() -> String {
 }
 fn default_checks_dir() -> String {
     "checks".into()
+}
+
+/// Whether the schema's `format` keywords are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatMode {
+    /// A value that does not match its `format` is an error.
+    #[default]
+    Assert,
+    /// `format` is an annotation only, as JSON Schema 2019-09+ defaults to.
+    Annotate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -70,6 +94,10 @@ pub struct SourceDef {
     /// A missing file or unreachable URL is skipped instead of an error.
     #[serde(default)]
     pub optional: bool,
+    /// `false`: this source's values are taken as written; `${...}` in them is
+    /// meant for another tool (GitHub Actions `${{ }}`, a shell) and is kept.
+    #[serde(default = "yes")]
+    pub interpolate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

@@ -4,12 +4,16 @@
 pub mod assemble;
 pub mod dotenv;
 pub mod interpolate;
+pub mod json;
 pub mod manifest;
 pub mod merge;
 pub mod project;
 pub mod read;
 pub mod schema;
 pub mod secrets;
+pub mod spanned;
 pub mod suggest;
+pub mod toml_doc;
 pub mod tree;
 pub mod units;
+pub mod yaml;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use indexmap::IndexMap;
 
 use super::manifest::Manifest;
-use super::schema::Schema;
+use super::schema::{Schema, SchemaOptions};
 use super::tree::{self, Entry, Format, SourceFile};
 use crate::diagnostic::{Problem, Problems};
 
@@ -185,7 +185,16 @@ impl Project {
         };
 
         let schema = match &manifest.project.schema {
-            Some(rel) => match Schema::load(root, rel, &manifest_file) {
+            Some(rel) => match Schema::load(
+                root,
+                rel,
+                &manifest_file,
+                &SchemaOptions {
+                    strict: manifest.project.strict,
+                    formats: manifest.project.formats,
+                    schema_dirs: manifest.project.schema_dirs.clone(),
+                },
+            ) {
                 Ok(s) => Some(s),
                 Err(mut ps) => {
                     problems.append(&mut ps);
