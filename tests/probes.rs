@@ -39,6 +39,7 @@ fn job(name: &str, d: &ProbeDef, target: &str, timeout: Duration) -> Job {
         retries: d.retries.unwrap_or(0),
         warning: false,
         deps: Vec::new(),
+        guard: None,
     }
 }
 
@@ -75,6 +76,8 @@ async fn silent_listener() -> SocketAddr {
     addr
 }
 
+#[path = "common/envs.rs"]
+mod envs;
 #[path = "common/ports.rs"]
 mod ports;
 use ports::ClosedPort;
@@ -243,6 +246,8 @@ async fn a_name_that_does_not_resolve_is_a_dns_failure() {
     assert_status(&f, Status::Pass, "localhost A = 127.0.0.1");
 }
 
+#[path = "probes/isolation.rs"]
+mod isolation;
 #[path = "probes/project.rs"]
 mod project;
 #[path = "probes/tls_exec.rs"]

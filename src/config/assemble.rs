@@ -27,6 +27,9 @@ pub struct Assembled {
     pub layers: Vec<String>,
     /// Problems in the configuration (interpolation), reported as findings.
     pub problems: Vec<crate::findings::Finding>,
+    /// Leaves whose `${...}` could not be resolved (they keep their raw
+    /// text), and why: a probe that reads one is not run on that text.
+    pub unresolved: interpolate::UnresolvedLeaves,
     pub redactor: Redactor,
 }
 
@@ -116,7 +119,7 @@ impl Project {
         }
 
         let mut redactor = Redactor::default();
-        let interp = interpolate::resolve_all(
+        let (interp, unresolved) = interpolate::resolve_all(
             &mut root,
             &self.root,
             &self.env_vars,
@@ -129,6 +132,7 @@ impl Project {
             overlay,
             layers,
             problems: interp,
+            unresolved,
             redactor,
         };
         if let Some(schema) = &self.schema {

@@ -15,9 +15,28 @@ use super::suggest::did_you_mean;
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
 
+/// Why a value or a probe's text could not be filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// A `${secret:...}` whose source is absent. `what` says which, in
+    /// words (`environment variable DB_PASSWORD is not set`), never the
+    /// reference's text;
+    /// `key` is the configuration key whose value holds the reference, when
+    /// a key does.
+    Secret { what: String, key: Option<Vec<String>> },
+    /// `${key}` names a key the configuration does not have.
+    Missing { key: String },
+    /// Anything else: an unset variable, an unreadable file, a cycle.
+    Other { message: String },
+}
+
+/// Leaves that could not be resolved, and why: they keep their raw text, so
+/// whatever reads them (a probe) must ask here first.
+pub type UnresolvedLeaves = HashMap<Vec<String>, Unresolved>;
+
 enum State {
     Visiting,
-    Done(Result<(Json, bool), ()>),
+    Done(Result<(Json, bool), Unresolved>),
 }
 
 struct Ctx<'a> {
@@ -32,8 +51,8 @@ struct Ctx<'a> {
     all_keys: Vec<String>,
 }
 
-/// Resolve every string leaf in place. Returns the problems found; leaves
-/// that fail keep their raw text.
+/// Resolve every string leaf in place. Returns the problems found and the
+/// leaves that failed (they keep their raw text), each with its cause.
 /// Offline (the PR gate, where production secrets are absent), an unset
 /// `${secret:env:NAME}` is a warning and resolves to a placeholder.
 pub fn resolve_all(
@@ -42,9 +61,10 @@ pub fn resolve_all(
     vars: &IndexMap<String, String>,
     offline: bool,
     redactor: &mut Redactor,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, UnresolvedLeaves) {
     let paths = root.paths_where(&|l| needs_work(&l.value));
     let mut results = Vec::new();
+    let mut unresolved = HashMap::new();
     let (problems, secrets) = {
         let mut ctx = Ctx {
             root: &*root,
@@ -58,10 +78,13 @@ pub fn resolve_all(
             all_keys: Vec::new(),
         };
         for p in &paths {
-            if needs_work(&ctx.root.leaf(p).expect("leaf").value)
-                && let Ok(r) = ctx.resolve(p)
-            {
-                results.push((p.clone(), r));
+            if needs_work(&ctx.root.leaf(p).expect("leaf").value) {
+                match ctx.resolve(p) {
+                    Ok(r) => results.push((p.clone(), r)),
+                    Err(cause) => {
+                        unresolved.insert(p.clone(), cause);
+                    }
+                }
             }
         }
         (ctx.problems, ctx.secrets)
@@ -76,7 +99,220 @@ pub fn resolve_all(
     for s in secrets {
         redactor.add(&s);
     }
-    problems
+    (problems, unresolved)
+}
+
+/// A probe's text with every `${...}` filled in from an assembled
+/// configuration, by the same rules as configuration values.
+#[derive(Debug, Clone)]
+pub struct Filled {
+    /// Text, or the referenced value itself when the text is exactly one
+    /// reference to a number or a boolean.
+    pub value: Json,
+    /// Secret values read directly (`${secret:env:NAME}`), for redaction.
+    pub secrets: Vec<String>,
+    /// The configuration keys read, in order.
+    pub keys: Vec<Vec<String>>,
+}
+
+/// Fill `text` in from `root` (already resolved; `unresolved` lists the
+/// leaves that are not), the project's files and `vars`. `$${` is a literal
+/// `${`. A reference to an unresolved leaf fails with that leaf's cause.
+pub fn fill(
+    text: &str,
+    root: &Node,
+    unresolved: &UnresolvedLeaves,
+    project_root: &Path,
+    vars: &IndexMap<String, String>,
+) -> Result<Filled, Unresolved> {
+    let mut secrets = Vec::new();
+    let mut keys = Vec::new();
+    let (value, _) = expand(
+        text,
+        |expr| match source(expr, project_root, vars) {
+            Ok(Source::Value { text, secret }) => {
+                if secret {
+                    secrets.push(text.clone());
+                }
+                Ok((Json::String(text), secret))
+            }
+            Ok(Source::Key(path)) => {
+                if let Some(cause) = unresolved.get(&path) {
+                    return Err(cause.clone());
+                }
+                match root.get(&path) {
+                    Some(Node::Leaf(l)) => {
+                        keys.push(path);
+                        Ok((l.value.clone(), l.secret))
+                    }
+                    Some(Node::Table { .. }) => Err(Unresolved::Other {
+                        message: format!("`${{{}}}` refers to a table, not a value", expr.trim()),
+                    }),
+                    None => Err(Unresolved::Missing { key: key_string(&path) }),
+                }
+            }
+            Err(e) => Err(e.cause(None)),
+        },
+        || Unresolved::Other {
+            message: "unterminated `${` (write `$${` for a literal `${`)".into(),
+        },
+    )?;
+    Ok(Filled { value, secrets, keys })
+}
+
+/// Expand `${...}` in `s` with `reference`; `$${` is a literal `${`. A
+/// string that is exactly one reference to a non-string takes its value.
+fn expand<E>(
+    s: &str,
+    mut reference: impl FnMut(&str) -> Result<(Json, bool), E>,
+    unterminated: impl FnOnce() -> E,
+) -> Result<(Json, bool), E> {
+    let mut out = String::new();
+    let mut secret = false;
+    let mut rest = s;
+    let mut whole: Option<Json> = None;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+            continue;
+        }
+        let Some(tail) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let Some(end) = tail.find('}') else {
+            return Err(unterminated());
+        };
+        let expr = &tail[..end];
+        let is_whole = out.is_empty() && tail[end + 1..].is_empty() && i == 0;
+        let (v, sec) = reference(expr)?;
+        secret |= sec;
+        if is_whole && !matches!(v, Json::String(_)) {
+            whole = Some(v.clone());
+        }
+        match v {
+            Json::String(t) => out.push_str(&t),
+            Json::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((whole.unwrap_or(Json::String(out)), secret))
+}
+
+/// What a `${...}` expression reads.
+enum Source {
+    /// An environment variable or a file's text.
+    Value { text: String, secret: bool },
+    /// Another configuration key.
+    Key(Vec<String>),
+}
+
+/// Why an `env:`, `file:` or `secret:` reference has no value.
+enum SourceError {
+    Var { name: String, secret: bool },
+    File { file: String, reason: String, secret: bool },
+    UnknownSecret { expr: String },
+}
+
+impl SourceError {
+    fn message(&self) -> String {
+        match self {
+            SourceError::Var { name, .. } => format!("environment variable {name} is not set"),
+            SourceError::File { file, reason, .. } => format!("cannot read {file}: {reason}"),
+            SourceError::UnknownSecret { expr } => format!("unknown secret reference `secret:{expr}`"),
+        }
+    }
+
+    fn help(&self) -> String {
+        match self {
+            // A secret has no sensible default: it is set where envgate runs.
+            SourceError::Var { name, secret: true } => format!("set {name} in the environment envgate runs in"),
+            SourceError::Var { name, secret: false } => {
+                format!("set {name}, or give a default: ${{env:{name}:-value}}")
+            }
+            SourceError::File { .. } => "paths are relative to the project root".into(),
+            SourceError::UnknownSecret { .. } => "write ${secret:env:NAME} or ${secret:file:path}".into(),
+        }
+    }
+
+    /// The cause a reader of the value sees; `key` holds the reference.
+    fn cause(&self, key: Option<&[String]>) -> Unresolved {
+        let key = key.map(<[String]>::to_vec);
+        match self {
+            SourceError::Var { name, secret: true } => Unresolved::Secret {
+                what: format!("environment variable {name} is not set"),
+                key,
+            },
+            SourceError::File {
+                file,
+                reason,
+                secret: true,
+            } => Unresolved::Secret {
+                what: format!("file {file} cannot be read ({reason})"),
+                key,
+            },
+            other => Unresolved::Other {
+                message: other.message(),
+            },
+        }
+    }
+}
+
+/// Read `${expr}`'s source: `[secret:]env:NAME[:-default]`,
+/// `[secret:]file:path`, or a key.
+fn source(expr: &str, project_root: &Path, vars: &IndexMap<String, String>) -> Result<Source, SourceError> {
+    let (secret, expr) = match expr.strip_prefix("secret:") {
+        Some(e) => (true, e),
+        None => (false, expr),
+    };
+    if let Some(var) = expr.strip_prefix("env:") {
+        let (name, default) = match var.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (var, None),
+        };
+        return match (vars.get(name), default) {
+            (Some(v), _) => Ok(Source::Value {
+                text: v.clone(),
+                secret,
+            }),
+            (None, Some(d)) => Ok(Source::Value {
+                text: d.to_string(),
+                secret,
+            }),
+            (None, None) => Err(SourceError::Var {
+                name: name.to_string(),
+                secret,
+            }),
+        };
+    }
+    if let Some(file) = expr.strip_prefix("file:") {
+        return match std::fs::read_to_string(project_root.join(file)) {
+            Ok(text) => Ok(Source::Value {
+                text: text.trim_end_matches(['\n', '\r']).to_string(),
+                secret,
+            }),
+            Err(e) => Err(SourceError::File {
+                file: file.to_string(),
+                reason: e
+                    .to_string()
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or_default()
+                    .to_lowercase(),
+                secret,
+            }),
+        };
+    }
+    if secret {
+        return Err(SourceError::UnknownSecret { expr: expr.to_string() });
+    }
+    Ok(Source::Key(parse_key(expr.trim())))
 }
 
 fn needs_work(v: &Json) -> bool {
@@ -94,28 +330,26 @@ impl Ctx<'_> {
             .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p));
     }
 
-    fn resolve(&mut self, path: &[String]) -> Result<(Json, bool), ()> {
+    fn resolve(&mut self, path: &[String]) -> Result<(Json, bool), Unresolved> {
         match self.state.get(path) {
             Some(State::Done(r)) => return r.clone(),
             Some(State::Visiting) => {
                 let start = self.stack.iter().position(|p| p == path).unwrap_or(0);
                 let mut chain: Vec<String> = self.stack[start..].iter().map(|p| key_string(p)).collect();
                 chain.push(key_string(path));
+                let message = format!("interpolation cycle: {}", chain.join(" → "));
                 let leaf = self.root.leaf(path).expect("leaf");
-                let p = Problem::new(
-                    "envgate::config::interpolation-cycle",
-                    format!("interpolation cycle: {}", chain.join(" → ")),
-                )
-                .label("this reference closes the cycle")
-                .help("break the chain: one of these keys must hold a value, not a reference")
-                .at_origin(&leaf.origin);
+                let p = Problem::new("envgate::config::interpolation-cycle", message.clone())
+                    .label("this reference closes the cycle")
+                    .help("break the chain: one of these keys must hold a value, not a reference")
+                    .at_origin(&leaf.origin);
                 self.push(path, p);
-                return Err(());
+                return Err(Unresolved::Other { message });
             }
             None => {}
         }
         let Some(leaf) = self.root.leaf(path) else {
-            return Err(());
+            return Err(Unresolved::Missing { key: key_string(path) });
         };
         let (value, origin) = (leaf.value.clone(), leaf.origin.clone());
         let already_secret = leaf.secret;
@@ -127,7 +361,7 @@ impl Ctx<'_> {
         r
     }
 
-    fn value(&mut self, v: &Json, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
+    fn value(&mut self, v: &Json, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), Unresolved> {
         match v {
             Json::String(s) if s.contains("${") => self.string(s, path, origin),
             Json::Array(a) => {
@@ -144,160 +378,101 @@ impl Ctx<'_> {
         }
     }
 
-    fn string(&mut self, s: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
-        let mut out = String::new();
-        let mut secret = false;
-        let mut rest = s;
-        let mut whole: Option<Json> = None;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i..];
-            if let Some(tail) = after.strip_prefix("$${") {
-                out.push_str("${");
-                rest = tail;
-                continue;
-            }
-            let Some(tail) = after.strip_prefix("${") else {
-                out.push('$');
-                rest = &after[1..];
-                continue;
-            };
-            let Some(end) = tail.find('}') else {
-                let p = Problem::new(
-                    "envgate::config::interpolation",
-                    format!("`{}`: unterminated `${{` in value", key_string(path)),
-                )
-                .label("missing `}`")
-                .at_origin(origin);
-                self.push(path, p);
-                return Err(());
-            };
-            let expr = &tail[..end];
-            let is_whole = out.is_empty() && tail[end + 1..].is_empty() && i == 0;
-            let (v, sec) = self.reference(expr, path, origin)?;
-            secret |= sec;
-            if is_whole && !matches!(v, Json::String(_)) {
-                whole = Some(v.clone());
-            }
-            match v {
-                Json::String(t) => out.push_str(&t),
-                Json::Null => {}
-                other => out.push_str(&other.to_string()),
-            }
-            rest = &tail[end + 1..];
+    fn string(&mut self, s: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), Unresolved> {
+        // `expand` needs `self` for each reference and for the error: the
+        // error is built after it returns.
+        let mut unterminated = false;
+        let r = expand(
+            s,
+            |expr| self.reference(expr, path, origin),
+            || {
+                unterminated = true;
+                Unresolved::Other {
+                    message: "unterminated `${` in value".into(),
+                }
+            },
+        );
+        if unterminated {
+            let p = Problem::new(
+                "envgate::config::interpolation",
+                format!("`{}`: unterminated `${{` in value", key_string(path)),
+            )
+            .label("missing `}`")
+            .at_origin(origin);
+            self.push(path, p);
         }
-        out.push_str(rest);
-        Ok((whole.unwrap_or(Json::String(out)), secret))
+        r
     }
 
-    fn reference(&mut self, expr: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
+    fn reference(
+        &mut self,
+        expr: &str,
+        path: &[String],
+        origin: &super::tree::Origin,
+    ) -> Result<(Json, bool), Unresolved> {
         let here = key_string(path);
-        let (secret, expr) = match expr.strip_prefix("secret:") {
-            Some(e) => (true, e),
-            None => (false, expr),
-        };
-        let fail = |this: &mut Self, msg: String, help: String| {
+        let fail = |this: &mut Self, msg: String, help: String, cause: Unresolved| {
             let p = Problem::new("envgate::config::interpolation", format!("`{here}`: {msg}"))
                 .label(msg.clone())
                 .help(help)
                 .at_origin(origin);
             this.push(path, p);
-            Err(())
+            Err(cause)
         };
-        if let Some(var) = expr.strip_prefix("env:") {
-            let (name, default) = match var.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (var, None),
-            };
-            let value = match (self.vars.get(name), default) {
-                (Some(v), _) => v.clone(),
-                (None, Some(d)) => d.to_string(),
-                (None, None) if secret && self.offline => {
-                    let p = Problem::new(
-                        "envgate::config::secret-unset",
-                        format!("`{here}`: secret {name} is not set (offline: not checked)"),
-                    )
-                    .label(format!("{name} is read from the environment"))
-                    .help(format!("set {name} where this environment is deployed; `envgate check --env ...` without --offline requires it"))
-                    .at_origin(origin);
-                    let key = key_string(path);
-                    self.problems
-                        .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p).warning());
-                    format!("unset-secret-{name}")
+        let target = match source(expr, self.project_root, self.vars) {
+            Ok(Source::Value { text, secret }) => {
+                if secret {
+                    self.secrets.push(text.clone());
                 }
-                (None, None) => {
-                    return fail(
-                        self,
-                        format!("environment variable {name} is not set"),
-                        format!(
-                            "set {name}, or give a default: ${{{}env:{name}:-value}}",
-                            if secret { "secret:" } else { "" }
-                        ),
-                    );
-                }
-            };
-            if secret {
+                return Ok((Json::String(text), secret));
+            }
+            Ok(Source::Key(target)) => target,
+            Err(SourceError::Var { name, secret: true }) if self.offline => {
+                let p = Problem::new(
+                    "envgate::config::secret-unset",
+                    format!("`{here}`: secret {name} is not set (offline: not checked)"),
+                )
+                .label(format!("{name} is read from the environment"))
+                .help(format!(
+                    "set {name} where this environment is deployed; `envgate check --env ...` without --offline requires it"
+                ))
+                .at_origin(origin);
+                let key = key_string(path);
+                self.problems
+                    .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p).warning());
+                let value = format!("unset-secret-{name}");
                 self.secrets.push(value.clone());
+                return Ok((Json::String(value), true));
             }
-            return Ok((Json::String(value), secret));
-        }
-        if let Some(file) = expr.strip_prefix("file:") {
-            let path_on_disk = self.project_root.join(file);
-            return match std::fs::read_to_string(&path_on_disk) {
-                Ok(text) => {
-                    let value = text.trim_end_matches(['\n', '\r']).to_string();
-                    if secret {
-                        self.secrets.push(value.clone());
-                    }
-                    Ok((Json::String(value), secret))
-                }
-                Err(e) => fail(
-                    self,
-                    format!(
-                        "cannot read {file}: {}",
-                        e.to_string()
-                            .split(" (os error")
-                            .next()
-                            .unwrap_or_default()
-                            .to_lowercase()
-                    ),
-                    "paths are relative to the project root".into(),
-                ),
-            };
-        }
-        if secret {
-            return fail(
-                self,
-                format!("unknown secret reference `secret:{expr}`"),
-                "write ${secret:env:NAME} or ${secret:file:path}".into(),
-            );
-        }
-        let target = parse_key(expr.trim());
+            Err(e) => {
+                let cause = e.cause(Some(path));
+                return fail(self, e.message(), e.help(), cause);
+            }
+        };
         match self.root.get(&target) {
-            Some(Node::Leaf(_)) => {
-                let Ok((v, s)) = self.resolve(&target) else {
-                    // The cycle or dangling reference is reported where it starts.
-                    return Err(());
-                };
-                Ok((v, s))
+            // The cycle or dangling reference is reported where it starts;
+            // this leaf carries its cause.
+            Some(Node::Leaf(_)) => self.resolve(&target),
+            Some(Node::Table { .. }) => {
+                let msg = format!("`${{{expr}}}` refers to a table, not a value");
+                let cause = Unresolved::Other { message: msg.clone() };
+                fail(self, msg, "reference a single key, e.g. ${database.host}".into(), cause)
             }
-            Some(Node::Table { .. }) => fail(
-                self,
-                format!("`${{{expr}}}` refers to a table, not a value"),
-                "reference a single key, e.g. ${database.host}".into(),
-            ),
             None => {
                 if self.all_keys.is_empty() {
                     self.all_keys = self.root.leaf_paths().iter().map(|p| key_string(p)).collect();
                 }
                 let best = did_you_mean(expr.trim(), self.all_keys.iter().map(String::as_str)).map(str::to_string);
+                let msg = format!("reference to missing key `{}`", expr.trim());
+                let cause = Unresolved::Other { message: msg.clone() };
                 fail(
                     self,
-                    format!("reference to missing key `{}`", expr.trim()),
+                    msg,
                     match best {
                         Some(b) => format!("did you mean `${{{b}}}`?"),
                         None => "define the key, or use ${env:NAME} for an environment variable".into(),
                     },
+                    cause,
                 )
             }
         }

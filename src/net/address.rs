@@ -274,7 +274,7 @@ impl Found {
         }
         let Some((host, port)) = split_host_port(s) else { return };
         let port = match port {
-            Some(p) if p.is_empty() => None,
+            Some("") => None,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) => Some(p),
                 // `a:b` is not an address.

@@ -9,7 +9,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use super::net::{cert_info, host_port, io_outcome};
+use super::net::{cert_info, host_port};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -74,8 +74,7 @@ impl Probe for Tls {
                 Ok(v) => v,
                 Err(e) => return Outcome::fail(Class::Tls, e),
             };
-            ctx.net
-                .each_addr(&self.host, self.port, ctx.timeout, |a| self.once(ctx, inner.clone(), a))
+            ctx.each_addr(&self.host, self.port, |a| self.once(ctx, inner.clone(), a))
                 .await
         })
     }
@@ -88,9 +87,9 @@ impl Tls {
             seen: Mutex::new(None),
         });
         let config = ctx.net.tls_config(rec.clone());
-        let tcp = match tokio::net::TcpStream::connect(addr).await {
+        let tcp = match ctx.connect(addr).await {
             Ok(s) => s,
-            Err(e) => return io_outcome(addr, &e),
+            Err(o) => return o,
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         if let Err(e) = connector.connect(self.server_name.clone(), tcp).await {

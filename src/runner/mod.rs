@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::config::units::format_duration;
 use crate::findings::Category;
 use crate::outcome::{Metric, Status};
-use crate::probes::{Class, Ctx, Net, Outcome, Probe, Verdict};
+use crate::probes::{Class, Ctx, Guard, Net, Outcome, Probe, Verdict};
 
 /// Default time budget of one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,6 +67,9 @@ pub struct Job {
     pub warning: bool,
     /// Indices of the jobs this one waits for, in the same list.
     pub deps: Vec<usize>,
+    /// The environment's isolation, applied to everything the probe dials
+    /// (`None`: no isolation, as for ad-hoc probes).
+    pub guard: Option<Arc<dyn Guard>>,
 }
 
 /// What happened to one probe.
@@ -297,6 +300,7 @@ impl Task {
             let ctx = Ctx {
                 timeout: budget,
                 net: self.net.clone(),
+                guard: job.guard.clone(),
             };
             let outcome = tokio::select! {
                 r = tokio::time::timeout(budget + GRACE, probe.run(&ctx)) => match r {
@@ -306,7 +310,8 @@ impl Task {
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt, started.elapsed()),
             };
             drop(permit);
-            let retry_left = attempt <= job.retries || self.wait;
+            // Isolation refused to dial: asking again cannot change that.
+            let retry_left = outcome.class != Some(Class::Isolation) && (attempt <= job.retries || self.wait);
             if outcome.verdict != Verdict::Fail || !retry_left {
                 return self.finish(&job, attempt, started, outcome);
             }
@@ -326,7 +331,11 @@ impl Task {
     }
 
     fn finish(&self, job: &Job, attempts: u32, started: Instant, o: Outcome) -> Finished {
+        let isolation = o.class == Some(Class::Isolation);
         let (status, failed) = match o.verdict {
+            // Crossing into another environment is a finding about the
+            // configuration, whatever the probe's severity.
+            Verdict::Fail if isolation => (Status::Fail, true),
             Verdict::Pass if attempts > 1 && !self.wait => (Status::Flaky, false),
             Verdict::Pass => (Status::Pass, false),
             Verdict::Warn => (Status::Warn, false),
@@ -356,7 +365,11 @@ impl Task {
         Finished {
             metrics: o.metrics,
             status,
-            category: Category::Probe,
+            category: if isolation {
+                Category::Isolation
+            } else {
+                Category::Probe
+            },
             class: o.class,
             message,
             attempts,
