@@ -299,6 +299,62 @@ async fn wait_retries_until_a_late_server_comes_up() {
 }
 
 #[tokio::test]
+async fn wait_spends_its_whole_budget_so_a_server_up_just_before_the_deadline_passes() {
+    let closed = ClosedPort::new();
+    let port = closed.port;
+    let start = Instant::now();
+    // Up 1.7 s into a 2 s wait: after the backoff's steps (0.2, 0.6, 1.4 s)
+    // and before the next one (3 s), which would be past the deadline.
+    let late = tokio::spawn(async move {
+        tokio::time::sleep_until((start + Duration::from_millis(1700)).into()).await;
+        let l = closed.listen();
+        let _ = l.accept().await;
+    });
+    let opts = Options {
+        wait: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let d = def("tcp", |_| {});
+    let f = run(
+        vec![job("late", &d, &format!("127.0.0.1:{port}"), Duration::from_secs(1))],
+        opts,
+    )
+    .await;
+    let took = start.elapsed();
+    assert_status(&f[0], Status::Pass, "connected");
+    assert!(took < Duration::from_millis(2100), "took {took:?}");
+    late.abort();
+}
+
+#[tokio::test]
+async fn wait_gives_up_only_at_its_deadline() {
+    let closed = ClosedPort::new();
+    let opts = Options {
+        wait: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let d = def("tcp", |_| {});
+    let start = Instant::now();
+    let f = run(
+        vec![job(
+            "never",
+            &d,
+            &format!("127.0.0.1:{}", closed.port),
+            Duration::from_secs(1),
+        )],
+        opts,
+    )
+    .await;
+    let took = start.elapsed();
+    assert_status(&f[0], Status::Fail, "refused");
+    assert!(f[0].message.contains("attempts in"), "{}", f[0].message);
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(1300),
+        "gave up after {took:?} of a 1s wait"
+    );
+}
+
+#[tokio::test]
 async fn dependents_of_a_failed_probe_are_blocked_naming_the_root_cause() {
     let closed = ClosedPort::new();
     let port = closed.port;

@@ -237,6 +237,8 @@ struct Task {
 
 /// Grace beyond a probe's own timeout before the runner drops the attempt.
 const GRACE: Duration = Duration::from_millis(25);
+/// No attempt starts with less than this left before the deadline.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
 impl Task {
     async fn run(&self, mut job: Job, deps: Vec<(String, watch::Receiver<Option<Finished>>)>) -> Finished {
@@ -278,17 +280,16 @@ impl Task {
         }
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut last = None;
         loop {
-            attempt += 1;
             let remaining = self.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return self.finish(
-                    &job,
-                    attempt - 1,
-                    started,
-                    Outcome::fail(Class::Timeout, "the run's deadline passed before this probe could run"),
-                );
+            if remaining < MIN_ATTEMPT {
+                let o = last.unwrap_or_else(|| {
+                    Outcome::fail(Class::Timeout, "the run's deadline passed before this probe could run")
+                });
+                return self.finish(&job, attempt, started, o);
             }
+            attempt += 1;
             let permit = tokio::select! {
                 p = self.sem.acquire() => p.expect("the semaphore is never closed"),
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt - 1, started.elapsed()),
@@ -320,11 +321,15 @@ impl Task {
             } else {
                 Duration::from_millis(200 * (1 << (attempt - 1).min(5)))
             };
-            if Instant::now() + backoff >= self.deadline {
-                return self.finish(&job, attempt, started, outcome);
-            }
+            // The whole budget is spent: a backoff that would pass the
+            // deadline is cut short so one more attempt starts before it
+            // (and is cut at it), with half of what is left, at most 100ms.
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let last_slice = (remaining / 2).min(Duration::from_millis(100));
+            let pause = backoff.min(remaining.saturating_sub(last_slice));
+            last = Some(outcome);
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {},
+                () = tokio::time::sleep(pause) => {},
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt, started.elapsed()),
             }
         }
