@@ -86,13 +86,19 @@ pub fn hosts_at(text: &str, host_key: bool) -> Vec<Host> {
     if text.is_empty() || text.len() > MAX_LEN {
         return out.0;
     }
-    for c in PAREN_HOST.captures_iter(text) {
-        out.item(&c[1], true);
+    if text.contains('(') {
+        for c in PAREN_HOST.captures_iter(text) {
+            out.item(&c[1], true);
+        }
     }
     // The URL standard drops tabs and newlines inside a URL: `http://10.0.\t0.5/`
     // is one URL to a client, not two words.
-    let joined: String = text.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
-    let segments: Vec<&str> = if joined.len() != text.len() && joined.contains("://") && !joined.contains(' ') {
+    let joined: String = if text.contains(['\t', '\n', '\r']) {
+        text.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect()
+    } else {
+        String::new()
+    };
+    let segments: Vec<&str> = if !joined.is_empty() && joined.contains("://") && !joined.contains(' ') {
         vec![joined.as_str()]
     } else if text.contains(';') && text.contains('=') {
         // `Data Source=h;Port=1` keeps spaces inside its keys.
@@ -119,6 +125,11 @@ pub fn normalise(host: &str) -> Option<String> {
             .ok()
             .map(|ip| canonical(IpAddr::V6(ip)).to_string());
     }
+    if plain_name(h) {
+        // What the host parser would return unchanged: skip its work (it
+        // runs for every string of every environment).
+        return Some(h.trim_end_matches('.').to_string());
+    }
     match url::Host::parse(h).ok()? {
         url::Host::Domain(d) => {
             let d = d.trim_end_matches('.');
@@ -131,6 +142,23 @@ pub fn normalise(host: &str) -> Option<String> {
         url::Host::Ipv4(ip) => Some(ip.to_string()),
         url::Host::Ipv6(ip) => Some(canonical(IpAddr::V6(ip)).to_string()),
     }
+}
+
+/// A lowercase ASCII name the URL standard's host parser leaves as it is:
+/// no escapes, no punycode to check, and a last label that is not a number
+/// (`127.2`, `0x7f` are IPv4).
+fn plain_name(h: &str) -> bool {
+    let ok = !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+        && !h.starts_with("xn--")
+        && !h.contains(".xn--");
+    let last = h.strip_suffix('.').unwrap_or(h).rsplit('.').next().unwrap_or_default();
+    let number = last.bytes().all(|b| b.is_ascii_digit())
+        || last
+            .strip_prefix("0x")
+            .is_some_and(|x| x.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok && !number
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.5`) reaches the IPv4 address.
@@ -165,11 +193,26 @@ impl Found {
             self.url(&s[start..]);
             return;
         }
+        if let Some((scheme, _)) = s.split_once(':')
+            && matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "http" | "https" | "ws" | "wss" | "ftp"
+            )
+        {
+            // `http:10.20.1.5/` and `http:\\10.20.1.5` are URLs to the URL
+            // standard's parser, and so to reqwest.
+            if let Ok(u) = url::Url::parse(s)
+                && let Some(h) = u.host_str().and_then(normalise)
+            {
+                self.push(h, u.port_or_known_default(), true);
+            }
+            return;
+        }
         if let Some(rest) = strip_prefix_ci(s, "jdbc:oracle:") {
             self.oracle(rest);
             return;
         }
-        if let Some(c) = GO_DSN.captures(s) {
+        if let Some(c) = s.contains('(').then(|| GO_DSN.captures(s)).flatten() {
             self.item(&c[1], true);
             return;
         }
@@ -194,25 +237,36 @@ impl Found {
         if scheme == "file" || scheme.is_empty() {
             return;
         }
-        let rest = &t[i + 3..];
+        let jdbc = t[..i].to_ascii_lowercase().starts_with("jdbc:");
         // An object store URL names a bucket, not a host: only its query
         // (`?endpoint=`) says where to connect.
         let bucket = matches!(scheme.as_str(), "s3" | "s3a" | "s3n" | "gs");
-        let special = matches!(scheme.as_str(), "http" | "https" | "ws" | "wss" | "ftp");
+        // What the URL standard (and so reqwest) does for these schemes:
+        // more slashes are skipped, `\` ends the authority, ports default.
+        let default_port = match scheme.as_str() {
+            "http" | "ws" => Some(80),
+            "https" | "wss" => Some(443),
+            "ftp" => Some(21),
+            _ => None,
+        };
+        let special = default_port.is_some();
+        let rest = if special {
+            t[i + 3..].trim_start_matches(['/', '\\'])
+        } else {
+            &t[i + 3..]
+        };
+        // JDBC puts properties after `;` (`jdbc:sqlserver://h:1433;databaseName=x`).
         let end = rest
-            .find(|c: char| matches!(c, '/' | '?' | '#' | ';') || (special && c == '\\'))
+            .find(|c: char| matches!(c, '/' | '?' | '#') || (special && c == '\\') || (jdbc && c == ';'))
             .unwrap_or(rest.len());
         let authority = &rest[..end];
         let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         for part in hosts.split(',').filter(|_| !bucket) {
+            let before = self.0.len();
             self.item(part, true);
-        }
-        // The client's own parser, for what splitting cannot see (default ports).
-        if !bucket
-            && let Ok(u) = url::Url::parse(&format!("{scheme}://{rest}"))
-            && let Some(h) = u.host_str().and_then(normalise)
-        {
-            self.push(h, u.port_or_known_default(), true);
+            if let Some(h) = self.0.get_mut(before).filter(|h| h.port.is_none()) {
+                h.port = default_port;
+            }
         }
         let tail = &rest[end..];
         if let Some(props) = tail.strip_prefix(';') {
@@ -371,6 +425,12 @@ mod tests {
             "http://[::ffff:7f00:2]/",
             "http://127.0.0.2\\@127.0.0.1/",
             "HTTP://127.0.0.2./x",
+            "http:127.0.0.2/",
+            "http:///127.0.0.2/",
+            "http://a;b@127.0.0.2/",
+            "postgres://u;x@127.0.0.2/db",
+            "https:\\\\127.0.0.2\\x",
+            "http:/0x7f.0.0.2:80/",
             "http://127.0.\t0.2/",
             "https://user:pw@127.0.0.2:8443/x?y#z",
         ] {

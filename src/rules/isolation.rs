@@ -80,6 +80,9 @@ type EnvHosts = (String, Vec<(String, Pattern)>, bool);
 #[derive(Debug, Clone, Default)]
 pub struct HostMap {
     envs: Vec<EnvHosts>,
+    /// Exact patterns without a dot (`cache-prod`): the only patterns a
+    /// single word in free text can match.
+    words: std::collections::HashSet<String>,
     /// Environments that opted out (`enforce = false`), e.g. `local`.
     opted_out: Vec<String>,
 }
@@ -116,8 +119,16 @@ impl HostMap {
                 opted_out.push(env.clone());
             }
         }
+        let words = envs
+            .iter()
+            .flat_map(|(_, pats, _)| pats.iter())
+            .filter_map(|(_, p)| match p {
+                Pattern::Exact(e) if !e.contains('.') => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
         if problems.is_empty() {
-            Ok(HostMap { envs, opted_out })
+            Ok(HostMap { envs, words, opted_out })
         } else {
             Err(problems)
         }
@@ -172,6 +183,11 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
         let host_key = path.last().is_some_and(|k| names_a_host(k));
         for s in strings {
             for found in address::hosts_at(s, host_key) {
+                // A word that may not be a host matters only when another
+                // environment declares it.
+                if !found.certain && !map.words.contains(&found.name) {
+                    continue;
+                }
                 let host = found.name;
                 let v = map.verdict(&a.env, &host);
                 let (msg, label) = match &v {
