@@ -515,7 +515,14 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
             } else {
                 "probe"
             },
-            f.class.map_or("failed", Class::as_str)
+            f.class.map_or(
+                if f.status == Status::Blocked {
+                    "blocked"
+                } else {
+                    "failed"
+                },
+                Class::as_str
+            )
         );
         let target = m.target.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
         let mut p = Problem::new(code, format!("{} probe `{}`{target}: {}", m.kind, m.name, f.message));

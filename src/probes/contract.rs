@@ -108,6 +108,26 @@ fn hosts_are_normalised_as_the_client_dials_them() {
     }
 }
 
+#[test]
+fn a_host_header_or_a_server_name_is_a_host_too() {
+    let params: toml::Table = toml::from_str("headers = { Host = \"api.prod.example.com:8443\" }").unwrap();
+    let p = (kind("http").unwrap().build)(&Spec {
+        target: "http://10.0.0.5/",
+        params: &params,
+    })
+    .unwrap();
+    let hosts: Vec<String> = p.hosts().into_iter().map(|e| e.host).collect();
+    assert_eq!(hosts, ["10.0.0.5", "api.prod.example.com"]);
+    let params: toml::Table = toml::from_str("server_name = \"api.prod.example.com\"").unwrap();
+    let p = (kind("tls").unwrap().build)(&Spec {
+        target: "10.0.0.5:443",
+        params: &params,
+    })
+    .unwrap();
+    let hosts: Vec<String> = p.hosts().into_iter().map(|e| e.host).collect();
+    assert_eq!(hosts, ["10.0.0.5", "api.prod.example.com"]);
+}
+
 /// Calls that dial, resolve or build a client, and the one file allowed to
 /// make them (`net.rs`) or the reason another may.
 const DIALING: &[&str] = &[

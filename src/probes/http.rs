@@ -176,9 +176,17 @@ impl Probe for Http {
     /// The URL's host as the URL parser (the same one the client uses)
     /// reads it; redirect hops are checked as they come (the client's
     /// redirect policy and resolver apply the guard).
+    /// A `Host` header counts too: a shared proxy routes by it, so a
+    /// request to a staging address can still reach the host it names.
     fn hosts(&self) -> Vec<Endpoint> {
         let host = self.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-        vec![Endpoint::new(host, self.url.port_or_known_default())]
+        let mut out = vec![Endpoint::new(host, self.url.port_or_known_default())];
+        for (_, v) in self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            if let Some(h) = crate::net::address::hosts_at(v, true).into_iter().next() {
+                out.push(Endpoint::new(h.name, h.port));
+            }
+        }
+        out
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {

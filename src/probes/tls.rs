@@ -34,6 +34,8 @@ struct Params {
 
 struct Tls {
     host: String,
+    /// `server_name`, when given: the name a shared endpoint routes by.
+    sni: Option<String>,
     port: u16,
     server_name: ServerName<'static>,
     ca_file: Option<String>,
@@ -55,6 +57,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         )
     })?;
     Ok(Box::new(Tls {
+        sni: p.server_name.clone(),
         host,
         port,
         server_name,
@@ -64,8 +67,11 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for Tls {
+    /// The host dialed, and `server_name`: a TLS proxy routes by it.
     fn hosts(&self) -> Vec<Endpoint> {
-        vec![Endpoint::new(&self.host, self.port)]
+        let mut out = vec![Endpoint::new(&self.host, self.port)];
+        out.extend(self.sni.iter().map(|n| Endpoint::new(n, self.port)));
+        out
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
