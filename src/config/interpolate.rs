@@ -478,3 +478,57 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tree::{Format, SourceFile, parse};
+
+    /// A resolved tree from one TOML layer, with `vars` as the environment.
+    fn resolved(text: &str, vars: &[(&str, &str)]) -> (Node, UnresolvedLeaves, IndexMap<String, String>) {
+        let f = SourceFile::new("staging.toml".to_string(), text);
+        let mut root = Node::default();
+        root.merge_table(&parse(&f, Format::Toml, "staging").unwrap());
+        let vars: IndexMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (_, unresolved) = resolve_all(&mut root, Path::new("."), &vars, false, &mut Redactor::default());
+        (root, unresolved, vars)
+    }
+
+    #[test]
+    fn probe_text_is_filled_by_the_configuration_rules() {
+        let (root, unresolved, vars) =
+            resolved("[api]\nport = 8080\nhost = \"api.example.com\"\n", &[("REGION", "eu")]);
+        let fill = |t: &str| fill(t, &root, &unresolved, Path::new("."), &vars);
+        let f = fill("http://${api.host}:${api.port}/${env:REGION}/$${literal}").unwrap();
+        assert_eq!(f.value, "http://api.example.com:8080/eu/${literal}");
+        assert_eq!(f.keys, [parse_key("api.host"), parse_key("api.port")]);
+        assert_eq!(fill("${api.port}").unwrap().value, 8080, "one reference keeps its type");
+        assert_eq!(
+            fill("${api.nope}").unwrap_err(),
+            Unresolved::Missing { key: "api.nope".into() }
+        );
+        let secret = fill("Bearer ${secret:env:TOKEN}").unwrap_err();
+        assert_eq!(
+            secret,
+            Unresolved::Secret {
+                what: "environment variable TOKEN is not set".into(),
+                key: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_value_that_reads_an_unset_secret_carries_that_cause_to_whoever_reads_it() {
+        let (root, unresolved, vars) = resolved(
+            "[db]\npassword = \"${secret:env:DB_PASSWORD}\"\nurl = \"postgres://app:${db.password}@db/x\"\n",
+            &[],
+        );
+        let cause = Unresolved::Secret {
+            what: "environment variable DB_PASSWORD is not set".into(),
+            key: Some(parse_key("db.password")),
+        };
+        assert_eq!(unresolved.get(&parse_key("db.url")), Some(&cause));
+        let err = fill("${db.url}", &root, &unresolved, Path::new("."), &vars).unwrap_err();
+        assert_eq!(err, cause);
+    }
+}
