@@ -81,10 +81,13 @@ pub fn hosts_in(text: &str) -> Vec<Host> {
 /// [`hosts_in`], reading bare words as host names too: for the value of a key
 /// that names a host (`database.host = "db"`).
 pub fn hosts_at(text: &str, host_key: bool) -> Vec<Host> {
-    let mut out = Found(Vec::new());
+    let mut out = Found {
+        hosts: Vec::new(),
+        prose: false,
+    };
     let text = text.trim();
     if text.is_empty() || text.len() > MAX_LEN {
-        return out.0;
+        return out.hosts;
     }
     if text.contains('(') {
         for c in PAREN_HOST.captures_iter(text) {
@@ -107,10 +110,15 @@ pub fn hosts_at(text: &str, host_key: bool) -> Vec<Host> {
         // libpq DSNs and lists separate with spaces.
         text.split(char::is_whitespace).collect()
     };
+    out.prose = segments.len() > 1
+        && !segments
+            .iter()
+            .filter(|s| !s.is_empty() && !s.contains("://") && !s.contains(['=', '(']))
+            .all(|s| s.split(',').all(host_like));
     for s in segments {
         out.segment(s.trim(), host_key);
     }
-    out.0
+    out.hosts
 }
 
 /// `host` as a client dials it, or `None` when it cannot be a host.
@@ -166,16 +174,21 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
-struct Found(Vec<Host>);
+struct Found {
+    hosts: Vec<Host>,
+    /// The text is prose (words that are not all hosts): a dotted name or an
+    /// address in it may be a host, or a mention.
+    prose: bool,
+}
 
 impl Found {
     fn push(&mut self, name: String, port: Option<u16>, certain: bool) {
-        match self.0.iter_mut().find(|h| h.name == name) {
+        match self.hosts.iter_mut().find(|h| h.name == name) {
             Some(h) => {
                 h.port = h.port.or(port);
                 h.certain |= certain;
             }
-            None => self.0.push(Host { name, port, certain }),
+            None => self.hosts.push(Host { name, port, certain }),
         }
     }
 
@@ -262,9 +275,9 @@ impl Found {
         let authority = &rest[..end];
         let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         for part in hosts.split(',').filter(|_| !bucket) {
-            let before = self.0.len();
+            let before = self.hosts.len();
             self.item(part, true);
-            if let Some(h) = self.0.get_mut(before).filter(|h| h.port.is_none()) {
+            if let Some(h) = self.hosts.get_mut(before).filter(|h| h.port.is_none()) {
                 h.port = default_port;
             }
         }
@@ -349,7 +362,7 @@ impl Found {
         // Free text: only what cannot be anything else is certain, and IPv4
         // written the old ways (`1.2.3` is a version, not 1.2.0.3) is not read.
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            self.push(canonical(ip).to_string(), port, true);
+            self.push(canonical(ip).to_string(), port, !self.prose);
             return;
         }
         let Some(n) = normalise(host) else { return };
@@ -367,8 +380,20 @@ impl Found {
             && n.rsplit('.')
                 .next()
                 .is_some_and(|tld| tld.chars().any(|c| c.is_ascii_alphabetic()));
-        self.push(n.clone(), port, dotted || n == "localhost");
+        self.push(n.clone(), port, !self.prose && (dotted || n == "localhost"));
     }
+}
+
+/// A word of a space-separated list of hosts: `host:port`, an IP literal,
+/// a dotted name.
+fn host_like(w: &str) -> bool {
+    let w = w.trim_matches(['"', '\'', ',']);
+    w.is_empty()
+        || split_host_port(w).is_some_and(|(h, p)| {
+            p.is_some_and(|p| p.parse::<u16>().is_ok())
+                || h.parse::<IpAddr>().is_ok()
+                || (h.contains('.') && !looks_like_file(h) && h.chars().any(|c| c.is_ascii_alphabetic()))
+        })
 }
 
 /// `[v6]:port`, `[v6]`, a bare IPv6 literal, `host:port`, `host`.
@@ -575,6 +600,16 @@ mod tests {
             }
         );
         assert!(hosts_at("orders", true)[0].certain);
+    }
+
+    #[test]
+    fn names_in_prose_are_mentions_not_certain_hosts() {
+        let found = hosts_in("Orders API, see docs.example.com e.g. for 10.20.1.5");
+        assert!(found.iter().all(|h| !h.certain), "{found:?}");
+        assert!(found.iter().any(|h| h.name == "docs.example.com"));
+        let url = hosts_in("see https://docs.example.com/x");
+        assert!(url.iter().any(|h| h.name == "docs.example.com" && h.certain), "{url:?}");
+        assert!(hosts_in("a.example.com:1 b.example.com:2").iter().all(|h| h.certain));
     }
 
     #[test]

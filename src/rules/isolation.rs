@@ -183,9 +183,11 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
         let host_key = path.last().is_some_and(|k| names_a_host(k));
         for s in strings {
             for found in address::hosts_at(s, host_key) {
-                // A word that may not be a host matters only when another
-                // environment declares it.
-                if !found.certain && !map.words.contains(&found.name) {
+                // A name in prose (`pg_dump -h db.prod.example.com`) is
+                // checked against other environments; a single word only
+                // when another environment declares that very word.
+                let word = !found.name.contains(['.', ':']);
+                if !found.certain && word && !map.words.contains(&found.name) {
                     continue;
                 }
                 let host = found.name;

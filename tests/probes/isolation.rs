@@ -241,10 +241,13 @@ backslash = "http://10.20.1.5\\@api.stg.example.com/"
 url = "s3://orders?endpoint=http://10.20.1.5:9000"
 [cache]
 host = "cache-prod"
+[backup]
+command = "pg_dump -h db.prod.example.com orders"
 [service]
 version = "1.2.3"
 log_level = "info"
 timeout = "30s"
+description = "Orders API, see docs.example.com e.g. for help"
 own = "https://api.stg.example.com/v1"
 "#;
     let dir = project(
@@ -273,7 +276,8 @@ own = "https://api.stg.example.com/v1"
             "api.mapped",
             "api.backslash",
             "storage.url",
-            "cache.host"
+            "cache.host",
+            "backup.command"
         ],
         "{results:#?}"
     );
