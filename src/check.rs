@@ -52,7 +52,11 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
             Evaluated {
                 env: a.env.clone(),
                 results,
-                redactor: a.redactor.clone(),
+                // The plan's redactor also knows the secrets the probes' own
+                // parameters read.
+                redactor: planned
+                    .as_ref()
+                    .map_or_else(|| a.redactor.clone(), |p| p.redactor.clone()),
                 planned,
                 kept: keep.then_some((a, value)),
             }

@@ -39,6 +39,7 @@ fn job(name: &str, d: &ProbeDef, target: &str, timeout: Duration) -> Job {
         retries: d.retries.unwrap_or(0),
         warning: false,
         deps: Vec::new(),
+        guard: None,
     }
 }
 
@@ -75,6 +76,8 @@ async fn silent_listener() -> SocketAddr {
     addr
 }
 
+#[path = "common/envs.rs"]
+mod envs;
 #[path = "common/ports.rs"]
 mod ports;
 use ports::ClosedPort;
@@ -243,6 +246,8 @@ async fn a_name_that_does_not_resolve_is_a_dns_failure() {
     assert_status(&f, Status::Pass, "localhost A = 127.0.0.1");
 }
 
+#[path = "probes/isolation.rs"]
+mod isolation;
 #[path = "probes/project.rs"]
 mod project;
 #[path = "probes/tls_exec.rs"]
@@ -291,6 +296,62 @@ async fn wait_retries_until_a_late_server_comes_up() {
     assert!(f[0].attempts > 1);
     assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
     late.abort();
+}
+
+#[tokio::test]
+async fn wait_spends_its_whole_budget_so_a_server_up_just_before_the_deadline_passes() {
+    let closed = ClosedPort::new();
+    let port = closed.port;
+    let start = Instant::now();
+    // Up 1.7 s into a 2 s wait: after the backoff's steps (0.2, 0.6, 1.4 s)
+    // and before the next one (3 s), which would be past the deadline.
+    let late = tokio::spawn(async move {
+        tokio::time::sleep_until((start + Duration::from_millis(1700)).into()).await;
+        let l = closed.listen();
+        let _ = l.accept().await;
+    });
+    let opts = Options {
+        wait: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let d = def("tcp", |_| {});
+    let f = run(
+        vec![job("late", &d, &format!("127.0.0.1:{port}"), Duration::from_secs(1))],
+        opts,
+    )
+    .await;
+    let took = start.elapsed();
+    assert_status(&f[0], Status::Pass, "connected");
+    assert!(took < Duration::from_millis(2100), "took {took:?}");
+    late.abort();
+}
+
+#[tokio::test]
+async fn wait_gives_up_only_at_its_deadline() {
+    let closed = ClosedPort::new();
+    let opts = Options {
+        wait: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let d = def("tcp", |_| {});
+    let start = Instant::now();
+    let f = run(
+        vec![job(
+            "never",
+            &d,
+            &format!("127.0.0.1:{}", closed.port),
+            Duration::from_secs(1),
+        )],
+        opts,
+    )
+    .await;
+    let took = start.elapsed();
+    assert_status(&f[0], Status::Fail, "refused");
+    assert!(f[0].message.contains("attempts in"), "{}", f[0].message);
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(1300),
+        "gave up after {took:?} of a 1s wait"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@
 //! instances of the same installed servers on free ports, stopped on drop.
 //! services/tls.rs runs PostgreSQL, Redis, Mosquitto and NATS over TLS
 //! with certificates made in the test; services/check_s3.rs runs `envgate
-//! check` with S3 credentials from the configuration against moto.
+//! check` with S3 credentials from the configuration against moto;
+//! services/isolation.rs probes every host of a multi-host DSN, refuses a
+//! name that resolves into another environment, and fills probe parameters
+//! in from the configuration.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -18,6 +21,11 @@ mod tls;
 
 #[path = "services/check_s3.rs"]
 mod check_s3;
+
+#[path = "common/envs.rs"]
+mod envs;
+#[path = "services/isolation.rs"]
+mod isolation;
 
 use std::time::{Duration, Instant};
 

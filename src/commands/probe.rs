@@ -80,6 +80,7 @@ pub fn probe(
                     retries: a.retries,
                     warning: false,
                     deps: Vec::new(),
+                    guard: None,
                 });
                 names.push((name, kind.name, t.as_str()));
             }

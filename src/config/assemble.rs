@@ -28,6 +28,9 @@ pub struct Assembled {
     pub layers: Vec<String>,
     /// Problems in the configuration (interpolation), reported as findings.
     pub problems: Vec<crate::findings::Finding>,
+    /// Leaves whose `${...}` could not be resolved (they keep their raw
+    /// text), and why: a probe that reads one is not run on that text.
+    pub unresolved: interpolate::UnresolvedLeaves,
     pub redactor: Redactor,
 }
 
@@ -120,7 +123,7 @@ impl Project {
         }
 
         let mut redactor = Redactor::default();
-        let interp = interpolate::resolve_all(
+        let (interp, unresolved) = interpolate::resolve_all(
             &mut root,
             &self.root,
             &self.env_vars,
@@ -133,6 +136,7 @@ impl Project {
             overlay,
             layers,
             problems: interp,
+            unresolved,
             redactor,
         };
         if let Some(schema) = &self.schema {

@@ -15,9 +15,29 @@ use super::suggest::did_you_mean;
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
 
+/// Why a value or a probe's text could not be filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// A `${secret:...}` whose source is absent. `what` says which, in
+    /// words (`environment variable DB_PASSWORD is not set`), never the
+    /// reference's text; `key` is the configuration key whose value holds
+    /// the reference, when a key does.
+    Secret { what: String, key: Option<Vec<String>> },
+    /// `${key}` names a key the configuration does not have.
+    Missing { key: String },
+    /// Anything else: an unset variable, an unreadable file, a cycle.
+    Other { message: String },
+}
+
+/// Leaves that could not be resolved, and why: they keep their raw text, so
+/// whatever reads them (a probe) must ask here first.
+pub type UnresolvedLeaves = HashMap<Vec<String>, Unresolved>;
+
+type Resolved = Result<(Json, bool), Unresolved>;
+
 enum State {
     Visiting,
-    Done(Result<(Json, bool), ()>),
+    Done(Resolved),
 }
 
 /// One piece of a string value: text, or a `${...}` reference.
@@ -79,8 +99,8 @@ struct Ctx<'a> {
     all_keys: Vec<String>,
 }
 
-/// Resolve every string leaf in place. Returns the problems found; leaves
-/// that fail keep their raw text.
+/// Resolve every string leaf in place. Returns the problems found and the
+/// leaves that failed (they keep their raw text), each with its cause.
 /// Offline (the PR gate, where production secrets are absent), an unset
 /// `${secret:env:NAME}` is a warning and resolves to a placeholder.
 pub fn resolve_all(
@@ -89,9 +109,10 @@ pub fn resolve_all(
     vars: &IndexMap<String, String>,
     offline: bool,
     redactor: &mut Redactor,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, UnresolvedLeaves) {
     let paths = root.paths_where(&|l| needs_work(&l.value));
     let mut results = Vec::new();
+    let mut unresolved = HashMap::new();
     let (problems, secrets) = {
         let mut ctx = Ctx {
             root: &*root,
@@ -105,10 +126,13 @@ pub fn resolve_all(
             all_keys: Vec::new(),
         };
         for p in &paths {
-            if needs_work(&ctx.root.leaf(p).expect("leaf").value)
-                && let Ok(r) = ctx.resolve(p)
-            {
-                results.push((p.clone(), r));
+            if needs_work(&ctx.root.leaf(p).expect("leaf").value) {
+                match ctx.resolve(p) {
+                    Ok(r) => results.push((p.clone(), r)),
+                    Err(cause) => {
+                        unresolved.insert(p.clone(), cause);
+                    }
+                }
             }
         }
         (ctx.problems, ctx.secrets)
@@ -123,7 +147,193 @@ pub fn resolve_all(
     for s in secrets {
         redactor.add(&s);
     }
-    problems
+    (problems, unresolved)
+}
+
+/// A probe's text with every `${...}` filled in from an assembled
+/// configuration, by the same rules as configuration values.
+#[derive(Debug, Clone)]
+pub struct Filled {
+    /// Text, or the referenced value itself when the text is exactly one
+    /// reference to a non-string.
+    pub value: Json,
+    /// Secret values read directly (`${secret:env:NAME}`), for redaction.
+    pub secrets: Vec<String>,
+    /// The configuration keys read, in order.
+    pub keys: Vec<Vec<String>>,
+}
+
+/// Fill `text` in from `root` (already resolved; `unresolved` lists the
+/// leaves that are not), the project's files and `vars`. `$${` is a literal
+/// `${`. A reference to an unresolved leaf fails with that leaf's cause.
+pub fn fill(
+    text: &str,
+    root: &Node,
+    unresolved: &UnresolvedLeaves,
+    project_root: &Path,
+    vars: &IndexMap<String, String>,
+) -> Result<Filled, Unresolved> {
+    let parts = pieces(text).map_err(|()| Unresolved::Other {
+        message: "unterminated `${` (write `$${` for a literal `${`)".into(),
+    })?;
+    let whole = matches!(parts.as_slice(), [Piece::Ref(_)]);
+    let mut filled = Filled {
+        value: Json::Null,
+        secrets: Vec::new(),
+        keys: Vec::new(),
+    };
+    let mut out = String::new();
+    for part in parts {
+        let expr = match part {
+            Piece::Text(t) => {
+                out.push_str(t);
+                continue;
+            }
+            Piece::Ref(expr) => expr,
+        };
+        let v = match source(expr, project_root, vars) {
+            Ok(Source::Value { text, secret }) => {
+                if secret {
+                    filled.secrets.push(text.clone());
+                }
+                Json::String(text)
+            }
+            Ok(Source::Key(path)) => {
+                if let Some(cause) = unresolved.get(&path) {
+                    return Err(cause.clone());
+                }
+                match root.get(&path) {
+                    Some(Node::Leaf(l)) => {
+                        filled.keys.push(path);
+                        l.value.clone()
+                    }
+                    Some(Node::Table { .. }) => {
+                        return Err(Unresolved::Other {
+                            message: format!("`${{{}}}` refers to a table, not a value", expr.trim()),
+                        });
+                    }
+                    None => return Err(Unresolved::Missing { key: key_string(&path) }),
+                }
+            }
+            Err(e) => return Err(e.cause(None)),
+        };
+        if whole && !matches!(v, Json::String(_)) {
+            filled.value = v;
+            return Ok(filled);
+        }
+        match v {
+            Json::String(t) => out.push_str(&t),
+            Json::Null => {}
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    filled.value = Json::String(out);
+    Ok(filled)
+}
+
+/// What a `${...}` expression reads.
+enum Source {
+    /// An environment variable or a file's text.
+    Value { text: String, secret: bool },
+    /// Another configuration key.
+    Key(Vec<String>),
+}
+
+/// Why an `env:`, `file:` or `secret:` reference has no value.
+enum SourceError {
+    Var { name: String, secret: bool },
+    File { file: String, reason: String, secret: bool },
+    UnknownSecret { expr: String },
+}
+
+impl SourceError {
+    fn message(&self) -> String {
+        match self {
+            SourceError::Var { name, .. } => format!("environment variable {name} is not set"),
+            SourceError::File { file, reason, .. } => format!("cannot read {file}: {reason}"),
+            SourceError::UnknownSecret { expr } => format!("unknown secret reference `secret:{expr}`"),
+        }
+    }
+
+    fn help(&self) -> String {
+        match self {
+            // A secret has no sensible default: it is set where envgate runs.
+            SourceError::Var { name, secret: true } => format!("set {name} in the environment envgate runs in"),
+            SourceError::Var { name, secret: false } => {
+                format!("set {name}, or give a default: ${{env:{name}:-value}}")
+            }
+            SourceError::File { .. } => "paths are relative to the project root".into(),
+            SourceError::UnknownSecret { .. } => "write ${secret:env:NAME} or ${secret:file:path}".into(),
+        }
+    }
+
+    /// The cause a reader of the value sees; `key` holds the reference.
+    fn cause(&self, key: Option<&[String]>) -> Unresolved {
+        let key = key.map(<[String]>::to_vec);
+        match self {
+            SourceError::Var { name, secret: true } => Unresolved::Secret {
+                what: format!("environment variable {name} is not set"),
+                key,
+            },
+            SourceError::File {
+                file,
+                reason,
+                secret: true,
+            } => Unresolved::Secret {
+                what: format!("file {file} cannot be read ({reason})"),
+                key,
+            },
+            other => Unresolved::Other {
+                message: other.message(),
+            },
+        }
+    }
+}
+
+/// Read `${expr}`'s source: `[secret:]env:NAME[:-default]`,
+/// `[secret:]file:path` (a regular file, bounded), or a key.
+fn source(expr: &str, project_root: &Path, vars: &IndexMap<String, String>) -> Result<Source, SourceError> {
+    let (secret, expr) = match expr.strip_prefix("secret:") {
+        Some(e) => (true, e),
+        None => (false, expr),
+    };
+    if let Some(var) = expr.strip_prefix("env:") {
+        let (name, default) = match var.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (var, None),
+        };
+        return match (vars.get(name), default) {
+            (Some(v), _) => Ok(Source::Value {
+                text: v.clone(),
+                secret,
+            }),
+            (None, Some(d)) => Ok(Source::Value {
+                text: d.to_string(),
+                secret,
+            }),
+            (None, None) => Err(SourceError::Var {
+                name: name.to_string(),
+                secret,
+            }),
+        };
+    }
+    if let Some(file) = expr.strip_prefix("file:") {
+        return match super::read::read_text(&project_root.join(file)) {
+            Ok(text) => Ok(Source::Value {
+                text: text.trim_end_matches(['\n', '\r']).to_string(),
+                secret,
+            }),
+            Err(e) => Err(SourceError::File {
+                file: file.to_string(),
+                reason: e.to_string(),
+                secret,
+            }),
+        };
+    }
+    if secret {
+        return Err(SourceError::UnknownSecret { expr: expr.to_string() });
+    }
+    Ok(Source::Key(parse_key(expr.trim())))
 }
 
 fn needs_work(v: &Json) -> bool {
@@ -166,7 +376,7 @@ impl Ctx<'_> {
     /// Resolve `path` and every key it depends on, depth first with an
     /// explicit stack: a chain of thousands of references needs no more
     /// native stack than one.
-    fn resolve(&mut self, path: &[String]) -> Result<(Json, bool), ()> {
+    fn resolve(&mut self, path: &[String]) -> Resolved {
         let mut frames: Vec<Frame> = Vec::new();
         self.enter(path, &mut frames);
         while let Some(top) = frames.last_mut() {
@@ -175,11 +385,11 @@ impl Ctx<'_> {
                 match self.state.get(&dep) {
                     Some(State::Done(_)) => {}
                     Some(State::Visiting) => {
-                        self.report_cycle(&dep);
+                        let message = self.report_cycle(&dep);
                         // The key that closes the cycle fails; its dependents
                         // fail with it, silently: the cycle is reported once.
                         let failed = frames.pop().expect("top frame");
-                        self.finish(&failed.path, Err(()));
+                        self.finish(&failed.path, Err(Unresolved::Other { message }));
                     }
                     None => self.enter(&dep, &mut frames),
                 }
@@ -191,7 +401,7 @@ impl Ctx<'_> {
         }
         match self.state.get(path) {
             Some(State::Done(r)) => r.clone(),
-            _ => Err(()),
+            _ => Err(Unresolved::Missing { key: key_string(path) }),
         }
     }
 
@@ -200,7 +410,8 @@ impl Ctx<'_> {
             return;
         }
         let Some(leaf) = self.root.leaf(path) else {
-            self.state.insert(path.to_vec(), State::Done(Err(())));
+            let missing = Unresolved::Missing { key: key_string(path) };
+            self.state.insert(path.to_vec(), State::Done(Err(missing)));
             return;
         };
         if !needs_work(&leaf.value) {
@@ -218,39 +429,40 @@ impl Ctx<'_> {
         });
     }
 
-    fn finish(&mut self, path: &[String], r: Result<(Json, bool), ()>) {
+    fn finish(&mut self, path: &[String], r: Resolved) {
         if self.stack.last().is_some_and(|p| p == path) {
             self.stack.pop();
         }
         self.state.insert(path.to_vec(), State::Done(r));
     }
 
-    fn report_cycle(&mut self, path: &[String]) {
+    /// Report the cycle `path` closes, once; returns its message.
+    fn report_cycle(&mut self, path: &[String]) -> String {
         let start = self.stack.iter().position(|p| p == path).unwrap_or(0);
         let mut chain: Vec<String> = self.stack[start..].iter().map(|p| key_string(p)).collect();
         chain.push(key_string(path));
-        let Some(leaf) = self.root.leaf(path) else { return };
-        let p = Problem::new(
-            "envgate::config::interpolation-cycle",
-            format!("interpolation cycle: {}", cut_chain(&chain)),
-        )
-        .label("this reference closes the cycle")
-        .help("break the chain: one of these keys must hold a value, not a reference")
-        .at_origin(&leaf.origin);
-        self.push(path, p);
+        let message = format!("interpolation cycle: {}", cut_chain(&chain));
+        if let Some(leaf) = self.root.leaf(path) {
+            let p = Problem::new("envgate::config::interpolation-cycle", message.clone())
+                .label("this reference closes the cycle")
+                .help("break the chain: one of these keys must hold a value, not a reference")
+                .at_origin(&leaf.origin);
+            self.push(path, p);
+        }
+        message
     }
 
     /// A leaf's value once every key it refers to is done.
-    fn evaluate(&mut self, path: &[String]) -> Result<(Json, bool), ()> {
+    fn evaluate(&mut self, path: &[String]) -> Resolved {
         let Some(leaf) = self.root.leaf(path) else {
-            return Err(());
+            return Err(Unresolved::Missing { key: key_string(path) });
         };
         let (value, origin) = (leaf.value.clone(), leaf.origin.clone());
         let already_secret = leaf.secret;
         self.value(&value, path, &origin).map(|(v, s)| (v, s || already_secret))
     }
 
-    fn value(&mut self, v: &Json, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
+    fn value(&mut self, v: &Json, path: &[String], origin: &super::tree::Origin) -> Resolved {
         match v {
             Json::String(s) if s.contains("${") => self.string(s, path, origin),
             Json::Array(a) => {
@@ -267,7 +479,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn string(&mut self, s: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
+    fn string(&mut self, s: &str, path: &[String], origin: &super::tree::Origin) -> Resolved {
         let Ok(parts) = pieces(s) else {
             let p = Problem::new(
                 "envgate::config::interpolation",
@@ -276,7 +488,9 @@ impl Ctx<'_> {
             .label("missing `}`")
             .at_origin(origin);
             self.push(path, p);
-            return Err(());
+            return Err(Unresolved::Other {
+                message: "unterminated `${` in value".into(),
+            });
         };
         let whole = matches!(parts.as_slice(), [Piece::Ref(_)]);
         let mut out = String::new();
@@ -301,101 +515,65 @@ impl Ctx<'_> {
         Ok((Json::String(out), secret))
     }
 
-    fn reference(&mut self, expr: &str, path: &[String], origin: &super::tree::Origin) -> Result<(Json, bool), ()> {
+    fn reference(&mut self, expr: &str, path: &[String], origin: &super::tree::Origin) -> Resolved {
         let here = key_string(path);
-        if let Some((msg, help)) = foreign_syntax(expr, &origin.layer) {
-            let p = Problem::new("envgate::config::interpolation", format!("`{here}`: {msg}"))
-                .label(msg)
-                .help(help)
-                .at_origin(origin);
-            self.push(path, p);
-            return Err(());
-        }
-        let (secret, expr) = match expr.strip_prefix("secret:") {
-            Some(e) => (true, e),
-            None => (false, expr),
-        };
-        let fail = |this: &mut Self, msg: String, help: String| {
+        let fail = |this: &mut Self, msg: String, help: String, cause: Unresolved| {
             let p = Problem::new("envgate::config::interpolation", format!("`{here}`: {msg}"))
                 .label(msg.clone())
                 .help(help)
                 .at_origin(origin);
             this.push(path, p);
-            Err(())
+            Err(cause)
         };
-        if let Some(var) = expr.strip_prefix("env:") {
-            let (name, default) = match var.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (var, None),
-            };
-            let value = match (self.vars.get(name), default) {
-                (Some(v), _) => v.clone(),
-                (None, Some(d)) => d.to_string(),
-                (None, None) if secret && self.offline => {
-                    let p = Problem::new(
-                        "envgate::config::secret-unset",
-                        format!("`{here}`: secret {name} is not set (offline: not checked)"),
-                    )
-                    .label(format!("{name} is read from the environment"))
-                    .help(format!("set {name} where this environment is deployed; `envgate check --env ...` without --offline requires it"))
-                    .at_origin(origin);
-                    let key = key_string(path);
-                    self.problems
-                        .push(Finding::new(Category::Config, format!("config/{key}"), Some(key), p).warning());
-                    format!("unset-secret-{name}")
+        if let Some((msg, help)) = foreign_syntax(expr, &origin.layer) {
+            let cause = Unresolved::Other { message: msg.clone() };
+            return fail(self, msg, help, cause);
+        }
+        let target = match source(expr, self.project_root, self.vars) {
+            Ok(Source::Value { text, secret }) => {
+                if secret {
+                    self.secrets.push(text.clone());
                 }
-                (None, None) => {
-                    return fail(
-                        self,
-                        format!("environment variable {name} is not set"),
-                        format!(
-                            "set {name}, or give a default: ${{{}env:{name}:-value}}",
-                            if secret { "secret:" } else { "" }
-                        ),
-                    );
-                }
-            };
-            if secret {
-                self.secrets.push(value.clone());
+                return Ok((Json::String(text), secret));
             }
-            return Ok((Json::String(value), secret));
-        }
-        if let Some(file) = expr.strip_prefix("file:") {
-            let path_on_disk = self.project_root.join(file);
-            return match super::read::read_text(&path_on_disk) {
-                Ok(text) => {
-                    let value = text.trim_end_matches(['\n', '\r']).to_string();
-                    if secret {
-                        self.secrets.push(value.clone());
-                    }
-                    Ok((Json::String(value), secret))
-                }
-                Err(e) => fail(
-                    self,
-                    format!("cannot read {file}: {e}"),
-                    "paths are relative to the project root".into(),
-                ),
-            };
-        }
-        if secret {
-            return fail(
-                self,
-                format!("unknown secret reference `secret:{expr}`"),
-                "write ${secret:env:NAME} or ${secret:file:path}".into(),
-            );
-        }
-        let target = parse_key(expr.trim());
+            Ok(Source::Key(target)) => target,
+            Err(SourceError::Var { name, secret: true }) if self.offline => {
+                let p = Problem::new(
+                    "envgate::config::secret-unset",
+                    format!("`{here}`: secret {name} is not set (offline: not checked)"),
+                )
+                .label(format!("{name} is read from the environment"))
+                .help(format!(
+                    "set {name} where this environment is deployed; `envgate check --env ...` without --offline requires it"
+                ))
+                .at_origin(origin);
+                self.problems
+                    .push(Finding::new(Category::Config, format!("config/{here}"), Some(here.clone()), p).warning());
+                let value = format!("unset-secret-{name}");
+                self.secrets.push(value.clone());
+                return Ok((Json::String(value), true));
+            }
+            Err(e) => {
+                let cause = e.cause(Some(path));
+                return fail(self, e.message(), e.help(), cause);
+            }
+        };
         match self.root.get(&target) {
             // Resolved before this key (it is a dependency); a failure there
-            // is reported where it starts.
+            // is reported where it starts, and its cause travels on.
             Some(Node::Leaf(_)) => match self.state.get(&target) {
                 Some(State::Done(r)) => r.clone(),
-                _ => Err(()),
+                _ => Err(Unresolved::Missing {
+                    key: key_string(&target),
+                }),
             },
             Some(Node::Table { .. }) => fail(
                 self,
                 format!("`${{{expr}}}` refers to a table, not a value"),
                 "reference a single key, e.g. ${database.host}".into(),
+                Unresolved::Other {
+                    message: format!("`${{{}}}` refers to a table, not a value", expr.trim()),
+                },
             ),
             None => {
                 if self.all_keys.is_empty() {
@@ -408,6 +586,9 @@ impl Ctx<'_> {
                     match best {
                         Some(b) => format!("did you mean `${{{b}}}`?"),
                         None => "define the key, or use ${env:NAME} for an environment variable".into(),
+                    },
+                    Unresolved::Missing {
+                        key: key_string(&target),
                     },
                 )
             }
@@ -468,7 +649,7 @@ mod tests {
         let f = SourceFile::new("t.toml", toml);
         let mut root = Node::default();
         root.merge_table(&parse(&f, Format::Toml, "t").unwrap());
-        let problems = resolve_all(
+        let (problems, _) = resolve_all(
             &mut root,
             Path::new("."),
             &IndexMap::new(),
@@ -545,5 +726,53 @@ mod tests {
             ]
         );
         assert!(pieces("x${y").is_err());
+    }
+
+    /// A resolved tree from one TOML layer, with `vars` as the environment.
+    fn resolved(text: &str, vars: &[(&str, &str)]) -> (Node, UnresolvedLeaves, IndexMap<String, String>) {
+        let f = SourceFile::new("staging.toml".to_string(), text);
+        let mut root = Node::default();
+        root.merge_table(&parse(&f, Format::Toml, "staging").unwrap());
+        let vars: IndexMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (_, unresolved) = resolve_all(&mut root, Path::new("."), &vars, false, &mut Redactor::default());
+        (root, unresolved, vars)
+    }
+
+    #[test]
+    fn probe_text_is_filled_by_the_configuration_rules() {
+        let (root, unresolved, vars) =
+            resolved("[api]\nport = 8080\nhost = \"api.example.com\"\n", &[("REGION", "eu")]);
+        let fill = |t: &str| fill(t, &root, &unresolved, Path::new("."), &vars);
+        let f = fill("http://${api.host}:${api.port}/${env:REGION}/$${literal}").unwrap();
+        assert_eq!(f.value, "http://api.example.com:8080/eu/${literal}");
+        assert_eq!(f.keys, [parse_key("api.host"), parse_key("api.port")]);
+        assert_eq!(fill("${api.port}").unwrap().value, 8080, "one reference keeps its type");
+        assert_eq!(
+            fill("${api.nope}").unwrap_err(),
+            Unresolved::Missing { key: "api.nope".into() }
+        );
+        let secret = fill("Bearer ${secret:env:TOKEN}").unwrap_err();
+        assert_eq!(
+            secret,
+            Unresolved::Secret {
+                what: "environment variable TOKEN is not set".into(),
+                key: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_value_that_reads_an_unset_secret_carries_that_cause_to_whoever_reads_it() {
+        let (root, unresolved, vars) = resolved(
+            "[db]\npassword = \"${secret:env:DB_PASSWORD}\"\nurl = \"postgres://app:${db.password}@db/x\"\n",
+            &[],
+        );
+        let cause = Unresolved::Secret {
+            what: "environment variable DB_PASSWORD is not set".into(),
+            key: Some(parse_key("db.password")),
+        };
+        assert_eq!(unresolved.get(&parse_key("db.url")), Some(&cause));
+        let err = fill("${db.url}", &root, &unresolved, Path::new("."), &vars).unwrap_err();
+        assert_eq!(err, cause);
     }
 }

@@ -1,27 +1,29 @@
 //! From one environment's assembled configuration to jobs for the runner:
-//! select, resolve `${key}` in targets and parameters (remembering the line
-//! that set them), refuse hosts of other environments, build each probe (no
-//! I/O); and, once the runner is done, turn what happened into results.
+//! select, fill in `${...}` in targets and in every string of the parameters
+//! (the configuration's own interpolation, remembering the line that set
+//! them), block a probe whose secret is not set, refuse hosts of other
+//! environments, build each probe (no I/O) and give it its environment's
+//! isolation guard; and, once the runner is done, turn what happened into
+//! results.
 
+use std::net::IpAddr;
 use std::ops::Range;
-use std::sync::{Arc, LazyLock};
-
-use regex::Regex;
+use std::sync::Arc;
 
 use crate::config::assemble::Assembled;
-use crate::config::merge::{key_string, parse_key};
+use crate::config::interpolate::{Unresolved, fill};
+use crate::config::merge::key_string;
 use crate::config::project::Project;
+use crate::config::secrets::Redactor;
 use crate::diagnostic::{Problem, Problems};
 use crate::findings::Category;
 use crate::outcome::{CheckResult, Location, OriginInfo, Severity, Status};
 use crate::probes::def::{Located, SeverityName};
-use crate::probes::{self, Class, Spec};
+use crate::probes::{self, Class, Guard, Spec};
 use crate::rules::isolation::{HostMap, Verdict};
 use crate::runner::{Finished, Job};
 use crate::select::{Selection, Shard};
 use crate::source::{Origin, SourceFile};
-
-static REF: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\$\{([^}]*)\}").expect("valid regex"));
 
 /// Where a result points and how it is named.
 struct Meta {
@@ -53,6 +55,8 @@ pub struct Planned {
     pub env: String,
     pub jobs: Vec<Job>,
     metas: Vec<Meta>,
+    /// Secrets the probes' own parameters read (`${secret:env:...}`).
+    pub redactor: Redactor,
 }
 
 impl Planned {
@@ -84,8 +88,24 @@ pub fn plan_env(
     let mut problems = Vec::new();
     let mut jobs = Vec::new();
     let mut metas = Vec::new();
+    let mut redactor = a.redactor.clone();
+    let guard: Option<Arc<dyn Guard>> = (!hosts.is_empty()).then(|| {
+        Arc::new(EnvGuard {
+            env: env.to_string(),
+            hosts: hosts.clone(),
+        }) as Arc<dyn Guard>
+    });
     for l in &mine {
-        let (job, meta) = plan_one(project, a, l, &mine, choice, hosts, &mut problems);
+        let (job, meta) = plan_one(
+            project,
+            a,
+            l,
+            &mine,
+            choice,
+            guard.as_ref(),
+            &mut redactor,
+            &mut problems,
+        );
         jobs.push(job);
         metas.push(meta);
     }
@@ -94,19 +114,25 @@ pub fn plan_env(
             env: env.to_string(),
             jobs,
             metas,
+            redactor,
         })
     } else {
         Err(Problems(problems))
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one probe's inputs and the plan's accumulators"
+)]
 fn plan_one(
     project: &Project,
     a: &Assembled,
     l: &Located,
     mine: &[&Located],
     choice: &Choice,
-    hosts: &HostMap,
+    guard: Option<&Arc<dyn Guard>>,
+    redactor: &mut Redactor,
     problems: &mut Vec<Problem>,
 ) -> (Job, Meta) {
     let env = a.env.as_str();
@@ -140,6 +166,7 @@ fn plan_one(
         retries: d.retries.unwrap_or(0),
         warning,
         deps,
+        guard: guard.cloned(),
     };
     let preset = |status, category, class, message: String| Some(Finished::preset(status, category, class, message));
     if !choice.select.matches(&l.name, &d.tags) {
@@ -160,21 +187,24 @@ fn plan_one(
         );
         return (job, meta);
     }
-    let resolved = resolve(l, a, project).and_then(|(t, from)| Ok((t, from, with_params(&d.params, a, project)?)));
-    let (target, from, (params, origins)) = match resolved {
+    let mut secrets = Vec::new();
+    let filled = target(l, a, project, &mut secrets)
+        .map_err(|c| ("target".to_string(), c))
+        .and_then(|(t, from)| Ok((t, from, with_params(&d.params, a, project, &mut secrets)?)));
+    for s in &secrets {
+        redactor.add(s);
+    }
+    let (target, from, (params, origins)) = match filled {
         Ok(r) => r,
-        Err(Missing(key)) => {
-            let status = if l.schema_key.is_some() {
-                Status::Skipped
-            } else {
-                Status::Fail
-            };
-            job.preset = preset(
-                status,
-                Category::Probe,
-                None,
-                format!("`{key}` is not set in the configuration of `{env}`"),
-            );
+        Err((param, cause)) => {
+            if let Unresolved::Secret { key: Some(k), .. } = &cause
+                && let Some(leaf) = a.root.leaf(k)
+            {
+                // Point at the line that reads the missing secret.
+                meta.key = Some(key_string(k));
+                meta.origin = Some(leaf.origin.clone());
+            }
+            job.preset = Some(unfilled(a, l, &param, cause));
             return (job, meta);
         }
     };
@@ -190,14 +220,24 @@ fn plan_one(
         meta.origin_info = Some(super::origin_info(project, &origin));
         meta.origin = Some(origin);
     }
-    meta.target = Some(crate::config::secrets::redact_url_passwords(&a.redactor.scrub(&target)));
+    meta.target = Some(crate::config::secrets::redact_url_passwords(&redactor.scrub(&target)));
     match (kind.build)(&Spec {
         target: &target,
         params: &params,
     }) {
         Ok(p) => {
-            match isolation(hosts, env, &p.hosts()) {
-                Some(refusal) => job.preset = preset(Status::Fail, Category::Isolation, None, refusal),
+            // Every host it will dial, before it runs; what they resolve to
+            // is checked as they are dialed (the job's guard).
+            let refusal = guard.and_then(|g| p.hosts().iter().find_map(|h| g.host(&h.host)));
+            match refusal {
+                Some(why) => {
+                    job.preset = preset(
+                        Status::Fail,
+                        Category::Isolation,
+                        Some(Class::Isolation),
+                        format!("isolation: {why}"),
+                    );
+                }
                 None => job.probe = Some(p),
             };
         }
@@ -218,72 +258,167 @@ fn plan_one(
     (job, meta)
 }
 
-struct Missing(String);
-
-/// A configuration value as text, and where it was set.
-fn leaf_text(a: &Assembled, path: &[String]) -> Result<(String, Origin), Missing> {
-    let leaf = a.root.leaf(path).ok_or_else(|| Missing(key_string(path)))?;
-    let text = match &leaf.value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Ok((text, leaf.origin.clone()))
-}
-
-/// The target with `${key}` (and `${env:NAME}`) replaced, and the key and
-/// origin it came from. `x-probe` targets are the annotated key's value.
-fn resolve(l: &Located, a: &Assembled, project: &Project) -> Result<(String, Option<(String, Origin)>), Missing> {
-    if let Some(path) = &l.schema_key {
-        let (text, origin) = leaf_text(a, path)?;
-        return Ok((text, Some((key_string(path), origin))));
-    }
-    interpolate(l.def.target.as_deref().unwrap_or_default(), a, project)
-}
-
 /// Where each parameter filled from the configuration was set: a failure
 /// about credentials or a bucket points at that line.
 type ParamOrigins = Vec<(String, String, Origin)>;
 /// The same, with each origin as the report shows it.
 type Blamable = Vec<(String, String, Origin, OriginInfo)>;
 
-/// The kind's parameters with every `${...}` in every string (at any depth:
-/// lists and tables too) replaced like `target`.
-fn with_params(params: &toml::Table, a: &Assembled, project: &Project) -> Result<(toml::Table, ParamOrigins), Missing> {
-    fn fill(
-        v: &mut toml::Value,
-        name: &str,
-        a: &Assembled,
-        project: &Project,
-        origins: &mut ParamOrigins,
-    ) -> Result<(), Missing> {
-        match v {
-            toml::Value::String(s) if s.contains("${") => {
-                let (text, from) = interpolate(s, a, project)?;
-                *s = text;
-                if let Some((key, origin)) = from {
-                    origins.push((name.to_string(), key, origin));
-                }
-            }
-            toml::Value::Array(items) => {
-                for i in items {
-                    fill(i, name, a, project, origins)?;
-                }
-            }
-            toml::Value::Table(t) => {
-                for (_, i) in t.iter_mut() {
-                    fill(i, name, a, project, origins)?;
-                }
-            }
-            _ => {}
+/// `text` with every `${...}` filled in by the configuration's own rules;
+/// the first key read and where it was set.
+fn fill_in(
+    text: &str,
+    a: &Assembled,
+    project: &Project,
+    secrets: &mut Vec<String>,
+) -> Result<(serde_json::Value, Option<(String, Origin)>), Unresolved> {
+    let f = fill(text, &a.root, &a.unresolved, &project.root, &project.env_vars)?;
+    secrets.extend(f.secrets);
+    let from = f
+        .keys
+        .first()
+        .and_then(|k| a.root.leaf(k).map(|leaf| (key_string(k), leaf.origin.clone())));
+    Ok((f.value, from))
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The target, and the key and origin it came from. `x-probe` targets are
+/// the annotated key's value.
+fn target(
+    l: &Located,
+    a: &Assembled,
+    project: &Project,
+    secrets: &mut Vec<String>,
+) -> Result<(String, Option<(String, Origin)>), Unresolved> {
+    if let Some(path) = &l.schema_key {
+        if let Some(cause) = a.unresolved.get(path) {
+            return Err(cause.clone());
         }
-        Ok(())
+        let leaf = a
+            .root
+            .leaf(path)
+            .ok_or_else(|| Unresolved::Missing { key: key_string(path) })?;
+        return Ok((text(&leaf.value), Some((key_string(path), leaf.origin.clone()))));
+    }
+    let (v, from) = fill_in(l.def.target.as_deref().unwrap_or_default(), a, project, secrets)?;
+    Ok((text(&v), from))
+}
+
+/// The kind's parameters with every `${...}` in every string (at any depth:
+/// lists and tables too) filled in like `target`. A string that is exactly
+/// one reference to a number, boolean or list takes that value.
+fn with_params(
+    params: &toml::Table,
+    a: &Assembled,
+    project: &Project,
+    secrets: &mut Vec<String>,
+) -> Result<(toml::Table, ParamOrigins), (String, Unresolved)> {
+    struct Filler<'a> {
+        a: &'a Assembled,
+        project: &'a Project,
+        secrets: &'a mut Vec<String>,
+        origins: ParamOrigins,
+    }
+    impl Filler<'_> {
+        fn fill(&mut self, v: &mut toml::Value, name: &str) -> Result<(), (String, Unresolved)> {
+            match v {
+                toml::Value::String(s) if s.contains("${") => {
+                    let (value, from) =
+                        fill_in(s, self.a, self.project, self.secrets).map_err(|c| (name.to_string(), c))?;
+                    *v = match value {
+                        serde_json::Value::String(t) => toml::Value::String(t),
+                        serde_json::Value::Null => toml::Value::String(String::new()),
+                        other => {
+                            toml::Value::try_from(&other).unwrap_or_else(|_| toml::Value::String(other.to_string()))
+                        }
+                    };
+                    if let Some((key, origin)) = from {
+                        self.origins.push((name.to_string(), key, origin));
+                    }
+                }
+                toml::Value::Array(items) => {
+                    for i in items {
+                        self.fill(i, name)?;
+                    }
+                }
+                toml::Value::Table(t) => {
+                    for (_, i) in t.iter_mut() {
+                        self.fill(i, name)?;
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
     }
     let mut params = params.clone();
-    let mut origins = Vec::new();
+    let mut f = Filler {
+        a,
+        project,
+        secrets,
+        origins: Vec::new(),
+    };
     for (name, v) in params.iter_mut() {
-        fill(v, name, a, project, &mut origins)?;
+        f.fill(v, name)?;
     }
-    Ok((params, origins))
+    Ok((params, f.origins))
+}
+
+/// A probe whose target or parameter could not be filled in: never run on
+/// the unfilled text. A missing secret blocks it, naming the secret and the
+/// line that reads it (never the reference itself).
+fn unfilled(a: &Assembled, l: &Located, param: &str, cause: Unresolved) -> Finished {
+    let env = a.env.as_str();
+    match cause {
+        Unresolved::Secret { what, key } => {
+            let reader = match &key {
+                Some(k) => {
+                    let at = a
+                        .root
+                        .leaf(k)
+                        .map(|leaf| format!(", {}", leaf.origin))
+                        .unwrap_or_default();
+                    format!("`{}`{at}", key_string(k))
+                }
+                None => {
+                    let span = l.keys.get(param).map_or(l.span.start, |(_, v)| v.start);
+                    let (line, col) = l.file.line_col(span);
+                    format!("`{param}` of this probe, {}:{line}:{col}", l.file.name)
+                }
+            };
+            Finished::preset(
+                Status::Blocked,
+                Category::Probe,
+                None,
+                format!("blocked: a secret is missing: {what} ({reader} reads it); the probe did not run"),
+            )
+        }
+        Unresolved::Missing { key } => {
+            let status = if l.schema_key.is_some() {
+                Status::Skipped
+            } else {
+                Status::Fail
+            };
+            Finished::preset(
+                status,
+                Category::Probe,
+                None,
+                format!("`{key}` is not set in the configuration of `{env}`"),
+            )
+        }
+        Unresolved::Other { message } => Finished::preset(
+            Status::Fail,
+            Category::Probe,
+            None,
+            format!("`{param}` cannot be filled in: {message}; the probe did not run"),
+        ),
+    }
 }
 
 /// The parameter a failure class is about, among those set from the configuration.
@@ -299,61 +434,45 @@ fn blamed(class: Option<Class>, params: &Blamable) -> Option<(String, Origin, Or
         .map(|(_, k, o, i)| (k.clone(), o.clone(), i.clone()))
 }
 
-/// `raw` with `${key}` and `${env:NAME[:-default]}` replaced, and the first
-/// key's name and origin.
-fn interpolate(raw: &str, a: &Assembled, project: &Project) -> Result<(String, Option<(String, Origin)>), Missing> {
-    let mut from = None;
-    let mut missing = None;
-    let out = REF.replace_all(raw, |c: &regex::Captures<'_>| {
-        let inner = c[1].trim();
-        if let Some(var) = inner.strip_prefix("env:") {
-            let (name, default) = var.split_once(":-").map_or((var, None), |(n, d)| (n, Some(d)));
-            return project
-                .env_vars
-                .get(name)
-                .cloned()
-                .or(default.map(String::from))
-                .unwrap_or_else(|| {
-                    missing.get_or_insert_with(|| format!("env:{name}"));
-                    String::new()
-                });
-        }
-        let path = parse_key(inner);
-        match leaf_text(a, &path) {
-            Ok((text, origin)) => {
-                from.get_or_insert((key_string(&path), origin));
-                text
-            }
-            Err(Missing(k)) => {
-                missing.get_or_insert(k);
-                String::new()
-            }
-        }
-    });
-    match missing {
-        Some(k) => Err(Missing(k)),
-        None => Ok((out.into_owned(), from)),
-    }
+/// One environment's isolation at probe time: names are checked before a
+/// probe runs, and every address they resolve to before it is dialed.
+struct EnvGuard {
+    env: String,
+    hosts: HostMap,
 }
 
-/// Network probes never connect to a host of another environment (nor,
-/// with `deny_unknown_hosts`, to a host of no environment): every host the
-/// probe says it will dial is checked before it runs.
-fn isolation(hosts: &HostMap, env: &str, dials: &[probes::Endpoint]) -> Option<String> {
-    if hosts.is_empty() {
-        return None;
+impl Guard for EnvGuard {
+    fn scope(&self) -> &str {
+        &self.env
     }
-    dials.iter().find_map(|d| match hosts.verdict(env, &d.host) {
-        Verdict::Foreign { env: other, pattern } => Some(format!(
-            "refused to probe `{}` from `{env}`: it belongs to environment `{other}` ({pattern}); envgate never connects to it",
-            d.host
-        )),
-        Verdict::Unknown { denied: true } => Some(format!(
-            "refused to probe `{}` from `{env}`: it matches no environment's hosts and `{env}` sets deny_unknown_hosts",
-            d.host
-        )),
-        _ => None,
-    })
+
+    fn host(&self, host: &str) -> Option<String> {
+        let env = &self.env;
+        match self.hosts.verdict(env, host) {
+            Verdict::Foreign { env: other, pattern } => Some(format!(
+                "refused to probe `{host}` from `{env}`: it belongs to environment `{other}` ({pattern}); envgate never connects to it"
+            )),
+            Verdict::Unknown { denied: true } => Some(format!(
+                "refused to probe `{host}` from `{env}`: it matches no environment's hosts and `{env}` sets deny_unknown_hosts"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Only another environment's address is refused: an address of no
+    /// environment behind a name of this one is this environment's own.
+    fn addr(&self, host: &str, ip: IpAddr) -> Option<String> {
+        let env = &self.env;
+        match self.hosts.verdict(env, &ip.to_string()) {
+            Verdict::Foreign { env: other, pattern } if host == ip.to_string() => Some(format!(
+                "refused to connect to {ip} from `{env}`: it belongs to environment `{other}` ({pattern}); envgate never connects to it"
+            )),
+            Verdict::Foreign { env: other, pattern } => Some(format!(
+                "refused to probe `{host}` from `{env}`: it resolves to {ip}, an address of environment `{other}` ({pattern}); envgate never connects to it"
+            )),
+            _ => None,
+        }
+    }
 }
 
 fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
@@ -380,6 +499,9 @@ fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
             "the credentials were refused: check the user and password the configuration names, and that the user exists"
         }
         Class::Protocol => "something answered that does not speak this protocol: check the port and the URL's scheme",
+        Class::Isolation => {
+            "point this environment's configuration at its own hosts, or fix [isolation] in envgate.toml"
+        }
         Class::Exec | Class::Unknown | Class::Io => return None,
     })
 }
@@ -406,7 +528,14 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
             } else {
                 "probe"
             },
-            f.class.map_or("failed", Class::as_str)
+            f.class.map_or(
+                if f.status == Status::Blocked {
+                    "blocked"
+                } else {
+                    "failed"
+                },
+                Class::as_str
+            )
         );
         let target = m.target.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
         let mut p = Problem::new(code, format!("{} probe `{}`{target}: {}", m.kind, m.name, f.message));

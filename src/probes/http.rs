@@ -8,7 +8,7 @@ use regex::Regex;
 use serde_json::Value as Json;
 use url::Url;
 
-use super::net::{ClientOpts, cert_info, io_outcome, timed_out};
+use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
 use super::param::Dur;
@@ -174,26 +174,33 @@ fn status_text(s: &[(u16, u16)]) -> String {
 
 impl Probe for Http {
     /// The URL's host as the URL parser (the same one the client uses)
-    /// reads it; redirect hops are checked as they come.
+    /// reads it; redirect hops are checked as they come (the client's
+    /// redirect policy and resolver apply the guard).
+    /// A `Host` header counts too: a shared proxy routes by it, so a
+    /// request to a staging address can still reach the host it names.
     fn hosts(&self) -> Vec<Endpoint> {
         let host = self.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-        vec![Endpoint::new(host, self.url.port_or_known_default())]
+        let mut out = vec![Endpoint::new(host, self.url.port_or_known_default())];
+        for (_, v) in self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            if let Some(h) = crate::net::address::hosts_at(v, true).into_iter().next() {
+                out.push(Endpoint::new(h.name, h.port));
+            }
+        }
+        out
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let host = self.url.host_str().unwrap_or_default();
             let port = self.url.port_or_known_default().unwrap_or(80);
-            ctx.net
-                .each_addr(host, port, ctx.timeout, |addr| self.once(ctx, host, addr))
-                .await
+            ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await
         })
     }
 }
 
 impl Http {
     async fn once(&self, ctx: &Ctx, host: &str, addr: SocketAddr) -> Outcome {
-        let client = match ctx.net.http_client(&self.opts, host, addr) {
+        let client = match ctx.http_client(&self.opts, host, addr) {
             Ok(c) => c,
             Err(e) => return Outcome::fail(Class::Tls, e),
         };
@@ -356,6 +363,10 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Erro
 
 /// A failed request as a class: refused, timeout, tls, dns or io.
 fn request_error(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error) -> Outcome {
+    // A redirect into another environment, refused before it was sent.
+    if let Some(o) = refusal(e) {
+        return o;
+    }
     if e.is_timeout() {
         return timed_out(addr, timeout);
     }

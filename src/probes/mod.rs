@@ -6,6 +6,9 @@
 //! probe is an [`Outcome`], never an `Err`. Scheduling, retries and timeouts
 //! belong to `crate::runner`; formatting belongs to the reporters.
 
+mod certs;
+#[cfg(test)]
+mod contract;
 pub mod def;
 mod disk;
 mod dns;
@@ -28,27 +31,29 @@ mod service;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
 
 pub use def::ProbeDef;
 
 use crate::outcome::Metric;
-pub use net::Net;
+pub use net::{Ctx, Guard, Net};
 
 /// A boxed future, so probes of every kind sit behind one `dyn Probe`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait Probe: Send + Sync {
     /// Every host this probe will connect to, as its own client will dial
-    /// it: the target's hosts and any other (an endpoint, a fallback host).
-    /// Isolation refuses the probe before it runs when one belongs to another
-    /// environment; a kind that connects nowhere returns none. There is no
-    /// default, so a new kind cannot forget to answer.
+    /// it: the target's hosts and any other (an endpoint, each host of a
+    /// multi-host DSN, a fallback host). Isolation refuses the probe before
+    /// it runs when one belongs to another environment; a kind that connects
+    /// nowhere returns none. There is no default, so a new kind cannot forget
+    /// to answer.
     fn hosts(&self) -> Vec<Endpoint>;
 
     /// One attempt. Must finish within `ctx.timeout` (the runner enforces it
-    /// too, as a safety net, by dropping the future).
+    /// too, as a safety net, by dropping the future). Every connection goes
+    /// through `ctx` ([`Ctx::each_addr`], [`Ctx::connect`],
+    /// [`Ctx::http_client`]), which applies the environment's isolation to
+    /// every address before it is dialed.
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome>;
 }
 
@@ -61,18 +66,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// `host` as the client parsed it; kept in the form isolation compares
+    /// (`0x7f.0.0.2` is 127.0.0.2, `::ffff:10.0.0.5` is 10.0.0.5).
     pub fn new(host: impl Into<String>, port: impl Into<Option<u16>>) -> Endpoint {
+        let host = host.into();
         Endpoint {
-            host: host.into(),
+            host: crate::net::address::normalise(&host).unwrap_or_else(|| host.to_ascii_lowercase()),
             port: port.into(),
         }
     }
-}
-
-/// What one attempt may use: its time budget and the run's shared caches.
-pub struct Ctx {
-    pub timeout: Duration,
-    pub net: Arc<Net>,
 }
 
 /// Why a probe failed: the first word of its message, and a stable value
@@ -96,6 +98,9 @@ pub enum Class {
     Auth,
     /// Something answered that does not speak the expected protocol.
     Protocol,
+    /// The environment's isolation refused a host or an address: nothing
+    /// was dialed.
+    Isolation,
 }
 
 impl Class {
@@ -116,6 +121,7 @@ impl Class {
             Class::Io => "io",
             Class::Auth => "auth",
             Class::Protocol => "protocol",
+            Class::Isolation => "isolation",
         }
     }
 }

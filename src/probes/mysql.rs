@@ -73,14 +73,19 @@ impl Probe for Mysql {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(addr)).await })
+        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
 
 impl Mysql {
-    async fn once(&self, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
         let start = Instant::now();
-        // Dial this address, never a unix socket the server might advertise.
+        // mysql_async opens its own socket: it is given this address (never
+        // a name it would resolve itself, never a unix socket the server
+        // might advertise), and only once isolation admits it.
+        if let Err(o) = ctx.admit(addr) {
+            return o;
+        }
         let opts = OptsBuilder::from_opts(self.opts.clone())
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())

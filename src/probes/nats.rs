@@ -97,7 +97,7 @@ static INBOX: AtomicU64 = AtomicU64::new(0);
 impl Nats {
     async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
         let start = Instant::now();
-        let tcp = match service::connect(addr).await {
+        let tcp = match ctx.connect(addr).await {
             Ok(s) => s,
             Err(o) => return o,
         };

@@ -1,4 +1,12 @@
-//! What the network probes of one run share: every host name is resolved once
+//! Every connection a probe makes goes through here, under its
+//! environment's isolation [`Guard`]: the host is checked, every address it
+//! resolves to is checked before any is dialed, every socket is opened by
+//! [`Ctx::connect`], and HTTP clients resolve names through the same checks
+//! and refuse a redirect into another environment's hosts. A kind never opens
+//! a socket or resolves a name itself (a test reads the kinds' sources to
+//! keep it so), so a new kind cannot forget isolation.
+//!
+//! What the probes of one run share: every host name is resolved once
 //! (concurrent probes of one host wait for the same lookup), TLS verifiers
 //! and HTTP clients are built once, and every resolved address is tried so a
 //! name that answers on 127.0.0.1 but not on ::1 is reported as such.
@@ -6,16 +14,241 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 
+pub use super::certs::{AcceptAny, CertInfo, cert_info};
 use super::{Class, Outcome, Verdict};
 use crate::config::units::format_duration;
+
+/// Decides, for one environment, what its probes may dial. The plan gives
+/// one to every job of a project with `[isolation]`; ad-hoc probes run
+/// without one.
+pub trait Guard: Send + Sync {
+    /// The environment guarded: HTTP clients, whose resolver and redirect
+    /// policy apply the guard, are shared per scope.
+    fn scope(&self) -> &str;
+    /// Why `host` (a name or an address, as the client parsed it) must not
+    /// be dialed, or `None`.
+    fn host(&self, host: &str) -> Option<String>;
+    /// Why `ip`, an address `host` resolved to, must not be dialed, or `None`.
+    fn addr(&self, host: &str, ip: IpAddr) -> Option<String>;
+}
+
+/// What one attempt may use: its time budget, the run's shared caches, and
+/// the isolation guard of its environment.
+pub struct Ctx {
+    pub timeout: Duration,
+    pub net: Arc<Net>,
+    pub guard: Option<Arc<dyn Guard>>,
+}
+
+/// An isolation refusal inside a client's error chain (a redirect hop or a
+/// name resolved by an HTTP client).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The isolation failure in `e`'s chain, if a guard refused something.
+pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<Outcome> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(r) = c.downcast_ref::<Refused>() {
+            return Some(Outcome::fail(Class::Isolation, r.0.clone()));
+        }
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(o) = refusal(inner)
+        {
+            return Some(o);
+        }
+        cur = c.source();
+    }
+    None
+}
+
+impl Ctx {
+    /// A context with no isolation guard (ad-hoc probes, tests).
+    pub fn open(timeout: Duration, net: Arc<Net>) -> Ctx {
+        Ctx {
+            timeout,
+            net,
+            guard: None,
+        }
+    }
+
+    fn refuse_host(&self, host: &str) -> Option<Outcome> {
+        let why = self.guard.as_ref()?.host(host)?;
+        Some(Outcome::fail(Class::Isolation, why))
+    }
+
+    fn refuse_addr(&self, host: &str, ip: IpAddr) -> Option<Outcome> {
+        let why = self.guard.as_ref()?.addr(host, ip)?;
+        Some(Outcome::fail(Class::Isolation, why))
+    }
+
+    /// Check `host`, resolve it, check every address, then run `attempt` on
+    /// every address at once, each under the timeout. A forbidden host or
+    /// address fails the probe before anything is dialed. All pass: pass.
+    /// Some fail: warn, naming which failed (a client that tries only the
+    /// first address may break). All fail: fail.
+    pub async fn each_addr<F, Fut>(&self, host: &str, port: u16, attempt: F) -> Outcome
+    where
+        F: Fn(SocketAddr) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let host = host.trim_matches(['[', ']']);
+        if let Some(o) = self.refuse_host(host) {
+            return o;
+        }
+        let timeout = self.timeout;
+        let ips = match tokio::time::timeout(timeout, self.net.resolve(host)).await {
+            Ok(Ok(ips)) => ips,
+            Ok(Err(e)) => return Outcome::fail(Class::Dns, e),
+            Err(_) => {
+                return Outcome::fail(
+                    Class::Timeout,
+                    format!("resolving `{host}` took longer than {}", format_duration(timeout)),
+                );
+            }
+        };
+        if let Some(o) = ips.iter().find_map(|ip| self.refuse_addr(host, *ip)) {
+            return o;
+        }
+        let tries = ips.iter().map(|ip| {
+            let addr = SocketAddr::new(*ip, port);
+            let f = attempt(addr);
+            async move {
+                match tokio::time::timeout(timeout, f).await {
+                    Ok(o) => (addr.to_string(), o),
+                    Err(_) => (addr.to_string(), timed_out(addr, timeout)),
+                }
+            }
+        });
+        combine(join_all(tries).await, "addresses")
+    }
+
+    /// Admit `addr` for a client library that opens its own socket to it
+    /// (by address, never by name): the guard's verdict on the address.
+    pub fn admit(&self, addr: SocketAddr) -> Result<(), Outcome> {
+        match self.refuse_addr(&addr.ip().to_string(), addr.ip()) {
+            Some(o) => Err(o),
+            None => Ok(()),
+        }
+    }
+
+    /// Open a TCP connection to `addr`, after the guard admits it.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, Outcome> {
+        self.admit(addr)?;
+        let s = TcpStream::connect(addr).await.map_err(|e| io_outcome(addr, &e))?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+
+    /// An HTTP client for one (options, host, address, guard) combination,
+    /// shared by every probe that needs the same one. `host` is pinned to
+    /// `addr` (already admitted); any other name (a redirect) resolves
+    /// through the run's resolver and the guard, and a redirect to a host the
+    /// guard refuses is never followed.
+    pub fn http_client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
+        let scope = self.guard.as_ref().map(|g| g.scope().to_string()).unwrap_or_default();
+        let key = format!(
+            "{}|{:?}|{}|{host}|{addr}|{scope}",
+            opts.follow_redirects, opts.ca_file, opts.verify
+        );
+        if let Some(c) = self.net.clients.lock().expect("no poisoning").get(&key) {
+            return Ok(c.clone());
+        }
+        let verifier: Arc<dyn ServerCertVerifier> = if opts.verify {
+            self.net.verifier(opts.ca_file.as_deref())?
+        } else {
+            Arc::new(AcceptAny)
+        };
+        let guard = self.guard.clone();
+        let redirects = if opts.follow_redirects {
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                let refused = guard
+                    .as_ref()
+                    .zip(attempt.url().host_str())
+                    .and_then(|(g, h)| g.host(h.trim_matches(['[', ']'])));
+                match refused {
+                    Some(why) => attempt.error(Refused(why)),
+                    None => attempt.follow(),
+                }
+            })
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let mut b = reqwest::Client::builder()
+            .use_preconfigured_tls(self.net.tls_config(verifier))
+            .tls_info(true)
+            .no_proxy()
+            .http1_only()
+            .pool_max_idle_per_host(0)
+            .redirect(redirects)
+            .dns_resolver(Arc::new(Resolver {
+                net: Arc::downgrade(&self.net),
+                guard: self.guard.clone(),
+            }))
+            .user_agent(concat!("envgate/", env!("CARGO_PKG_VERSION")));
+        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_err() {
+            b = b.resolve(host, addr);
+        }
+        let c = b.build().map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        self.net.clients.lock().expect("no poisoning").insert(key, c.clone());
+        Ok(c)
+    }
+}
+
+/// reqwest's own limit.
+const MAX_REDIRECTS: usize = 10;
+
+/// How HTTP clients resolve names they were not pinned to (redirect hops):
+/// the run's cache, and the guard on the name and on every address.
+struct Resolver {
+    /// Weak: the run's client cache holds the clients that hold this.
+    net: Weak<Net>,
+    guard: Option<Arc<dyn Guard>>,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let net = self.net.clone();
+        let guard = self.guard.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let refused = |why: String| -> Box<dyn std::error::Error + Send + Sync> { Box::new(Refused(why)) };
+            if let Some(why) = guard.as_ref().and_then(|g| g.host(&host)) {
+                return Err(refused(why));
+            }
+            let net = net.upgrade().ok_or("the probe run is over")?;
+            let ips = net.resolve(&host).await?;
+            if let Some(why) = guard
+                .as_ref()
+                .and_then(|g| ips.iter().find_map(|ip| g.addr(&host, *ip)))
+            {
+                return Err(refused(why));
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
 
 type Lookup = Arc<OnceCell<Vec<IpAddr>>>;
 
@@ -34,7 +267,9 @@ impl Net {
     }
 
     /// Every address of `host`, IPv6 and IPv4, looked up once per run.
-    pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+    /// Callers check each against the guard: [`Ctx::each_addr`] and the
+    /// HTTP clients' resolver.
+    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
         let host = host.trim_matches(['[', ']']);
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![ip]);
@@ -70,7 +305,8 @@ impl Net {
         .cloned()
     }
 
-    /// The run's DNS resolver (system configuration), for `dns` probes.
+    /// The run's DNS resolver (system configuration), for `dns` probes: they
+    /// ask about names and connect to nothing the configuration names.
     pub async fn dns(&self) -> Result<&hickory_resolver::TokioResolver, String> {
         self.dns
             .get_or_init(|| async {
@@ -125,73 +361,6 @@ impl Net {
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth()
     }
-
-    /// An HTTP client for one (options, host, address) combination, shared by
-    /// every probe that needs the same one.
-    pub fn http_client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
-        let key = format!(
-            "{}|{:?}|{}|{host}|{addr}",
-            opts.follow_redirects, opts.ca_file, opts.verify
-        );
-        if let Some(c) = self.clients.lock().expect("no poisoning").get(&key) {
-            return Ok(c.clone());
-        }
-        let verifier: Arc<dyn ServerCertVerifier> = if opts.verify {
-            self.verifier(opts.ca_file.as_deref())?
-        } else {
-            Arc::new(AcceptAny)
-        };
-        let mut b = reqwest::Client::builder()
-            .use_preconfigured_tls(self.tls_config(verifier))
-            .tls_info(true)
-            .no_proxy()
-            .http1_only()
-            .pool_max_idle_per_host(0)
-            .redirect(if opts.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            })
-            .user_agent(concat!("envgate/", env!("CARGO_PKG_VERSION")));
-        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_err() {
-            b = b.resolve(host, addr);
-        }
-        let c = b.build().map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        self.clients.lock().expect("no poisoning").insert(key, c.clone());
-        Ok(c)
-    }
-
-    /// Resolve `host` and run `attempt` on every address at once, each under
-    /// `timeout`. All pass: pass. Some fail: warn, naming which failed (a
-    /// client that tries only the first address may break). All fail: fail.
-    pub async fn each_addr<F, Fut>(&self, host: &str, port: u16, timeout: Duration, attempt: F) -> Outcome
-    where
-        F: Fn(SocketAddr) -> Fut,
-        Fut: Future<Output = Outcome>,
-    {
-        let ips = match tokio::time::timeout(timeout, self.resolve(host)).await {
-            Ok(Ok(ips)) => ips,
-            Ok(Err(e)) => return Outcome::fail(Class::Dns, e),
-            Err(_) => {
-                return Outcome::fail(
-                    Class::Timeout,
-                    format!("resolving `{host}` took longer than {}", format_duration(timeout)),
-                );
-            }
-        };
-        let tries = ips.iter().map(|ip| {
-            let addr = SocketAddr::new(*ip, port);
-            let f = attempt(addr);
-            async move {
-                match tokio::time::timeout(timeout, f).await {
-                    Ok(o) => (addr, o),
-                    Err(_) => (addr, timed_out(addr, timeout)),
-                }
-            }
-        });
-        let results = join_all(tries).await;
-        combine(results)
-    }
 }
 
 /// Options that make one HTTP client differ from another.
@@ -209,13 +378,19 @@ pub fn timed_out(addr: SocketAddr, timeout: Duration) -> Outcome {
     )
 }
 
-fn combine(results: Vec<(SocketAddr, Outcome)>) -> Outcome {
+/// One outcome from several tries (the addresses of a host, the hosts of a
+/// DSN), each labelled: all pass, pass; some fail, warn naming them; all
+/// fail, fail. An isolation refusal anywhere is the outcome.
+pub fn combine(results: Vec<(String, Outcome)>, what: &str) -> Outcome {
     if results.len() == 1 {
         return results.into_iter().next().expect("one").1;
     }
+    if let Some((_, o)) = results.iter().find(|(_, o)| o.class == Some(Class::Isolation)) {
+        return o.clone();
+    }
     let failed: Vec<_> = results.iter().filter(|(_, o)| o.verdict == Verdict::Fail).collect();
     let ok: Vec<_> = results.iter().filter(|(_, o)| o.verdict != Verdict::Fail).collect();
-    let addrs = |v: &[&(SocketAddr, Outcome)]| v.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>().join(", ");
+    let addrs = |v: &[&(String, Outcome)]| v.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", ");
     match (ok.is_empty(), failed.is_empty()) {
         (_, true) => {
             let first = &ok[0].1;
@@ -228,7 +403,7 @@ fn combine(results: Vec<(SocketAddr, Outcome)>) -> Outcome {
                     .1
                     .clone();
             }
-            o.message = format!("{} (all {} addresses: {})", o.message, ok.len(), addrs(&ok));
+            o.message = format!("{} (all {} {what}: {})", o.message, ok.len(), addrs(&ok));
             o
         }
         (true, false) => {
@@ -245,7 +420,7 @@ fn combine(results: Vec<(SocketAddr, Outcome)>) -> Outcome {
             class: failed[0].1.class,
             metrics: Vec::new(),
             message: format!(
-                "{}; answered on {} (a client that tries only the first address fails)",
+                "{}; answered on {} (a client that tries only the first of these {what} fails)",
                 failed
                     .iter()
                     .map(|(_, x)| x.message.clone())
@@ -307,70 +482,6 @@ pub fn plain(s: &str) -> String {
         Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
         None => String::new(),
     }
-}
-
-/// `tls_verify = false`: the handshake still happens, nothing is checked.
-#[derive(Debug)]
-pub struct AcceptAny;
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(m, c, d, &algs)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(m, c, d, &algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A certificate's validity and names, for messages and days-left checks.
-pub struct CertInfo {
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: String,
-    pub days_left: i64,
-}
-
-pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let not_after = cert.validity().not_after;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    let secs = not_after.timestamp() - now;
-    Some(CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        not_after: not_after.to_datetime().date().to_string(),
-        days_left: secs.div_euclid(86_400),
-    })
 }
 
 /// `host:port`, `[v6]:port`, `tcp://host:port`, or any URL or DSN with a

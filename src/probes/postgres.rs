@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::net::io_outcome;
+use super::net::{combine, io_outcome, join_all};
 use super::param::Dur;
 use super::service::{self, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -47,6 +47,8 @@ struct Params {
 
 struct Postgres {
     t: Target,
+    /// Every host of the DSN, in order, as libpq reads them.
+    dials: Vec<Dial>,
     config: tokio_postgres::Config,
     tls: Option<TlsOpts>,
     tables: Vec<String>,
@@ -75,17 +77,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             service::scrub(&format!("`{shown}` is not a PostgreSQL DSN: {e}"), None),
         )
     })?;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        Some(Host::Unix(p)) => {
-            return Err(ParamError::new(
-                "target",
-                format!("`{shown}` names a unix socket ({}): probes dial TCP hosts", p.display()),
-            ));
-        }
-        None => return Err(ParamError::new("target", format!("`{shown}` names no host"))),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dials = dials(&config, &shown)?;
+    let (host, port) = (dials[0].name.clone(), dials[0].port);
     if config.get_user().is_none() {
         // libpq's default: the operating system's user name.
         config.user(std::env::var("USER").unwrap_or_else(|_| "postgres".into()));
@@ -112,6 +105,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         (config.get_ssl_mode() != SslMode::Disable).then(|| TlsOpts::new(d.ca_file.clone(), d.tls_verify, verify));
     Ok(Box::new(Postgres {
         t,
+        dials,
         config,
         tls,
         expect: service::expect_text(d.expect.as_ref(), d.query.as_deref())?,
@@ -119,6 +113,64 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         query: d.query,
         max_latency: d.max_latency.map(|m| m.0),
     }))
+}
+
+/// One host of a DSN: what is dialed (its `hostaddr`, else its `host`), the
+/// name TLS verifies (its `host`, else the address), and its port.
+struct Dial {
+    dial: String,
+    name: String,
+    port: u16,
+}
+
+/// libpq's pairing of `host`, `hostaddr` and `port` lists: the i-th of each,
+/// one port for every host, or 5432.
+fn dials(config: &tokio_postgres::Config, shown: &str) -> Result<Vec<Dial>, ParamError> {
+    let (hosts, addrs, ports) = (config.get_hosts(), config.get_hostaddrs(), config.get_ports());
+    let n = hosts.len().max(addrs.len());
+    if n == 0 {
+        return Err(ParamError::new("target", format!("`{shown}` names no host")));
+    }
+    if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
+        return Err(ParamError::new(
+            "target",
+            format!(
+                "`{shown}` names {} hosts and {} hostaddrs: give one hostaddr per host",
+                hosts.len(),
+                addrs.len()
+            ),
+        ));
+    }
+    if ports.len() > 1 && ports.len() != n {
+        return Err(ParamError::new(
+            "target",
+            format!(
+                "`{shown}` names {n} hosts and {} ports: give one port, or one per host",
+                ports.len()
+            ),
+        ));
+    }
+    (0..n)
+        .map(|i| {
+            let name = match hosts.get(i) {
+                Some(Host::Tcp(h)) => Some(h.clone()),
+                Some(Host::Unix(p)) => {
+                    return Err(ParamError::new(
+                        "target",
+                        format!("`{shown}` names a unix socket ({}): probes dial TCP hosts", p.display()),
+                    ));
+                }
+                None => None,
+            };
+            let addr = addrs.get(i).map(ToString::to_string);
+            let dial = addr.or_else(|| name.clone()).unwrap_or_default();
+            Ok(Dial {
+                name: name.unwrap_or_else(|| dial.clone()),
+                dial,
+                port: ports.get(i).or(ports.first()).copied().unwrap_or(5432),
+            })
+        })
+        .collect()
 }
 
 fn bracket(host: &str) -> String {
@@ -130,19 +182,42 @@ fn bracket(host: &str) -> String {
 }
 
 impl Probe for Postgres {
+    /// Every `host` and `hostaddr` of the DSN: the addresses are dialed, the
+    /// names are what TLS verifies and what a libpq client without
+    /// `hostaddr` would dial.
     fn hosts(&self) -> Vec<Endpoint> {
-        vec![self.t.endpoint()]
+        let mut out: Vec<Endpoint> = Vec::new();
+        for d in &self.dials {
+            for h in [&d.dial, &d.name] {
+                let e = Endpoint::new(h.as_str(), d.port);
+                if !out.contains(&e) {
+                    out.push(e);
+                }
+            }
+        }
+        out
     }
 
+    /// Every host of a multi-host DSN, each on every address: a client
+    /// fails over to the next host, so one down is a warning, all down a
+    /// failure.
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move {
+            let tries = self.dials.iter().map(|d| async move {
+                let o = ctx
+                    .each_addr(&d.dial, d.port, |addr| self.once(ctx, &d.name, addr))
+                    .await;
+                (format!("{}:{}", bracket(&d.dial), d.port), o)
+            });
+            self.t.named(combine(join_all(tries).await, "hosts"))
+        })
     }
 }
 
 impl Postgres {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, name: &str, addr: SocketAddr) -> Outcome {
         let start = Instant::now();
-        let tcp = match service::connect(addr).await {
+        let tcp = match ctx.connect(addr).await {
             Ok(s) => s,
             Err(o) => return o,
         };
@@ -154,12 +229,11 @@ impl Postgres {
                     Err(e) => return self.t.fail(Class::Tls, e),
                 };
                 let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-                match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, &self.t.host) {
+                match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, name) {
                     Ok(tls) => self.session(addr, start, tcp, tls).await,
-                    Err(e) => self.t.fail(
-                        Class::Tls,
-                        format!("`{}` is not a valid TLS server name: {e}", self.t.host),
-                    ),
+                    Err(e) => self
+                        .t
+                        .fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}")),
                 }
             }
         }

@@ -13,7 +13,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::{digest, hmac};
 use url::Url;
 
-use super::net::{ClientOpts, io_outcome, timed_out};
+use super::net::{ClientOpts, io_outcome, refusal, timed_out};
 use super::param::Dur;
 use super::service::{self, Target, ms};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -159,7 +159,9 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for S3 {
-    /// The endpoint it signs requests for, whatever the target looked like.
+    /// The endpoint it signs requests for and dials, whatever the target
+    /// looked like (`s3://bucket?endpoint=...`, the `endpoint` parameter, or
+    /// the region's AWS endpoint it falls back to).
     fn hosts(&self) -> Vec<Endpoint> {
         let host = self.endpoint.host_str().unwrap_or_default().trim_matches(['[', ']']);
         vec![Endpoint::new(host, self.endpoint.port_or_known_default())]
@@ -177,7 +179,7 @@ const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.
 
 impl S3 {
     async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
-        let client = match ctx.net.http_client(&self.opts, &self.t.host, addr) {
+        let client = match ctx.http_client(&self.opts, &self.t.host, addr) {
             Ok(c) => c,
             Err(e) => return self.t.fail(Class::Tls, e),
         };
@@ -374,6 +376,9 @@ impl S3 {
     }
 
     fn request_error(&self, addr: SocketAddr, timeout: Duration, e: &reqwest::Error) -> Outcome {
+        if let Some(o) = refusal(e) {
+            return self.t.named(o);
+        }
         if e.is_timeout() {
             return self.t.named(timed_out(addr, timeout));
         }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
-use tokio::net::TcpStream;
 use url::Url;
 
 use super::net::{AcceptAny, io_outcome};
@@ -132,13 +131,14 @@ impl Target {
         o
     }
 
-    /// Resolve the host and run `attempt` on each address under the timeout.
+    /// Resolve the host and run `attempt` on each address under the
+    /// timeout, each admitted by the environment's isolation first.
     pub async fn each_addr<F, Fut>(&self, ctx: &Ctx, attempt: F) -> Outcome
     where
         F: Fn(SocketAddr) -> Fut,
         Fut: std::future::Future<Output = Outcome>,
     {
-        self.named(ctx.net.each_addr(&self.host, self.port, ctx.timeout, attempt).await)
+        self.named(ctx.each_addr(&self.host, self.port, attempt).await)
     }
 }
 
@@ -176,13 +176,6 @@ impl TlsOpts {
         };
         Ok(ctx.net.tls_config(v))
     }
-}
-
-/// Open a TCP connection to `addr`, as a failure outcome when it cannot.
-pub async fn connect(addr: SocketAddr) -> Result<TcpStream, Outcome> {
-    let s = TcpStream::connect(addr).await.map_err(|e| io_outcome(addr, &e))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
 }
 
 /// TLS over a connected stream, verified for `host` per `opts`.
@@ -223,7 +216,7 @@ pub async fn open(
     tls_opts: &TlsOpts,
     addr: SocketAddr,
 ) -> Result<BufReader<Box<dyn Io>>, Outcome> {
-    let tcp = connect(addr).await?;
+    let tcp = ctx.connect(addr).await?;
     let s: Box<dyn Io> = if t.tls {
         tls(ctx, tls_opts, &t.host, addr, tcp).await?
     } else {

@@ -50,20 +50,16 @@ impl Probe for Tcp {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            ctx.net
-                .each_addr(&self.host, self.port, ctx.timeout, |a| self.once(a))
-                .await
-        })
+        Box::pin(async move { ctx.each_addr(&self.host, self.port, |a| self.once(ctx, a)).await })
     }
 }
 
 impl Tcp {
-    async fn once(&self, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
         let start = std::time::Instant::now();
-        let mut s = match tokio::net::TcpStream::connect(addr).await {
+        let mut s = match ctx.connect(addr).await {
             Ok(s) => s,
-            Err(e) => return io_outcome(addr, &e),
+            Err(o) => return o,
         };
         let connected = start.elapsed().as_millis();
         if let Some(send) = &self.send {

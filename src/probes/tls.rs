@@ -9,7 +9,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use super::net::{cert_info, host_port, io_outcome};
+use super::net::{cert_info, host_port};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -34,6 +34,8 @@ struct Params {
 
 struct Tls {
     host: String,
+    /// `server_name`, when given: the name a shared endpoint routes by.
+    sni: Option<String>,
     port: u16,
     server_name: ServerName<'static>,
     ca_file: Option<String>,
@@ -55,6 +57,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         )
     })?;
     Ok(Box::new(Tls {
+        sni: p.server_name.clone(),
         host,
         port,
         server_name,
@@ -64,8 +67,11 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 impl Probe for Tls {
+    /// The host dialed, and `server_name`: a TLS proxy routes by it.
     fn hosts(&self) -> Vec<Endpoint> {
-        vec![Endpoint::new(&self.host, self.port)]
+        let mut out = vec![Endpoint::new(&self.host, self.port)];
+        out.extend(self.sni.iter().map(|n| Endpoint::new(n, self.port)));
+        out
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
@@ -74,8 +80,7 @@ impl Probe for Tls {
                 Ok(v) => v,
                 Err(e) => return Outcome::fail(Class::Tls, e),
             };
-            ctx.net
-                .each_addr(&self.host, self.port, ctx.timeout, |a| self.once(ctx, inner.clone(), a))
+            ctx.each_addr(&self.host, self.port, |a| self.once(ctx, inner.clone(), a))
                 .await
         })
     }
@@ -88,9 +93,9 @@ impl Tls {
             seen: Mutex::new(None),
         });
         let config = ctx.net.tls_config(rec.clone());
-        let tcp = match tokio::net::TcpStream::connect(addr).await {
+        let tcp = match ctx.connect(addr).await {
             Ok(s) => s,
-            Err(e) => return io_outcome(addr, &e),
+            Err(o) => return o,
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         if let Err(e) = connector.connect(self.server_name.clone(), tcp).await {

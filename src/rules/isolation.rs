@@ -1,7 +1,9 @@
 //! Environment isolation (a staging box must never reach production): which hosts belong to which
 //! environment, and whether a value or a probe target crosses over.
-//! Pure functions: no DNS, no network. Probes use [`HostMap::verdict`] before
-//! they connect; rules use it on every string of the assembled configuration.
+//! Pure functions: no DNS, no network. The probe plan asks [`HostMap::verdict`]
+//! about every host a probe will dial and every address it resolves to; the
+//! rule asks it about every host any string of the configuration names, read
+//! the one way envgate reads addresses (`crate::net::address`).
 
 use std::net::IpAddr;
 
@@ -9,6 +11,7 @@ use ipnet::IpNet;
 
 use crate::config::manifest::Manifest;
 use crate::diagnostic::Problem;
+use crate::net::address::{self, canonical};
 
 #[derive(Debug, Clone)]
 enum Pattern {
@@ -22,17 +25,19 @@ impl Pattern {
     fn parse(s: &str) -> Option<Pattern> {
         let t = s.trim().to_ascii_lowercase();
         if let Ok(net) = t.parse::<IpNet>() {
-            return Some(Pattern::Net(net));
+            return Some(Pattern::Net(canonical_net(net)));
         }
         if let Ok(ip) = t.trim_matches(['[', ']']).parse::<IpAddr>() {
-            return Some(Pattern::Net(IpNet::from(ip)));
+            return Some(Pattern::Net(IpNet::from(canonical(ip))));
         }
         if let Some(rest) = t.strip_prefix("*.") {
-            return valid_host(rest).then(|| Pattern::Suffix(format!(".{rest}")));
+            return valid_host(rest).then(|| Pattern::Suffix(format!(".{}", name(rest))));
         }
-        valid_host(&t).then_some(Pattern::Exact(t))
+        valid_host(&t).then(|| Pattern::Exact(name(&t)))
     }
 
+    /// `host` is normalised ([`address::normalise`]): addresses compare as
+    /// addresses, IPv4-mapped IPv6 as IPv4.
     fn matches(&self, host: &str) -> bool {
         match self {
             Pattern::Suffix(s) => host.ends_with(s.as_str()),
@@ -40,7 +45,7 @@ impl Pattern {
             Pattern::Net(n) => host
                 .trim_matches(['[', ']'])
                 .parse::<IpAddr>()
-                .is_ok_and(|ip| n.contains(&ip)),
+                .is_ok_and(|ip| n.contains(&canonical(ip))),
         }
     }
 }
@@ -52,6 +57,22 @@ fn valid_host(s: &str) -> bool {
         && !s.contains('*')
 }
 
+/// A pattern's name as hosts are compared: lowercase, no trailing dot.
+fn name(s: &str) -> String {
+    address::normalise(s).unwrap_or_else(|| s.trim_end_matches('.').to_string())
+}
+
+/// `::ffff:10.20.0.0/112` is the IPv4 network 10.20.0.0/16.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, n.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        other => other,
+    }
+}
+
 /// One environment's patterns (as written, parsed) and `deny_unknown_hosts`.
 type EnvHosts = (String, Vec<(String, Pattern)>, bool);
 
@@ -59,6 +80,9 @@ type EnvHosts = (String, Vec<(String, Pattern)>, bool);
 #[derive(Debug, Clone, Default)]
 pub struct HostMap {
     envs: Vec<EnvHosts>,
+    /// Exact patterns without a dot (`cache-prod`): the only patterns a
+    /// single word in free text can match.
+    words: std::collections::HashSet<String>,
     /// Environments that opted out (`enforce = false`), e.g. `local`.
     opted_out: Vec<String>,
 }
@@ -95,8 +119,16 @@ impl HostMap {
                 opted_out.push(env.clone());
             }
         }
+        let words = envs
+            .iter()
+            .flat_map(|(_, pats, _)| pats.iter())
+            .filter_map(|(_, p)| match p {
+                Pattern::Exact(e) if !e.contains('.') => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
         if problems.is_empty() {
-            Ok(HostMap { envs, opted_out })
+            Ok(HostMap { envs, words, opted_out })
         } else {
             Err(problems)
         }
@@ -111,8 +143,9 @@ impl HostMap {
         !self.opted_out.iter().any(|e| e == env)
     }
 
+    /// Where `host` (a name or an address, in any spelling) stands for `env`.
     pub fn verdict(&self, env: &str, host: &str) -> Verdict {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = address::normalise(host).unwrap_or_else(|| host.trim_end_matches('.').to_ascii_lowercase());
         let mut own = false;
         for (name, pats, _) in &self.envs {
             if let Some((raw, _)) = pats.iter().find(|(_, p)| p.matches(&host)) {
@@ -135,69 +168,6 @@ impl HostMap {
     }
 }
 
-/// Hosts named in a configuration string: URLs and DSNs
-/// (`postgres://u:p@db.example.com:5432/x`), `host:port`, `[v6]:port`, bare
-/// IPs and dotted host names. Plain words and paths yield nothing.
-pub fn hosts_in(value: &str) -> Vec<String> {
-    let v = value.trim();
-    if v.is_empty() || v.contains(char::is_whitespace) && !v.contains("://") {
-        return Vec::new();
-    }
-    if let Some((_, rest)) = v.split_once("://") {
-        // authority = [userinfo@]host[:port][,host2[:port]...]
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        return authority.split(',').filter_map(host_of).collect();
-    }
-    if let Ok(ip) = v.trim_matches(['[', ']']).parse::<IpAddr>() {
-        return vec![ip.to_string()];
-    }
-    host_of(v)
-        .filter(|h| h.contains('.') || h.contains(':') || h == "localhost")
-        .into_iter()
-        .collect()
-}
-
-fn host_of(hp: &str) -> Option<String> {
-    let hp = hp.trim();
-    if hp.is_empty() {
-        return None;
-    }
-    let host = if let Some(rest) = hp.strip_prefix('[') {
-        rest.split(']').next()?.to_string()
-    } else if hp.matches(':').count() > 1 {
-        // a bare IPv6 literal
-        hp.parse::<IpAddr>().ok()?.to_string()
-    } else {
-        let (h, port) = match hp.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hp, None),
-        };
-        if port.is_some_and(|p| !p.chars().all(|c| c.is_ascii_digit())) {
-            return None;
-        }
-        h.to_string()
-    };
-    let host = host.to_ascii_lowercase();
-    if host.parse::<IpAddr>().is_ok() {
-        return Some(host);
-    }
-    // Host names: letters, digits, '-', '.', '_'; not a file name like `a.toml`.
-    let ok = valid_host(&host)
-        && !host.starts_with('.')
-        && !host.ends_with('.')
-        && host.chars().any(|c| c.is_ascii_alphabetic())
-        && !looks_like_file(&host);
-    ok.then_some(host)
-}
-
-fn looks_like_file(h: &str) -> bool {
-    const EXT: &[&str] = &[
-        "toml", "json", "yaml", "yml", "txt", "log", "pem", "crt", "key", "conf", "sql", "env", "html", "csv",
-    ];
-    h.rsplit('.').next().is_some_and(|e| EXT.contains(&e))
-}
-
 /// Every string of an environment's configuration that names a host of
 /// another environment (or, with `deny_unknown_hosts`, of none).
 pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Vec<crate::findings::Finding> {
@@ -210,8 +180,17 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
     for (path, leaf) in a.root.leaves() {
         let mut strings = Vec::new();
         collect(&leaf.value, &mut strings);
+        let host_key = path.last().is_some_and(|k| names_a_host(k));
         for s in strings {
-            for host in hosts_in(s) {
+            for found in address::hosts_at(s, host_key) {
+                // A name in prose (`pg_dump -h db.prod.example.com`) is
+                // checked against other environments; a single word only
+                // when another environment declares that very word.
+                let word = !found.name.contains(['.', ':']);
+                if !found.certain && word && !map.words.contains(&found.name) {
+                    continue;
+                }
+                let host = found.name;
                 let v = map.verdict(&a.env, &host);
                 let (msg, label) = match &v {
                     Verdict::Foreign { env, pattern } => (
@@ -222,7 +201,9 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
                         ),
                         format!("host of {env}"),
                     ),
-                    Verdict::Unknown { denied: true } => (
+                    // A single word in free text may not be a host at all:
+                    // only a declared name of another environment counts.
+                    Verdict::Unknown { denied: true } if found.certain => (
                         format!(
                             "`{}` names {host}, which belongs to no environment, and [isolation.{}] sets deny_unknown_hosts",
                             key_string(&path),
@@ -255,6 +236,16 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
         }
     }
     out
+}
+
+/// A key whose value is a host even when it is a single word (`db.host = "db"`).
+fn names_a_host(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "host", "server", "endpoint", "addr", "broker", "sentinel", "seed", "node",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 fn collect<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
@@ -311,24 +302,6 @@ mod tests {
     }
 
     #[test]
-    fn extracts_hosts_from_urls_dsns_and_pairs() {
-        assert_eq!(
-            hosts_in("postgres://app:pw@db.prod.example.com:5432/orders"),
-            ["db.prod.example.com"]
-        );
-        assert_eq!(hosts_in("redis://[fd00:20::5]:6379/0"), ["fd00:20::5"]);
-        assert_eq!(
-            hosts_in("mongodb://a.example.com:1,b.example.com:2/x"),
-            ["a.example.com", "b.example.com"]
-        );
-        assert_eq!(hosts_in("cache.stg.example.com:6379"), ["cache.stg.example.com"]);
-        assert_eq!(hosts_in("10.20.1.5"), ["10.20.1.5"]);
-        assert!(hosts_in("info").is_empty());
-        assert!(hosts_in("config/app.toml").is_empty());
-        assert!(hosts_in("30s").is_empty());
-    }
-
-    #[test]
     fn staging_naming_a_prod_host_is_foreign() {
         let m = map();
         assert_eq!(
@@ -347,5 +320,79 @@ mod tests {
             m.verdict("prod", "prod.example.com"),
             Verdict::Unknown { denied: false }
         );
+    }
+
+    /// The environment of the first foreign host `value` names, if any.
+    fn crosses_into(m: &HostMap, value: &str) -> Option<String> {
+        address::hosts_in(value)
+            .into_iter()
+            .find_map(|h| match m.verdict("staging", &h.name) {
+                Verdict::Foreign { env, .. } => Some(env),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn a_prod_address_is_caught_in_every_form_staging_writes_it() {
+        let m = map();
+        for value in [
+            "host=db.prod.example.com port=5432 dbname=orders",
+            "host=db.stg.example.com,db.prod.example.com port=5432",
+            "hostaddr=10.20.1.5 host=db.stg.example.com",
+            "postgres:///orders?host=10.20.1.5",
+            "jdbc:postgresql://db.stg.example.com,db.prod.example.com/orders",
+            "app:pw@tcp(db.prod.example.com:3306)/orders",
+            "k1.stg.example.com:9092,k2.prod.example.com:9092",
+            "mongodb://a.stg.example.com,b.prod.example.com/x",
+            "redis+sentinel://s1.prod.example.com:26379,s2.prod.example.com:26379/mymaster",
+            "http://169083141:8000/",
+            "http://10.20.261/",
+            "http://0xa.0x14.1.5/",
+            "http://%31%30.20.1.5/",
+            "http://[::ffff:10.20.1.5]/",
+            "http://10.20.1.5\\@api.stg.example.com/",
+            "s3://orders?endpoint=http://10.20.1.5:9000",
+            "::ffff:10.20.1.5",
+            "[fd00:20::5]:6379",
+            "DB.PROD.EXAMPLE.COM.",
+        ] {
+            assert_eq!(crosses_into(&m, value).as_deref(), Some("prod"), "{value}");
+        }
+        assert_eq!(crosses_into(&m, "postgres://db.stg.example.com/orders"), None);
+        assert_eq!(crosses_into(&m, "http://api.stg.example.com\\@10.20.1.5/"), None);
+    }
+
+    #[test]
+    fn a_mapped_ipv6_pattern_is_its_ipv4_network() {
+        let mut m = Manifest {
+            project: Project {
+                name: "x".into(),
+                schema: None,
+                environments: None,
+                environments_dir: "environments".into(),
+                checks_dir: "checks".into(),
+                schema_dirs: Vec::new(),
+                formats: Default::default(),
+                strict: true,
+            },
+            source: vec![],
+            isolation: Default::default(),
+            parity: None,
+        };
+        m.isolation.insert(
+            "prod".into(),
+            Isolation {
+                hosts: vec!["::ffff:10.20.0.0/112".into()],
+                deny_unknown_hosts: false,
+                enforce: true,
+            },
+        );
+        let m = HostMap::from_manifest(&m).unwrap();
+        assert!(matches!(m.verdict("staging", "10.20.9.9"), Verdict::Foreign { .. }));
+        assert!(matches!(
+            m.verdict("staging", "::ffff:10.20.9.9"),
+            Verdict::Foreign { .. }
+        ));
+        assert_eq!(m.verdict("staging", "10.21.0.1"), Verdict::Unknown { denied: false });
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::config::units::format_duration;
 use crate::findings::Category;
 use crate::outcome::{Metric, Status};
-use crate::probes::{Class, Ctx, Net, Outcome, Probe, Verdict};
+use crate::probes::{Class, Ctx, Guard, Net, Outcome, Probe, Verdict};
 
 /// Default time budget of one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,6 +67,9 @@ pub struct Job {
     pub warning: bool,
     /// Indices of the jobs this one waits for, in the same list.
     pub deps: Vec<usize>,
+    /// The environment's isolation, applied to everything the probe dials
+    /// (`None`: no isolation, as for ad-hoc probes).
+    pub guard: Option<Arc<dyn Guard>>,
 }
 
 /// What happened to one probe.
@@ -236,6 +239,8 @@ struct Task {
 /// probe reports its own timeout (it knows what it was waiting for); this is
 /// the safety net for one that does not, generous enough for a loaded machine.
 const GRACE: Duration = Duration::from_millis(500);
+/// No attempt starts with less than this left before the deadline.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
 impl Task {
     async fn run(&self, mut job: Job, deps: Vec<(String, watch::Receiver<Option<Finished>>)>) -> Finished {
@@ -277,17 +282,16 @@ impl Task {
         }
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut last = None;
         loop {
-            attempt += 1;
             let remaining = self.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return self.finish(
-                    &job,
-                    attempt - 1,
-                    started,
-                    Outcome::fail(Class::Timeout, "the run's deadline passed before this probe could run"),
-                );
+            if remaining < MIN_ATTEMPT {
+                let o = last.unwrap_or_else(|| {
+                    Outcome::fail(Class::Timeout, "the run's deadline passed before this probe could run")
+                });
+                return self.finish(&job, attempt, started, o);
             }
+            attempt += 1;
             let permit = tokio::select! {
                 p = self.sem.acquire() => p.expect("the semaphore is never closed"),
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt - 1, started.elapsed()),
@@ -299,6 +303,7 @@ impl Task {
             let ctx = Ctx {
                 timeout: budget,
                 net: self.net.clone(),
+                guard: job.guard.clone(),
             };
             let outcome = tokio::select! {
                 r = tokio::time::timeout(budget + GRACE, probe.run(&ctx)) => match r {
@@ -308,7 +313,8 @@ impl Task {
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt, started.elapsed()),
             };
             drop(permit);
-            let retry_left = attempt <= job.retries || self.wait;
+            // Isolation refused to dial: asking again cannot change that.
+            let retry_left = outcome.class != Some(Class::Isolation) && (attempt <= job.retries || self.wait);
             if outcome.verdict != Verdict::Fail || !retry_left {
                 return self.finish(&job, attempt, started, outcome);
             }
@@ -317,18 +323,26 @@ impl Task {
             } else {
                 Duration::from_millis(200 * (1 << (attempt - 1).min(5)))
             };
-            if Instant::now() + backoff >= self.deadline {
-                return self.finish(&job, attempt, started, outcome);
-            }
+            // The whole budget is spent: a backoff that would pass the
+            // deadline is cut short so one more attempt starts before it
+            // (and is cut at it), with half of what is left, at most 100ms.
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let last_slice = (remaining / 2).min(Duration::from_millis(100));
+            let pause = backoff.min(remaining.saturating_sub(last_slice));
+            last = Some(outcome);
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {},
+                () = tokio::time::sleep(pause) => {},
                 reason = self.cancelled() => return self.cancelled_result(reason, attempt, started.elapsed()),
             }
         }
     }
 
     fn finish(&self, job: &Job, attempts: u32, started: Instant, o: Outcome) -> Finished {
+        let isolation = o.class == Some(Class::Isolation);
         let (status, failed) = match o.verdict {
+            // Crossing into another environment is a finding about the
+            // configuration, whatever the probe's severity.
+            Verdict::Fail if isolation => (Status::Fail, true),
             Verdict::Pass if attempts > 1 && !self.wait => (Status::Flaky, false),
             Verdict::Pass => (Status::Pass, false),
             Verdict::Warn => (Status::Warn, false),
@@ -358,7 +372,11 @@ impl Task {
         Finished {
             metrics: o.metrics,
             status,
-            category: Category::Probe,
+            category: if isolation {
+                Category::Isolation
+            } else {
+                Category::Probe
+            },
             class: o.class,
             message,
             attempts,

@@ -59,6 +59,7 @@ pub async fn probe_within(kind: &str, target: &str, timeout: Duration, f: impl F
         retries: 0,
         warning: false,
         deps: Vec::new(),
+        guard: None,
     };
     runner::run(vec![job], &Options::default(), Net::new()).await.remove(0)
 }

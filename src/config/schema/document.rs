@@ -30,6 +30,7 @@ impl Schema {
             layers: vec!["document".into()],
             problems: Vec::new(),
             redactor: Redactor::default(),
+            unresolved: Default::default(),
         };
         self.mark_secrets(&mut a);
         Ok(self.validate(&a))
