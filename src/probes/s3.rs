@@ -4,6 +4,9 @@
 //! put/get latency against `max_latency`; the canary is always deleted.
 //! Requests are signed here (AWS Signature V4 in the Authorization header,
 //! with ring's HMAC-SHA256) and sent with the run's shared HTTP clients.
+//!
+//! Bounds: an answer's body is at most 256 KiB (a longer one fails the
+//! probe); headers are bounded by the HTTP engine as for `http`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,6 +142,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         password: keys.as_ref().map(|k| k.1.clone()),
         shown: parsed.shown.clone(),
         tls: endpoint.scheme() == "https",
+        tls_hint: "use an https:// endpoint".into(),
         url: parsed.url,
     };
     Ok(Box::new(S3 {
@@ -171,6 +175,10 @@ impl Probe for S3 {
 }
 
 static CANARIES: AtomicU64 = AtomicU64::new(0);
+
+/// The largest answer read: a one-key listing, an error document or the
+/// canary is far smaller.
+const BODY: u64 = 256 << 10;
 
 /// AWS's URI encoding: everything but unreserved characters.
 const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -330,16 +338,31 @@ impl S3 {
             .await
             .map_err(|e| self.request_error(addr, ctx.timeout, &e))?;
         let status = resp.status();
-        let text = resp
-            .text()
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| self.request_error(addr, ctx.timeout, &e))?;
-        Ok((status, text))
+            .map_err(|e| self.request_error(addr, ctx.timeout, &e))?
+        {
+            if body.len() + chunk.len() > BODY as usize {
+                return Err(self.t.fail(
+                    Class::Protocol,
+                    format!(
+                        "{addr} answered with more than {}, more than a one-key listing or an error needs (is this an S3 endpoint?)",
+                        crate::config::units::format_bytes(BODY)
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     fn refused(&self, status: reqwest::StatusCode, body: &str, doing: &str) -> Outcome {
         let code = between(body, "<Code>", "</Code>").unwrap_or_default();
         let text = between(body, "<Message>", "</Message>").unwrap_or_default();
+        let (code, text) = (&*super::bounded::cut(code, 60), &*super::bounded::cut(text, 300));
         let class = match (status.as_u16(), code) {
             (_, "NoSuchBucket") | (404, "") => Class::NotFound,
             (
