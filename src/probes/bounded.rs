@@ -208,11 +208,31 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
     out
 }
 
-/// Text a server sent, cut to `max` characters for a message.
+/// Text a server or a plugin sent, cut to `max` characters for a
+/// message, control characters escaped (a terminal escape sequence in a
+/// reply must not reach the reader's terminal).
 pub fn cut(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The I/O error inside wrappers of kind `Other` (HTTP connectors wrap
+/// the socket's own error): the one whose kind says what happened.
+pub fn innermost(e: &io::Error) -> &io::Error {
+    match e.get_ref().and_then(|i| i.downcast_ref::<io::Error>()) {
+        Some(inner) => innermost(inner),
+        None => e,
     }
 }
 
@@ -293,6 +313,8 @@ mod tests {
         assert_eq!(excerpt(b"ok\r\n", 10), "\"ok\\r\\n\"");
         assert_eq!(excerpt("ééééé".as_bytes(), 2), "\"éé\"…");
         assert_eq!(excerpt(&[0xff, 0xfe, b'a'], 10), "\"\u{fffd}\u{fffd}a\"");
+        assert_eq!(cut("ab\x1b[2Jc", 10), "ab\\u{1b}[2Jc");
+        assert_eq!(cut("ééé", 2), "éé…");
         assert_eq!(number(b"42"), Some(42));
         assert_eq!(number(b"-1"), None);
         assert_eq!(number(b"99999999999999999999"), None);

@@ -378,7 +378,13 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Erro
 
 /// A failed request as a class: refused, timeout, tls, protocol, dns or
 /// io, naming the address it happened at (after redirects, the last one).
-fn request_error(addr: SocketAddr, host: &str, first: &Url, timeout: Duration, e: &reqwest::Error) -> Outcome {
+pub(super) fn request_error(
+    addr: SocketAddr,
+    host: &str,
+    first: &Url,
+    timeout: Duration,
+    e: &reqwest::Error,
+) -> Outcome {
     let mut o = classify(addr, host, timeout, e);
     if let Some(at) = e
         .url()
@@ -447,7 +453,7 @@ fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error)
             if tls && e.is_connect() {
                 return super::service::handshake_failed(addr, host, io);
             }
-            return io_outcome(addr, io);
+            return io_outcome(addr, super::bounded::innermost(io));
         }
         src = s.source();
     }

@@ -187,6 +187,7 @@ impl Mysql {
 
     fn error(&self, addr: SocketAddr, doing: &str, e: &mysql_async::Error) -> Outcome {
         use mysql_async::{Error as E, IoError};
+        use std::io::ErrorKind;
         match e {
             E::Server(s) => {
                 let class = match s.code {
@@ -205,7 +206,20 @@ impl Mysql {
                     format!("{doing} on {addr}: {} (error {})", cut(&s.message, 300), s.code),
                 )
             }
-            E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, io)),
+            // The driver's own refusals (a packet over the bound, a
+            // malformed one) come as I/O errors without an OS error.
+            E::Io(IoError::Io(io))
+                if io.raw_os_error().is_none() && matches!(io.kind(), ErrorKind::Other | ErrorKind::InvalidData) =>
+            {
+                self.t.fail(
+                    Class::Protocol,
+                    format!(
+                        "{doing} on {addr}: {} (is this a MySQL port?)",
+                        cut(&io.to_string(), 200)
+                    ),
+                )
+            }
+            E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, super::bounded::innermost(io))),
             E::Io(IoError::Tls(t)) => self.t.fail(Class::Tls, format!("TLS with {addr}: {t}")),
             E::Driver(d) => self.t.fail(
                 Class::Protocol,

@@ -16,7 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::{digest, hmac};
 use url::Url;
 
-use super::net::{ClientOpts, io_outcome, timed_out};
+use super::net::ClientOpts;
 use super::param::Dur;
 use super::service::{self, Target, ms};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -397,26 +397,13 @@ impl S3 {
     }
 
     fn request_error(&self, addr: SocketAddr, timeout: Duration, e: &reqwest::Error) -> Outcome {
-        if e.is_timeout() {
-            return self.t.named(timed_out(addr, timeout));
-        }
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return self.t.named(io_outcome(addr, io));
-            }
-            if s.downcast_ref::<rustls::Error>().is_some() {
-                return self.t.fail(Class::Tls, format!("TLS with {addr}: {s}"));
-            }
-            src = s.source();
-        }
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        self.t.fail(Class::Protocol, format!("{addr}: {msg}"))
+        self.t.named(super::http::request_error(
+            addr,
+            &self.t.host,
+            &self.endpoint,
+            timeout,
+            e,
+        ))
     }
 }
 

@@ -292,6 +292,7 @@ pub async fn tls<S: Io + 'static>(
 /// speak TLS; a byte bound is `protocol` too.
 pub fn handshake_failed(addr: SocketAddr, host: &str, e: &std::io::Error) -> Outcome {
     use std::io::ErrorKind as K;
+    let e = super::bounded::innermost(e);
     let inner = e.get_ref();
     if let Some(t) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
         if let rustls::Error::InvalidMessage(m) = t {
