@@ -6,7 +6,8 @@
 //! probe ends within its timeout, stays within its kind's stated bound,
 //! classifies the failure and never panics. hostile/goodbye.rs holds the
 //! servers that pass the check and then never say goodbye;
-//! hostile/exec.rs the plugins that misbehave.
+//! hostile/exec.rs the plugins that misbehave; hostile/limits.rs a low
+//! file descriptor limit.
 
 #[path = "hostile/servers.rs"]
 mod servers;
@@ -16,6 +17,9 @@ mod goodbye;
 
 #[path = "hostile/exec.rs"]
 mod exec;
+
+#[path = "hostile/limits.rs"]
+mod limits;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -438,4 +442,32 @@ fn a_tls_answer_names_the_tls_scheme_to_use() {
         "kind = \"http\"\ntarget = \"http://{addr}/\"\ntimeout = \"{TIMEOUT}\""
     ));
     assert!(r.message.contains("use https://"), "{r:?}");
+}
+
+#[test]
+fn nats_replies_with_multibyte_text_or_leading_spaces_are_read_not_panicked_on() {
+    let info = b"INFO {\"version\":\"2.10\"}\r\n".to_vec();
+    let script = |reply: &str| {
+        serve(Behaviour::Script(vec![
+            (Vec::new(), info.clone()),
+            (b"PING".to_vec(), reply.as_bytes().to_vec()),
+        ]))
+    };
+    let probe = |addr: SocketAddr| {
+        check(&format!(
+            "kind = \"nats\"\ntarget = \"nats://{addr}\"\ntimeout = \"{TIMEOUT}\""
+        ))
+    };
+    let r = probe(script("  -ERR 'Authorization Violation: café ☕'\r\n"));
+    assert_eq!((r.status.as_str(), r.class.as_str()), ("fail", "auth"), "{r:?}");
+    assert!(
+        r.message
+            .contains("the server answered: Authorization Violation: café ☕"),
+        "{r:?}"
+    );
+    let r = probe(script("é€\u{1b}[2J\r\n"));
+    assert_eq!((r.status.as_str(), r.class.as_str()), ("fail", "protocol"), "{r:?}");
+    assert!(r.message.contains(r#"sent "é€\u{1b}[2J""#), "{r:?}");
+    let r = probe(script("  PONG\r\n"));
+    assert_eq!(r.status, "pass", "{r:?}");
 }

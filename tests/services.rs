@@ -7,7 +7,8 @@
 //! instances of the same installed servers on free ports, stopped on drop.
 //! services/tls.rs runs PostgreSQL, Redis, Mosquitto and NATS over TLS
 //! with certificates made in the test; services/check_s3.rs runs `envgate
-//! check` with S3 credentials from the configuration against moto.
+//! check` with S3 credentials from the configuration against moto;
+//! services/queries.rs proves a `query` never writes.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -18,6 +19,9 @@ mod tls;
 
 #[path = "services/check_s3.rs"]
 mod check_s3;
+
+#[path = "services/queries.rs"]
+mod queries;
 
 use std::time::{Duration, Instant};
 
