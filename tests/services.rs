@@ -259,6 +259,12 @@ async fn nats_checks_jetstream_streams_and_credentials() {
     .await;
     assert_status(&f, Status::Fail, "not_found: NATS");
     assert!(f.message.contains("stream not found"), "{}", f.message);
+    assert!(
+        f.message.contains(&format!("(did you mean `{stream}`?)")),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.about, Some(("streams".into(), format!("{stream}_MISSING"))));
 
     let server = Server::nats();
     let ok = format!("nats://app:{}@127.0.0.1:{}", server.secret, server.port);

@@ -299,9 +299,18 @@ impl Amqp {
                         403 | 405 => Class::Permission,
                         _ => Class::Status,
                     };
+                    let list = if what == "queue" { "queues" } else { "exchanges" };
                     let o = self
                         .t
-                        .fail(class, format!("{what} `{name}` on vhost `{}`: {text}", self.vhost));
+                        .fail(
+                            class,
+                            format!(
+                                "{what} `{name}` on vhost `{}`: {}",
+                                self.vhost,
+                                bounded::cut(&text, 200)
+                            ),
+                        )
+                        .about(list, name);
                     return (o, true);
                 }
                 _ => {

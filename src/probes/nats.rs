@@ -185,6 +185,11 @@ impl Nats {
                     .iter()
                     .map(|st| (format!("$JS.API.STREAM.INFO.{st}"), format!("stream `{st}`"))),
             );
+            // The names that exist, asked at once, for a did-you-mean
+            // should a stream be missing (the first 1,024 names).
+            if !self.streams.is_empty() {
+                reqs.push(("$JS.API.STREAM.NAMES".to_string(), "stream names".to_string()));
+            }
             let mut out = format!("SUB {inbox}.* 1\r\n");
             for (i, (subject, _)) in reqs.iter().enumerate() {
                 out.push_str(&format!("PUB {subject} {inbox}.{i} 0\r\n\r\n"));
@@ -210,7 +215,18 @@ impl Nats {
                     Err(o) => return o,
                 }
             }
-            for ((_, what), answer) in reqs.iter().zip(answers) {
+            let names: Vec<String> = match answers.last() {
+                Some(Some((_, payload))) if !self.streams.is_empty() => serde_json::from_slice::<Json>(payload)
+                    .ok()
+                    .and_then(|b| b["streams"].as_array().cloned())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let checked = reqs.len() - usize::from(!self.streams.is_empty());
+            for (i, ((_, what), answer)) in reqs.iter().zip(answers).take(checked).enumerate() {
                 let (status, payload) = answer.unwrap_or_default();
                 if status.as_deref().is_some_and(|st| st.starts_with("503")) {
                     return self.t.fail(
@@ -228,7 +244,18 @@ impl Nats {
                         503 if what == "JetStream" => Class::NotFound,
                         _ => Class::Status,
                     };
-                    return self.t.fail(class, format!("{what}: {text} (code {code})"));
+                    // Requests after the first are the streams, in order.
+                    let stream = i.checked_sub(1).and_then(|i| self.streams.get(i));
+                    let hint = stream
+                        .filter(|_| class == Class::NotFound)
+                        .and_then(|st| crate::config::suggest::did_you_mean(st, names.iter().map(String::as_str)))
+                        .map(|n| format!(" (did you mean `{n}`?)"))
+                        .unwrap_or_default();
+                    let o = self.t.fail(class, format!("{what}: {text} (code {code}){hint}"));
+                    return match stream {
+                        Some(st) => o.about("streams", st),
+                        None => o,
+                    };
                 }
             }
             msg.push_str("; JetStream enabled");

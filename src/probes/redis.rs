@@ -165,10 +165,13 @@ impl Redis {
             match self.call(s, addr, &command(&["EXISTS", key]), "checking keys").await {
                 Ok(Reply::Int(1..)) => {}
                 Ok(Reply::Int(_)) => {
-                    return self.t.fail(
-                        Class::NotFound,
-                        format!("key `{key}` does not exist in database {}", self.db),
-                    );
+                    return self
+                        .t
+                        .fail(
+                            Class::NotFound,
+                            format!("key `{key}` does not exist in database {}", self.db),
+                        )
+                        .about("keys", key);
                 }
                 Ok(Reply::Error(e)) => return self.refused(&e, "EXISTS"),
                 Ok(other) => return self.unexpected(addr, "EXISTS", &other),
