@@ -11,6 +11,7 @@
 //! services/isolation.rs probes every host of a multi-host DSN, refuses a
 //! name that resolves into another environment, and fills probe parameters
 //! in from the configuration.
+//! services/queries.rs proves a `query` never writes.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -26,6 +27,8 @@ mod check_s3;
 mod envs;
 #[path = "services/isolation.rs"]
 mod isolation;
+#[path = "services/queries.rs"]
+mod queries;
 
 use std::time::{Duration, Instant};
 
@@ -263,6 +266,12 @@ async fn nats_checks_jetstream_streams_and_credentials() {
     .await;
     assert_status(&f, Status::Fail, "not_found: NATS");
     assert!(f.message.contains("stream not found"), "{}", f.message);
+    assert!(
+        f.message.contains(&format!("(did you mean `{stream}`?)")),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.about, Some(("streams".into(), format!("{stream}_MISSING"))));
 
     let server = Server::nats();
     let ok = format!("nats://app:{}@127.0.0.1:{}", server.secret, server.port);

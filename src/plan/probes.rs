@@ -40,6 +40,9 @@ struct Meta {
     /// Parameters taken from the configuration (`access_key = "${storage.access_key}"`):
     /// a failure about credentials or a bucket points at the line that set them.
     params: Blamable,
+    /// Where each parameter's value was written in the check file: a
+    /// missing table or queue points at its entry.
+    values: Vec<(String, Range<usize>)>,
 }
 
 /// Which probes run: `--only/--skip/--tag` and `--shard`.
@@ -151,6 +154,7 @@ fn plan_one(
         warning,
         origin_info: None,
         params: Vec::new(),
+        values: l.keys.iter().map(|(k, (_, v))| (k.clone(), v.clone())).collect(),
     };
     let deps = d
         .depends_on
@@ -434,6 +438,18 @@ fn blamed(class: Option<Class>, params: &Blamable) -> Option<(String, Origin, Or
         .map(|(_, k, o, i)| (k.clone(), o.clone(), i.clone()))
 }
 
+/// The span of `item` (quoted) in the value of the list parameter a
+/// failure is about, when the check file wrote it there.
+fn entry(m: &Meta, about: Option<&(String, String)>) -> Option<(Range<usize>, String)> {
+    let (param, item) = about?;
+    let (_, v) = m.values.iter().find(|(k, _)| k == param)?;
+    let text = m.file.text.get(v.clone())?;
+    ["\"", "'"].iter().find_map(|q| {
+        let at = text.find(&format!("{q}{item}{q}"))?;
+        Some((v.start + at..v.start + at + item.len() + 2, item.clone()))
+    })
+}
+
 /// One environment's isolation at probe time: names are checked before a
 /// probe runs, and every address they resolve to before it is dialed.
 struct EnvGuard {
@@ -507,10 +523,19 @@ fn help(class: Option<Class>, category: Category) -> Option<&'static str> {
 }
 
 fn result(mut m: Meta, f: Finished) -> CheckResult {
+    let mut label = None;
     if let Some((key, origin, info)) = blamed(f.class, &m.params) {
         m.key = Some(key);
         m.origin = Some(origin);
         m.origin_info = Some(info);
+    } else if let Some((span, item)) = entry(&m, f.about.as_ref()) {
+        // A missing table or queue written in the check file: point there,
+        // not at the line that set the target.
+        m.key = None;
+        m.origin = None;
+        m.origin_info = None;
+        m.span = span;
+        label = Some(format!("`{item}` listed here"));
     }
     let (file, line, column) = match m.origin.as_ref().and_then(Origin::file_pos) {
         Some((file, l, c)) => (file.to_string(), l, c),
@@ -545,7 +570,7 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
                 .label(format!("{} set here", m.key.as_deref().unwrap_or("target"))),
             _ => p
                 .at(&m.file, m.span.start, m.span.len().max(1))
-                .label("probe defined here"),
+                .label(label.unwrap_or_else(|| "probe defined here".into())),
         };
         if let Some(h) = &help {
             p = p.help(h.clone());

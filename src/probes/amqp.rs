@@ -2,14 +2,21 @@
 //! opens its vhost and a channel; optionally queues and exchanges exist,
 //! checked with passive declares only (never created). The handshake is a
 //! handful of frames, spoken here so every refusal is classified.
+//!
+//! Bounds: a frame is at most 128 KiB (the probe tunes the connection to
+//! that frame size, RabbitMQ's default, and refuses a longer length prefix
+//! before reading it); a connection reads at most 1 MiB in all, TLS
+//! included. Goodbye: Connection.Close and its Close-Ok, after the verdict
+//! and under its own short bound.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::bounded;
 use super::param::Dur;
-use super::service::{self, Target, TlsOpts};
+use super::service::{self, Ended, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -86,9 +93,14 @@ impl Probe for Amqp {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
+
+/// What one connection may read in all, TLS handshake included.
+const LIMIT: u64 = 1 << 20;
+/// The largest frame: the frame size the probe tunes the connection to.
+const FRAME: u32 = 128 << 10;
 
 /// One frame: type, channel, payload (methods start with class and method).
 #[derive(Debug)]
@@ -125,30 +137,32 @@ const CONNECTION: u16 = 10;
 const CHANNEL: u16 = 20;
 
 impl Amqp {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
-        let mut s = match service::open(ctx, &self.t, &self.tls, addr).await {
+        let mut s = match service::open(ctx, &self.t, &self.tls, addr, LIMIT).await {
             Ok(s) => s,
-            Err(o) => return self.t.named(o),
+            Err(o) => return (self.t.named(o), None),
         };
         let (o, open) = self.session(&mut s, addr, start).await;
-        if open {
-            // Connection.Close, then wait for Close-Ok: a clean goodbye.
-            let close = method(
-                CONNECTION,
-                50,
-                &[&200u16.to_be_bytes()[..], &[0], &[0, 0, 0, 0]].concat(),
-            );
-            if send(&mut s, 0, &close).await.is_ok() {
-                while let Ok(f) = read_frame(&mut s).await {
-                    if f.method() == Some((CONNECTION, 51)) {
-                        break;
+        let goodbye = async move {
+            if open {
+                // Connection.Close, then wait for Close-Ok: a clean goodbye.
+                let close = method(
+                    CONNECTION,
+                    50,
+                    &[&200u16.to_be_bytes()[..], &[0], &[0, 0, 0, 0]].concat(),
+                );
+                if send(&mut s, 0, &close).await.is_ok() {
+                    while let Ok(f) = read_frame(&mut s).await {
+                        if f.method() == Some((CONNECTION, 51)) {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        let _ = s.get_mut().shutdown().await;
-        o
+            let _ = s.get_mut().shutdown().await;
+        };
+        (o, Some(Box::pin(goodbye)))
     }
 
     /// The checks, and whether the connection is open (needs a Close).
@@ -197,10 +211,12 @@ impl Amqp {
             Err(o) => return (o, false),
         };
         let channel_max = tune.payload.get(4..6).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        // The broker's frame size, at most the probe's bound (0: no limit).
         let frame_max = tune
             .payload
             .get(6..10)
-            .map_or(131_072, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            .map_or(FRAME, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let frame_max = if frame_max == 0 { FRAME } else { frame_max.min(FRAME) };
         let tune_ok = [
             &channel_max.to_be_bytes()[..],
             &frame_max.to_be_bytes(),
@@ -283,9 +299,18 @@ impl Amqp {
                         403 | 405 => Class::Permission,
                         _ => Class::Status,
                     };
+                    let list = if what == "queue" { "queues" } else { "exchanges" };
                     let o = self
                         .t
-                        .fail(class, format!("{what} `{name}` on vhost `{}`: {text}", self.vhost));
+                        .fail(
+                            class,
+                            format!(
+                                "{what} `{name}` on vhost `{}`: {}",
+                                self.vhost,
+                                bounded::cut(&text, 200)
+                            ),
+                        )
+                        .about(list, name);
                     return (o, true);
                 }
                 _ => {
@@ -448,12 +473,15 @@ async fn read_frame<S: AsyncBufRead + Unpin>(s: &mut S) -> std::io::Result<Frame
             "the broker does not speak AMQP 0-9-1 (it answered with its own protocol header)",
         ));
     }
-    let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
-    if size > 4 << 20 || !matches!(head[0], 1..=3 | 8) {
-        return Err(bad("not an AMQP frame"));
+    if let Some(tls) = bounded::tls_record(&head) {
+        return Err(bad(tls));
     }
-    let mut payload = vec![0; size + 1];
-    s.read_exact(&mut payload).await?;
+    if !matches!(head[0], 1..=3 | 8) {
+        return Err(bad(&format!("not an AMQP frame: {}", bounded::excerpt(&head, 7))));
+    }
+    let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]);
+    // The payload and the frame-end octet.
+    let mut payload = bounded::read_exact(s, "frame", u64::from(size) + 1, u64::from(FRAME) + 1).await?;
     if payload.pop() != Some(0xCE) {
         return Err(bad("an AMQP frame without its end marker"));
     }

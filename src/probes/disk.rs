@@ -1,5 +1,7 @@
 //! `disk`: a directory exists, optionally is writable (a temp file is created
 //! and removed), and has enough free space, in bytes or percent.
+//!
+//! Bounds: nothing is read; the writable check writes 7 bytes and removes them.
 
 use std::path::PathBuf;
 

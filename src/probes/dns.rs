@@ -1,5 +1,9 @@
 //! `dns`: a name resolves through the system's DNS configuration, with the
 //! expected record type and, optionally, the expected values.
+//!
+//! Bounds: an answer is one DNS message (the resolver reads at most 4 KiB
+//! over UDP and 64 KiB over TCP); a message shows at most 300 characters
+//! of the records.
 
 use hickory_resolver::proto::rr::RecordType;
 
@@ -134,12 +138,20 @@ impl Probe for Dns {
                 return Outcome::fail(
                     Class::Dns,
                     format!(
-                        "expected {} {} to include {:?}, got {:?}",
-                        self.name, self.record, missing, seen
+                        "expected {} {} to include {:?}, got {}",
+                        self.name,
+                        self.record,
+                        missing,
+                        super::bounded::cut(&format!("{seen:?}"), 300)
                     ),
                 );
             }
-            Outcome::pass(format!("{} {} = {}", self.name, self.record, seen.join(", ")))
+            Outcome::pass(format!(
+                "{} {} = {}",
+                self.name,
+                self.record,
+                super::bounded::cut(&seen.join(", "), 300)
+            ))
         })
     }
 }

@@ -2,11 +2,29 @@
 //! pass/warn/fail/unknown, the first line of output is the message, perfdata
 //! after `|`). A program that outlives its timeout is killed with its whole
 //! process group, so a plugin's children cannot hang the gate either.
+//!
+//! The verdict is the plugin's exit status: once it exits, its output is
+//! read for at most [`AFTER_EXIT`] more, so a child it left behind holding
+//! the output pipe (and then killed with the group) cannot turn a pass
+//! into a timeout. Bounds: the first 8 KiB of standard output and of
+//! standard error are kept (Nagios' own limit on plugin output), the rest
+//! is read and dropped, and the message shows at most the first 300
+//! characters of the first line, saying when either was cut.
 
 use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
-use crate::config::units::format_duration;
+use crate::config::units::{format_bytes, format_duration};
+
+/// Output kept from each of standard output and standard error.
+const OUTPUT: usize = 8 << 10;
+/// The longest first line shown in a message.
+const LINE: usize = 300;
+/// How long output is still read once the plugin has exited.
+const AFTER_EXIT: Duration = Duration::from_millis(100);
 
 pub static KIND: Kind = Kind {
     name: "exec",
@@ -113,13 +131,21 @@ impl Probe for Exec {
                 .stderr(Stdio::piped())
                 .process_group(0)
                 .kill_on_drop(true);
-            let child = match cmd.spawn() {
+            // SAFETY: the closure only makes async-signal-safe system calls
+            // (getrlimit, setrlimit) and allocates nothing.
+            unsafe {
+                cmd.pre_exec(super::fds::restore_for_child);
+            }
+            let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Outcome::fail(Class::NotFound, format!("no program at {}", self.program));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     return Outcome::fail(Class::Permission, format!("{} is not executable", self.program));
+                }
+                Err(e) if super::fds::exhausted(&e) => {
+                    return Outcome::fail(Class::Io, super::fds::exhausted_message());
                 }
                 Err(e) => {
                     return Outcome::fail(
@@ -129,7 +155,27 @@ impl Probe for Exec {
                 }
             };
             let mut guard = GroupKill(child.id().map(|p| p as i32));
-            let out = match tokio::time::timeout(ctx.timeout, child.wait_with_output()).await {
+            let (mut out, mut err) = (Capture::default(), Capture::default());
+            let (mut so, mut se) = (child.stdout.take(), child.stderr.take());
+            let ended = {
+                let reading = async { tokio::join!(drain(so.as_mut(), &mut out), drain(se.as_mut(), &mut err)) };
+                tokio::pin!(reading);
+                tokio::time::timeout(ctx.timeout, async {
+                    let mut read_all = false;
+                    let status = loop {
+                        tokio::select! {
+                            st = child.wait() => break st,
+                            _ = &mut reading, if !read_all => read_all = true,
+                        }
+                    };
+                    if !read_all {
+                        read_all = tokio::time::timeout(AFTER_EXIT, &mut reading).await.is_ok();
+                    }
+                    (status, read_all)
+                })
+                .await
+            };
+            let status = match ended {
                 Err(_) => {
                     return Outcome::fail(
                         Class::Timeout,
@@ -140,65 +186,111 @@ impl Probe for Exec {
                         ),
                     );
                 }
-                Ok(Err(e)) => {
+                Ok((Err(e), _)) => {
                     return Outcome::fail(
                         Class::Exec,
                         format!("{}: {}", self.program, super::net::plain(&e.to_string())),
                     );
                 }
-                Ok(Ok(o)) => o,
-            };
-            guard.0 = None;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let text = if stdout.trim().is_empty() {
-                stderr.trim()
-            } else {
-                stdout.trim()
-            };
-            let first = text.lines().next().unwrap_or_default();
-            let (msg, perf) = first.split_once('|').unwrap_or((first, ""));
-            let mut metrics = parse_perfdata(perf);
-            for l in text.lines().skip(1) {
-                if let Some((_, p)) = l.split_once('|') {
-                    metrics.extend(parse_perfdata(p));
+                // Whatever still holds the output pipes after the plugin
+                // exited is in its process group: killed with it.
+                Ok((Ok(st), read_all)) => {
+                    if read_all {
+                        guard.0 = None;
+                    }
+                    st
                 }
-            }
-            let mut msg = msg.trim().to_string();
-            if msg.is_empty() {
-                msg = "no output".into();
-            }
-            if !metrics.is_empty() {
-                let m: Vec<String> = metrics
-                    .iter()
-                    .map(|m| format!("{}={}{}", m.label, m.value, m.unit))
-                    .collect();
-                msg = format!("{msg} ({})", m.join(", "));
-            }
-            let reported: Vec<crate::outcome::Metric> = metrics
-                .iter()
-                .map(|m| crate::outcome::Metric {
-                    name: m.label.clone(),
-                    value: m.value,
-                    unit: m.unit.clone(),
-                })
-                .collect();
-            let outcome = match out.status.code() {
-                Some(0) => Outcome::pass(msg),
-                Some(1) => Outcome {
-                    verdict: Verdict::Warn,
-                    class: Some(Class::Exec),
-                    message: format!("exit 1 (warning): {msg}"),
-                    metrics: Vec::new(),
-                },
-                Some(2) => Outcome::fail(Class::Exec, format!("exit 2 (critical), expected 0: {msg}")),
-                Some(3) => Outcome::fail(Class::Unknown, format!("exit 3 (unknown), expected 0: {msg}")),
-                Some(c) => Outcome::fail(Class::Exec, format!("exit {c}, expected 0: {msg}")),
-                None => Outcome::fail(Class::Exec, format!("{} was killed by a signal: {msg}", self.program)),
             };
-            outcome.with_metrics(reported)
+            drop(guard);
+            verdict(status, &out, &err, &self.program)
         })
     }
+}
+
+/// The first [`OUTPUT`] bytes of a stream, and how many it had in all.
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+    total: u64,
+}
+
+impl Capture {
+    fn cut(&self) -> bool {
+        self.total > self.kept.len() as u64
+    }
+}
+
+/// Read a pipe to its end, keeping the first [`OUTPUT`] bytes.
+async fn drain<R: AsyncRead + Unpin>(pipe: Option<&mut R>, into: &mut Capture) {
+    let Some(pipe) = pipe else { return };
+    let mut chunk = [0u8; 8192];
+    while let Ok(n @ 1..) = pipe.read(&mut chunk).await {
+        let room = OUTPUT - into.kept.len();
+        into.kept.extend_from_slice(&chunk[..n.min(room)]);
+        into.total += n as u64;
+    }
+}
+
+/// The exit status decides; the output is the message and the metrics.
+fn verdict(status: std::process::ExitStatus, out: &Capture, err: &Capture, program: &str) -> Outcome {
+    let stdout = String::from_utf8_lossy(&out.kept);
+    let stderr = String::from_utf8_lossy(&err.kept);
+    let (text, from) = if stdout.trim().is_empty() {
+        (stderr.trim(), err)
+    } else {
+        (stdout.trim(), out)
+    };
+    let first = text.lines().next().unwrap_or_default();
+    let (msg, perf) = first.split_once('|').unwrap_or((first, ""));
+    let mut metrics = parse_perfdata(perf);
+    for l in text.lines().skip(1) {
+        if let Some((_, p)) = l.split_once('|') {
+            metrics.extend(parse_perfdata(p));
+        }
+    }
+    let mut msg = super::bounded::cut(msg.trim(), LINE);
+    if msg.is_empty() {
+        msg = "no output".into();
+    }
+    if from.cut() {
+        msg.push_str(&format!(
+            " (output cut: kept the first {} of {} bytes)",
+            format_bytes(OUTPUT as u64),
+            from.total
+        ));
+    } else if first.chars().count() > LINE {
+        msg.push_str(&format!(" (first line cut at {LINE} characters)"));
+    }
+    if !metrics.is_empty() {
+        let m: Vec<String> = metrics
+            .iter()
+            .map(|m| format!("{}={}{}", m.label, m.value, m.unit))
+            .collect();
+        msg = format!("{msg} ({})", m.join(", "));
+    }
+    let reported: Vec<crate::outcome::Metric> = metrics
+        .iter()
+        .map(|m| crate::outcome::Metric {
+            name: m.label.clone(),
+            value: m.value,
+            unit: m.unit.clone(),
+        })
+        .collect();
+    let outcome = match status.code() {
+        Some(0) => Outcome::pass(msg),
+        Some(1) => Outcome {
+            verdict: Verdict::Warn,
+            class: Some(Class::Exec),
+            message: format!("exit 1 (warning): {msg}"),
+            metrics: Vec::new(),
+            about: None,
+        },
+        Some(2) => Outcome::fail(Class::Exec, format!("exit 2 (critical), expected 0: {msg}")),
+        Some(3) => Outcome::fail(Class::Unknown, format!("exit 3 (unknown), expected 0: {msg}")),
+        Some(c) => Outcome::fail(Class::Exec, format!("exit {c}, expected 0: {msg}")),
+        None => Outcome::fail(Class::Exec, format!("{program} was killed by a signal: {msg}")),
+    };
+    outcome.with_metrics(reported)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! `file`: a regular file exists and is readable, with the expected mode,
 //! owner, size and content.
+//!
+//! Bounds: `regex` reads at most the first 4 MiB of the file.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 

@@ -1,5 +1,11 @@
 //! `http`: one request; expectations on status, body, JSON, headers and
 //! latency. An HTTP 500 is a failure as soon as it arrives: no polling.
+//!
+//! Bounds: response headers are bounded by the HTTP engine (100 headers,
+//! about 408 KiB); the body is read only for body expectations, at most
+//! 1 MiB of it. A failure after a redirect names the address that failed,
+//! not the first one; headers that arrive before a body that stalls are
+//! reported as such, not as no answer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -59,6 +65,8 @@ struct Params {
 
 /// Bodies are read up to this size for the body expectations.
 const BODY_LIMIT: usize = 1 << 20;
+/// A stalled body is reported this long before the attempt's timeout.
+const BODY_MARGIN: Duration = Duration::from_millis(20);
 
 struct Http {
     url: Url,
@@ -214,9 +222,11 @@ impl Http {
         let start = Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return request_error(addr, host, ctx.timeout, &e),
+            Err(e) => return request_error(addr, host, &self.url, ctx.timeout, &e),
         };
         let latency = start.elapsed();
+        // After redirects, the address that answered last.
+        let addr = resp.remote_addr().unwrap_or(addr);
         let took = format_duration(Duration::from_millis(latency.as_millis() as u64));
         let code = resp.status();
         let seen = format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or(""));
@@ -254,9 +264,21 @@ impl Http {
             .and_then(|t| t.peer_certificate())
             .and_then(cert_info);
         if self.body_contains.is_some() || self.body_regex.is_some() || !self.json.is_empty() {
-            let bytes = match read_body(resp).await {
-                Ok(b) => b,
-                Err(e) => return request_error(addr, host, ctx.timeout, &e),
+            // Ends just before the attempt's own timeout, so a body that
+            // stalls after the headers is reported as such.
+            let left = ctx.timeout.saturating_sub(start.elapsed() + BODY_MARGIN);
+            let bytes = match tokio::time::timeout(left, read_body(resp)).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => return request_error(addr, host, &self.url, ctx.timeout, &e),
+                Err(_) => {
+                    return Outcome::fail(
+                        Class::Timeout,
+                        format!(
+                            "{seen} from {addr} in {took}, but the body did not arrive within {}",
+                            format_duration(ctx.timeout)
+                        ),
+                    );
+                }
             };
             let text = String::from_utf8_lossy(&bytes);
             if let Some(o) = self.check_body(&text) {
@@ -361,16 +383,52 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Erro
     Ok(out)
 }
 
-/// A failed request as a class: refused, timeout, tls, dns or io.
-fn request_error(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error) -> Outcome {
+/// A failed request as a class: refused, timeout, tls, protocol, dns or
+/// io, naming the address it happened at (after redirects, the last one).
+pub(super) fn request_error(
+    addr: SocketAddr,
+    host: &str,
+    first: &Url,
+    timeout: Duration,
+    e: &reqwest::Error,
+) -> Outcome {
     // A redirect into another environment, refused before it was sent.
     if let Some(o) = refusal(e) {
         return o;
     }
+    let mut o = classify(addr, host, timeout, e);
+    if let Some(at) = e
+        .url()
+        .filter(|u| (u.host_str(), u.port_or_known_default()) != (first.host_str(), first.port_or_known_default()))
+    {
+        let there = format!(
+            "{}:{} (redirected from {addr})",
+            at.host_str().unwrap_or_default(),
+            at.port_or_known_default().unwrap_or_default()
+        );
+        o.message = if o.message.contains(&addr.to_string()) {
+            o.message.replace(&addr.to_string(), &there)
+        } else {
+            format!("{}, at {there}", o.message)
+        };
+    }
+    o
+}
+
+fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error) -> Outcome {
     if e.is_timeout() {
         return timed_out(addr, timeout);
     }
+    let tls = e.url().is_some_and(|u| u.scheme() == "https");
     if let Some(t) = find_rustls(e) {
+        if let rustls::Error::InvalidMessage(m) = t {
+            return Outcome::fail(
+                Class::Protocol,
+                format!(
+                    "handshake with {addr} failed: the server answered with something that is not TLS ({m:?}): is this an HTTPS port?"
+                ),
+            );
+        }
         return Outcome::fail(
             Class::Tls,
             format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
@@ -378,8 +436,35 @@ fn request_error(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::E
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            // The engine's own words: its size check is public to servers only.
+            if h.is_parse() && h.to_string().contains("too large") {
+                return Outcome::fail(
+                    Class::Protocol,
+                    format!(
+                        "{addr} sent response headers larger than the HTTP engine's bound (100 headers, about 408 KiB)"
+                    ),
+                );
+            }
+            if h.is_parse() || h.is_parse_status() {
+                let hint = if tls { "" } else { "; if it speaks TLS, use https://" };
+                return Outcome::fail(
+                    Class::Protocol,
+                    format!("{addr} did not answer in HTTP ({h}): is this an HTTP port{hint}?"),
+                );
+            }
+            if h.is_incomplete_message() {
+                return Outcome::fail(
+                    Class::Refused,
+                    format!("{addr} closed the connection before a complete answer"),
+                );
+            }
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io_outcome(addr, io);
+            if tls && e.is_connect() {
+                return super::service::handshake_failed(addr, host, io);
+            }
+            return io_outcome(addr, super::bounded::innermost(io));
         }
         src = s.source();
     }

@@ -6,6 +6,7 @@
 //! probe is an [`Outcome`], never an `Err`. Scheduling, retries and timeouts
 //! belong to `crate::runner`; formatting belongs to the reporters.
 
+mod bounded;
 mod certs;
 #[cfg(test)]
 mod contract;
@@ -13,6 +14,7 @@ pub mod def;
 mod disk;
 mod dns;
 mod exec;
+pub mod fds;
 mod file;
 mod http;
 pub mod net;
@@ -24,10 +26,12 @@ mod mqtt;
 mod mysql;
 mod nats;
 pub mod param;
+mod pg_wire;
 mod postgres;
 mod redis;
 mod s3;
 mod service;
+mod sql;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -142,6 +146,9 @@ pub struct Outcome {
     pub message: String,
     /// Measurements, e.g. a Nagios plugin's perfdata.
     pub metrics: Vec<Metric>,
+    /// The entry of a list parameter this failure is about (`tables`,
+    /// `invoices`): a report points at that entry in the check file.
+    pub about: Option<(String, String)>,
 }
 
 impl Outcome {
@@ -151,6 +158,7 @@ impl Outcome {
             class: None,
             message: message.into(),
             metrics: Vec::new(),
+            about: None,
         }
     }
 
@@ -160,6 +168,7 @@ impl Outcome {
             class: Some(class),
             message: format!("{}: {}", class.as_str(), message.into()),
             metrics: Vec::new(),
+            about: None,
         }
     }
 
@@ -169,7 +178,14 @@ impl Outcome {
             class: Some(class),
             message: format!("{}: {}", class.as_str(), message.into()),
             metrics: Vec::new(),
+            about: None,
         }
+    }
+
+    /// The same outcome, about one entry of a list parameter.
+    pub fn about(mut self, param: &str, item: &str) -> Outcome {
+        self.about = Some((param.to_string(), item.to_string()));
+        self
     }
 
     /// The same outcome, carrying measurements.

@@ -1,6 +1,11 @@
 //! `mqtt`: an MQTT 3.1.1 CONNECT with the URL's credentials and a client id
 //! is accepted (CONNACK 0), then DISCONNECT. Clean session, nothing
 //! subscribed or published. Two packets do not need a client library.
+//!
+//! Bounds: the probe reads the 4 bytes of a CONNACK and nothing else (its
+//! remaining length must be 2), and at most 256 KiB in all, TLS handshake
+//! included. Goodbye: DISCONNECT and close, after the verdict and under
+//! its own short bound.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::bounded;
 use super::param::Dur;
-use super::service::{self, Target, TlsOpts};
+use super::service::{self, Ended, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -74,16 +80,19 @@ impl Probe for Mqtt {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
 
+/// What one connection may read in all, TLS handshake included.
+const LIMIT: u64 = 256 << 10;
+
 impl Mqtt {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
-        let mut s = match service::open(ctx, &self.t, &self.tls, addr).await {
+        let mut s = match service::open(ctx, &self.t, &self.tls, addr, LIMIT).await {
             Ok(s) => s,
-            Err(o) => return self.t.named(o),
+            Err(o) => return (self.t.named(o), None),
         };
         // Unique per attempt: a broker drops an older session with the same id.
         let id = self.client_id.clone().unwrap_or_else(|| {
@@ -96,17 +105,23 @@ impl Mqtt {
         let user = (!self.t.user.is_empty() || self.t.password.is_some()).then_some(self.t.user.as_str());
         let packet = connect_packet(&id, user, self.t.password.as_deref());
         if let Err(e) = write(&mut s, &packet).await {
-            return service::io_error(&self.t, addr, "sending CONNECT", &e);
+            return (service::io_error(&self.t, addr, "sending CONNECT", &e), None);
         }
         let mut ack = [0u8; 4];
         if let Err(e) = s.read_exact(&mut ack).await {
-            return service::io_error(&self.t, addr, "waiting for CONNACK", &e);
+            return (service::io_error(&self.t, addr, "waiting for CONNACK", &e), None);
         }
         let latency = start.elapsed();
+        if bounded::tls_record(&ack).is_some() {
+            return (self.t.garbage(addr, "waiting for CONNACK", &ack), None);
+        }
         if ack[0] != 0x20 || ack[1] != 0x02 {
-            return self.t.fail(
-                Class::Protocol,
-                format!("{addr} answered {ack:02x?}, not a CONNACK (is this an MQTT port?)"),
+            return (
+                self.t.fail(
+                    Class::Protocol,
+                    format!("{addr} answered {ack:02x?}, not a CONNACK (is this an MQTT port?)"),
+                ),
+                None,
             );
         }
         let o = match ack[3] {
@@ -134,11 +149,14 @@ impl Mqtt {
             ),
             n => self.t.fail(Class::Protocol, format!("unknown CONNACK return code {n}")),
         };
-        if ack[3] == 0 {
-            let _ = write(&mut s, &[0xE0, 0x00]).await;
-        }
-        let _ = s.get_mut().shutdown().await;
-        o
+        let accepted = ack[3] == 0;
+        let goodbye = async move {
+            if accepted {
+                let _ = write(&mut s, &[0xE0, 0x00]).await;
+            }
+            let _ = s.get_mut().shutdown().await;
+        };
+        (o, Some(Box::pin(goodbye)))
     }
 }
 

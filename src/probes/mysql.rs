@@ -1,7 +1,16 @@
 //! `mysql`: MySQL or MariaDB accepts the URL's credentials (MySQL 8's
 //! caching_sha2_password included), opens its database and answers
-//! `SELECT 1`; optionally tables exist and a query (in a read-only
-//! transaction) returns the expected value. Never writes.
+//! `SELECT 1`; optionally tables exist and a query returns the expected
+//! value. Never writes.
+//!
+//! `query` is one statement that reads (checked when the probe is built),
+//! sent as one prepared statement (the server refuses a second statement
+//! there) inside a read-only transaction that is rolled back.
+//!
+//! Bounds: a packet is at most 1 MiB once logged in (4 MiB during the
+//! handshake): the driver compares each length prefix with that before
+//! reading it, and rows after the first are read and dropped. Goodbye:
+//! COM_QUIT and close, after the verdict and under its own short bound.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,10 +18,17 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Value};
 
+use super::bounded::cut;
 use super::net::io_outcome;
 use super::param::Dur;
-use super::service::{self, Target};
+use super::service::{self, Ended, Target};
+use super::sql::{Dialect, single_read};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
+use crate::config::suggest::did_you_mean;
+
+/// The largest packet once logged in (the driver's own default, 4 MiB,
+/// applies to the handshake).
+const PACKET: usize = 1 << 20;
 
 pub static KIND: Kind = Kind {
     name: "mysql",
@@ -57,6 +73,9 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     };
     let opts = Opts::from_url(&text)
         .map_err(|e| ParamError::new("target", t.scrub(&format!("`{}` is not a MySQL URL: {e}", t.shown))))?;
+    if let Some(q) = &d.query {
+        single_read(q, Dialect::Mysql).map_err(|m| ParamError::new("query", m))?;
+    }
     Ok(Box::new(Mysql {
         t,
         opts,
@@ -73,32 +92,35 @@ impl Probe for Mysql {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
 
 impl Mysql {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         // mysql_async opens its own socket: it is given this address (never
         // a name it would resolve itself, never a unix socket the server
         // might advertise), and only once isolation admits it.
         if let Err(o) = ctx.admit(addr) {
-            return o;
+            return (o, None);
         }
         let opts = OptsBuilder::from_opts(self.opts.clone())
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())
             .prefer_socket(false)
-            .stmt_cache_size(0);
+            .stmt_cache_size(0)
+            .max_allowed_packet(Some(PACKET));
         let mut conn = match Conn::new(opts).await {
             Ok(c) => c,
-            Err(e) => return self.error(addr, "logging in", &e),
+            Err(e) => return (self.error(addr, "logging in", &e), None),
         };
         let o = self.checks(addr, start, &mut conn).await;
         // COM_QUIT, then the socket closes.
-        let _ = conn.disconnect().await;
-        o
+        let goodbye = async move {
+            let _ = conn.disconnect().await;
+        };
+        (o, Some(Box::pin(goodbye)))
     }
 
     async fn checks(&self, addr: SocketAddr, start: Instant, conn: &mut Conn) -> Outcome {
@@ -114,13 +136,20 @@ impl Mysql {
                 None => (None, table.clone()),
             };
             let q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?";
-            match conn.exec_first::<i64, _, _>(q, (schema, name)).await {
+            match conn.exec_first::<i64, _, _>(q, (schema.clone(), name)).await {
                 Ok(Some(n)) if n > 0 => {}
                 Ok(_) => {
-                    return self.t.fail(
-                        Class::NotFound,
-                        format!("table `{table}` does not exist in database `{db}`"),
-                    );
+                    let hint = match suggest_table(conn, schema, table).await {
+                        Some(s) => format!(" (did you mean `{s}`?)"),
+                        None => String::new(),
+                    };
+                    return self
+                        .t
+                        .fail(
+                            Class::NotFound,
+                            format!("table `{table}` does not exist in database `{db}`{hint}"),
+                        )
+                        .about("tables", table);
                 }
                 Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
             }
@@ -128,7 +157,7 @@ impl Mysql {
         if let Some(q) = &self.query {
             let got = async {
                 conn.query_drop("START TRANSACTION READ ONLY").await?;
-                let row = conn.query_first::<mysql_async::Row, _>(q.as_str()).await;
+                let row = conn.exec_first::<mysql_async::Row, _, _>(q.as_str(), ()).await;
                 conn.query_drop("ROLLBACK").await?;
                 row
             };
@@ -140,7 +169,7 @@ impl Mysql {
             if let Some(want) = &self.expect
                 && !service::expect_matches(want, got.as_deref())
             {
-                let got = got.map_or("no row".into(), |g| format!("{g:?}"));
+                let got = got.map_or("no row".into(), |g| format!("{:?}", cut(&g, 200)));
                 return self
                     .t
                     .fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
@@ -151,7 +180,8 @@ impl Mysql {
         }
         let ms = service::ms(latency);
         let mut msg = format!(
-            "MySQL {version} on {addr}: logged in as `{}` to `{db}`, SELECT 1 in {ms}",
+            "MySQL {} on {addr}: logged in as `{}` to `{db}`, SELECT 1 in {ms}",
+            cut(&version, 40),
             self.t.user
         );
         if !self.tables.is_empty() {
@@ -162,6 +192,7 @@ impl Mysql {
 
     fn error(&self, addr: SocketAddr, doing: &str, e: &mysql_async::Error) -> Outcome {
         use mysql_async::{Error as E, IoError};
+        use std::io::ErrorKind;
         match e {
             E::Server(s) => {
                 let class = match s.code {
@@ -175,10 +206,25 @@ impl Mysql {
                     1040 | 1203 => Class::Capacity,
                     _ => Class::Body,
                 };
-                self.t
-                    .fail(class, format!("{doing} on {addr}: {} (error {})", s.message, s.code))
+                self.t.fail(
+                    class,
+                    format!("{doing} on {addr}: {} (error {})", cut(&s.message, 300), s.code),
+                )
             }
-            E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, io)),
+            // The driver's own refusals (a packet over the bound, a
+            // malformed one) come as I/O errors without an OS error.
+            E::Io(IoError::Io(io))
+                if io.raw_os_error().is_none() && matches!(io.kind(), ErrorKind::Other | ErrorKind::InvalidData) =>
+            {
+                self.t.fail(
+                    Class::Protocol,
+                    format!(
+                        "{doing} on {addr}: {} (is this a MySQL port?)",
+                        cut(&io.to_string(), 200)
+                    ),
+                )
+            }
+            E::Io(IoError::Io(io)) => self.t.named(io_outcome(addr, super::bounded::innermost(io))),
             E::Io(IoError::Tls(t)) => self.t.fail(Class::Tls, format!("TLS with {addr}: {t}")),
             E::Driver(d) => self.t.fail(
                 Class::Protocol,
@@ -189,7 +235,19 @@ impl Mysql {
     }
 }
 
-/// A value of the text protocol as the text a person would compare.
+/// The closest existing table to `missing`, from a bounded listing.
+async fn suggest_table(conn: &mut Conn, schema: Option<String>, missing: &str) -> Option<String> {
+    let q = "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_schema = COALESCE(?, DATABASE()) ORDER BY 1, 2 LIMIT 500";
+    let rows: Vec<(String, String)> = conn.exec(q, (schema.clone(),)).await.ok()?;
+    let names: Vec<String> = rows
+        .into_iter()
+        .map(|(s, t)| if schema.is_some() { format!("{s}.{t}") } else { t })
+        .collect();
+    did_you_mean(missing, names.iter().map(String::as_str)).map(String::from)
+}
+
+/// A value as the text a person would compare.
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::NULL => None,

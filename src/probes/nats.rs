@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::bounded::{self, Limited, Meter, number, read_line, word};
 use super::param::Dur;
-use super::service::{self, Io, Target, TlsOpts};
+use super::service::{self, Ended, Io, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -76,9 +77,17 @@ impl Probe for Nats {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
+
+/// What one connection may read in all, TLS handshake included.
+const LIMIT: u64 = 1 << 20;
+/// The server's INFO line (cluster URLs make it long), any other line, and
+/// one message's payload.
+const INFO_LINE: usize = 64 << 10;
+const LINE: usize = 4 << 10;
+const PAYLOAD: u64 = 256 << 10;
 
 /// What the server sends that a probe waits for.
 enum Msg {
@@ -95,38 +104,37 @@ enum Msg {
 static INBOX: AtomicU64 = AtomicU64::new(0);
 
 impl Nats {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         let tcp = match ctx.connect(addr).await {
-            Ok(s) => s,
-            Err(o) => return o,
+            Ok(s) => Limited::new(s, Meter::new(LIMIT)),
+            Err(o) => return (o, None),
         };
         let mut s: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
-        let info = match service::read_line(&mut s, 64 * 1024).await {
+        let line = match read_line(&mut s, INFO_LINE).await {
             Ok(l) => l,
-            Err(e) => return service::io_error(&self.t, addr, "waiting for INFO", &e),
+            Err(e) => return (service::io_error(&self.t, addr, "waiting for INFO", &e), None),
         };
-        let Some(info) = info
-            .strip_prefix("INFO ")
-            .and_then(|j| serde_json::from_str::<Json>(j).ok())
-        else {
-            let seen: String = info.chars().take(40).collect();
-            return self.t.fail(
-                Class::Protocol,
-                format!("{addr} sent {seen:?}, not INFO (is this a NATS port?)"),
-            );
+        let info = match word(&line) {
+            (op, json) if op.eq_ignore_ascii_case(b"INFO") => serde_json::from_slice::<Json>(json).ok(),
+            _ => None,
+        };
+        let Some(info) = info.filter(Json::is_object) else {
+            return (self.t.garbage(addr, "waiting for INFO", &line), None);
         };
         // TLS starts after INFO, when either side asks for it.
         if self.t.tls || info["tls_required"].as_bool() == Some(true) {
             let tcp = s.into_inner();
             s = match service::tls(ctx, &self.tls, &self.t.host, addr, tcp).await {
                 Ok(t) => BufReader::new(t),
-                Err(o) => return self.t.named(o),
+                Err(o) => return (self.t.named(o), None),
             };
         }
         let o = self.session(&mut s, addr, start, &info).await;
-        let _ = s.get_mut().shutdown().await;
-        o
+        let goodbye = async move {
+            let _ = s.get_mut().shutdown().await;
+        };
+        (o, Some(Box::pin(goodbye)))
     }
 
     async fn session<S>(&self, s: &mut S, addr: SocketAddr, start: Instant, info: &Json) -> Outcome
@@ -160,7 +168,7 @@ impl Nats {
             Err(o) => return o,
         }
         let latency = start.elapsed();
-        let version = info["version"].as_str().unwrap_or("?");
+        let version = bounded::cut(info["version"].as_str().unwrap_or("?"), 40);
         let mut msg = format!(
             "NATS {version} on {addr}: connected and PONG in {}",
             service::took(start)
@@ -177,6 +185,11 @@ impl Nats {
                     .iter()
                     .map(|st| (format!("$JS.API.STREAM.INFO.{st}"), format!("stream `{st}`"))),
             );
+            // The names that exist, asked at once, for a did-you-mean
+            // should a stream be missing (the first 1,024 names).
+            if !self.streams.is_empty() {
+                reqs.push(("$JS.API.STREAM.NAMES".to_string(), "stream names".to_string()));
+            }
             let mut out = format!("SUB {inbox}.* 1\r\n");
             for (i, (subject, _)) in reqs.iter().enumerate() {
                 out.push_str(&format!("PUB {subject} {inbox}.{i} 0\r\n\r\n"));
@@ -202,7 +215,18 @@ impl Nats {
                     Err(o) => return o,
                 }
             }
-            for ((_, what), answer) in reqs.iter().zip(answers) {
+            let names: Vec<String> = match answers.last() {
+                Some(Some((_, payload))) if !self.streams.is_empty() => serde_json::from_slice::<Json>(payload)
+                    .ok()
+                    .and_then(|b| b["streams"].as_array().cloned())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let checked = reqs.len() - usize::from(!self.streams.is_empty());
+            for (i, ((_, what), answer)) in reqs.iter().zip(answers).take(checked).enumerate() {
                 let (status, payload) = answer.unwrap_or_default();
                 if status.as_deref().is_some_and(|st| st.starts_with("503")) {
                     return self.t.fail(
@@ -213,14 +237,25 @@ impl Nats {
                 let body: Json = serde_json::from_slice(&payload).unwrap_or(Json::Null);
                 if let Some(err) = body.get("error") {
                     let code = err["code"].as_u64().unwrap_or(0);
-                    let text = err["description"].as_str().unwrap_or("error").to_string();
+                    let text = bounded::cut(err["description"].as_str().unwrap_or("error"), 200);
                     let class = match code {
                         404 => Class::NotFound,
                         401 | 403 => Class::Permission,
                         503 if what == "JetStream" => Class::NotFound,
                         _ => Class::Status,
                     };
-                    return self.t.fail(class, format!("{what}: {text} (code {code})"));
+                    // Requests after the first are the streams, in order.
+                    let stream = i.checked_sub(1).and_then(|i| self.streams.get(i));
+                    let hint = stream
+                        .filter(|_| class == Class::NotFound)
+                        .and_then(|st| crate::config::suggest::did_you_mean(st, names.iter().map(String::as_str)))
+                        .map(|n| format!(" (did you mean `{n}`?)"))
+                        .unwrap_or_default();
+                    let o = self.t.fail(class, format!("{what}: {text} (code {code}){hint}"));
+                    return match stream {
+                        Some(st) => o.about("streams", st),
+                        None => o,
+                    };
                 }
             }
             msg.push_str("; JetStream enabled");
@@ -241,51 +276,49 @@ impl Nats {
     {
         let err = |e: std::io::Error| service::io_error(&self.t, addr, doing, &e);
         loop {
-            let line = service::read_line(s, 1 << 20).await.map_err(err)?;
-            let mut words = line.split_whitespace();
-            match words.next().unwrap_or_default().to_ascii_uppercase().as_str() {
-                "PONG" => return Ok(Msg::Pong),
-                "PING" => write(s, b"PONG\r\n").await.map_err(err)?,
-                "+OK" | "INFO" | "" => {}
-                "-ERR" => return Ok(Msg::Err(line[4..].trim().trim_matches('\'').to_string())),
-                "MSG" => {
-                    let n = line
-                        .rsplit(' ')
-                        .next()
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .unwrap_or(0);
-                    let payload = read_exact(s, n).await.map_err(err)?;
-                    let subject = line.split_whitespace().nth(1).unwrap_or_default().to_string();
-                    return Ok(Msg::Reply {
-                        subject,
-                        status: None,
-                        payload,
-                    });
+            let line = read_line(s, LINE).await.map_err(err)?;
+            let (op, rest) = word(&line);
+            let args: Vec<&[u8]> = rest.split(u8::is_ascii_whitespace).filter(|a| !a.is_empty()).collect();
+            let is = |name: &[u8]| op.eq_ignore_ascii_case(name);
+            if is(b"PONG") {
+                return Ok(Msg::Pong);
+            } else if is(b"PING") {
+                write(s, b"PONG\r\n").await.map_err(err)?;
+            } else if is(b"+OK") || is(b"INFO") || op.is_empty() {
+            } else if is(b"-ERR") {
+                let text = String::from_utf8_lossy(rest);
+                return Ok(Msg::Err(bounded::cut(text.trim().trim_matches('\''), 200)));
+            } else if is(b"MSG") && (3..=4).contains(&args.len()) {
+                let n = number(args[args.len() - 1]).ok_or_else(|| self.t.garbage(addr, doing, &line))?;
+                let payload = read_payload(s, n).await.map_err(err)?;
+                return Ok(Msg::Reply {
+                    subject: String::from_utf8_lossy(args[0]).into_owned(),
+                    status: None,
+                    payload,
+                });
+            } else if is(b"HMSG") && (4..=5).contains(&args.len()) {
+                let sizes = (number(args[args.len() - 2]), number(args[args.len() - 1]));
+                let (Some(hdr), Some(total)) = sizes else {
+                    return Err(self.t.garbage(addr, doing, &line));
+                };
+                if hdr > total {
+                    return Err(self.t.garbage(addr, doing, &line));
                 }
-                "HMSG" => {
-                    let nums: Vec<usize> = line.rsplit(' ').take(2).filter_map(|n| n.parse().ok()).collect();
-                    let (total, hdr) = (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0));
-                    let all = read_exact(s, total).await.map_err(err)?;
-                    let head = String::from_utf8_lossy(&all[..hdr.min(all.len())]).into_owned();
-                    let status = head
-                        .lines()
-                        .next()
-                        .and_then(|l| l.strip_prefix("NATS/1.0"))
-                        .map(|r| r.trim().to_string());
-                    let subject = line.split_whitespace().nth(1).unwrap_or_default().to_string();
-                    let payload = all[hdr.min(all.len())..].to_vec();
-                    return Ok(Msg::Reply {
-                        subject,
-                        status: status.filter(|s| !s.is_empty()),
-                        payload,
-                    });
-                }
-                _ => {
-                    let seen: String = line.chars().take(40).collect();
-                    return Err(self
-                        .t
-                        .fail(Class::Protocol, format!("{addr} sent {seen:?} while {doing}")));
-                }
+                let mut all = read_payload(s, total).await.map_err(err)?;
+                let payload = all.split_off(hdr as usize);
+                // "NATS/1.0 503" or "NATS/1.0 404 No Messages": the status.
+                let first = all.split(|b| *b == b'\n').next().unwrap_or_default();
+                let status = first
+                    .strip_prefix(b"NATS/1.0")
+                    .map(|r| String::from_utf8_lossy(r).trim().to_string())
+                    .filter(|r| !r.is_empty());
+                return Ok(Msg::Reply {
+                    subject: String::from_utf8_lossy(args[0]).into_owned(),
+                    status,
+                    payload,
+                });
+            } else {
+                return Err(self.t.garbage(addr, doing, &line));
             }
         }
     }
@@ -310,16 +343,9 @@ async fn write<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> std::io::Resul
     s.flush().await
 }
 
-/// `n` bytes of payload and the `\r\n` after them.
-async fn read_exact<S: AsyncBufRead + Unpin>(s: &mut S, n: usize) -> std::io::Result<Vec<u8>> {
-    if n > 8 << 20 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a {n}-byte message"),
-        ));
-    }
-    let mut buf = vec![0; n + 2];
-    s.read_exact(&mut buf).await?;
-    buf.truncate(n);
+/// `n` bytes of payload and the `\r\n` after them, `n` within the bound.
+async fn read_payload<S: AsyncBufRead + Unpin>(s: &mut S, n: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = bounded::read_exact(s, "message", n + 2, PAYLOAD + 2).await?;
+    buf.truncate(n as usize);
     Ok(buf)
 }

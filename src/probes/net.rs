@@ -419,6 +419,7 @@ pub fn combine(results: Vec<(String, Outcome)>, what: &str) -> Outcome {
             verdict: Verdict::Warn,
             class: failed[0].1.class,
             metrics: Vec::new(),
+            about: failed[0].1.about.clone(),
             message: format!(
                 "{}; answered on {} (a client that tries only the first of these {what} fails)",
                 failed
@@ -459,6 +460,9 @@ pub async fn join_all<F: Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Ou
 /// An I/O error as a failure class and a message naming the address.
 pub fn io_outcome(addr: SocketAddr, e: &std::io::Error) -> Outcome {
     use std::io::ErrorKind as K;
+    if super::fds::exhausted(e) {
+        return Outcome::fail(Class::Io, super::fds::exhausted_message());
+    }
     match e.kind() {
         K::ConnectionRefused => Outcome::fail(
             Class::Refused,

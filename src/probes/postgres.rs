@@ -1,21 +1,39 @@
 //! `postgres`: connect (TLS unless sslmode=disable: libpq's default `prefer`
 //! falls back to plain text when the server declines), authenticate, open
 //! the database and answer `SELECT 1`; optionally check tables exist and a
-//! query's first value (run in a read-only transaction). Never writes.
+//! query's first value. Never writes.
+//!
+//! `query` is one statement that reads (checked when the probe is built),
+//! sent with the extended protocol (one Parse: the server refuses a second
+//! statement) inside a read-only transaction that is rolled back, and at
+//! most one row is fetched.
+//!
+//! Bounds: a connection reads at most 1 MiB in all, TLS included, and a
+//! message header that announces more is refused before its body is read
+//! (the driver would reserve what it announces). Goodbye: Terminate and
+//! close, after the verdict and under its own short bound.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-use tokio_postgres::config::{Host, SslMode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::config::{Host, SslMode, SslNegotiation};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use super::bounded::{Limited, Meter, TooMuch};
 use super::net::{combine, io_outcome, join_all};
 use super::param::Dur;
-use super::service::{self, Target, TlsOpts};
+use super::pg_wire::{AsText, Frames, Guarded, Phase};
+use super::service::{self, Ended, Target, TlsOpts};
+use super::sql::{Dialect, single_read};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
+use crate::config::suggest::did_you_mean;
+
+/// What one connection may read in all, and the longest message.
+const LIMIT: u64 = 1 << 20;
 
 pub static KIND: Kind = Kind {
     name: "postgres",
@@ -96,7 +114,11 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         password,
         shown,
         tls: config.get_ssl_mode() == SslMode::Require,
+        tls_hint: "add sslmode=require".into(),
     };
+    if let Some(q) = &d.query {
+        single_read(q, Dialect::Postgres).map_err(|m| ParamError::new("query", m))?;
+    }
     // libpq's default, sslmode=prefer, tries TLS (unverified unless `ca_file`
     // says otherwise) and falls back to plain text when the server declines:
     // so does the probe, or a server that admits TLS logins only would fail
@@ -204,8 +226,9 @@ impl Probe for Postgres {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let tries = self.dials.iter().map(|d| async move {
-                let o = ctx
-                    .each_addr(&d.dial, d.port, |addr| self.once(ctx, &d.name, addr))
+                let o = self
+                    .t
+                    .sessions_at(ctx, &d.dial, d.port, |addr| self.once(ctx, &d.name, addr))
                     .await;
                 (format!("{}:{}", bracket(&d.dial), d.port), o)
             });
@@ -215,51 +238,84 @@ impl Probe for Postgres {
 }
 
 impl Postgres {
-    async fn once(&self, ctx: &Ctx, name: &str, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, name: &str, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         let tcp = match ctx.connect(addr).await {
             Ok(s) => s,
-            Err(o) => return o,
+            Err(o) => return (o, None),
         };
-        match &self.tls {
-            None => self.session(addr, start, tcp, NoTls).await,
-            Some(opts) => {
-                let config = match opts.config(ctx) {
-                    Ok(c) => c,
-                    Err(e) => return self.t.fail(Class::Tls, e),
-                };
-                let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-                match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, name) {
-                    Ok(tls) => self.session(addr, start, tcp, tls).await,
-                    Err(e) => self
-                        .t
-                        .fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}")),
-                }
-            }
+        let meter = Meter::new(LIMIT);
+        let raw = Limited::new(tcp, meter.clone());
+        let Some(opts) = &self.tls else {
+            let s = Frames::new(raw, Phase::Messages, LIMIT);
+            return self.session(addr, start, s, NoTls, meter).await;
+        };
+        let config = match opts.config(ctx) {
+            Ok(c) => c,
+            Err(e) => return (self.t.fail(Class::Tls, e), None),
+        };
+        // After an SSLRequest the server's first byte says whether TLS
+        // follows; with direct negotiation TLS starts at once.
+        let phase = match self.config.get_ssl_negotiation() {
+            SslNegotiation::Direct => Phase::Tls,
+            _ => Phase::SslAnswer,
+        };
+        let s = Frames::new(raw, phase, LIMIT);
+        let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+        match MakeTlsConnect::<Frames<Limited<tokio::net::TcpStream>>>::make_tls_connect(&mut make, name) {
+            Ok(tls) => self.session(addr, start, s, Guarded { tls, max: LIMIT }, meter).await,
+            Err(e) => (
+                self.t
+                    .fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}")),
+                None,
+            ),
         }
     }
 
-    /// Log in, check, and close: the connection ends when the client is
-    /// dropped (a Terminate message), both driven on this task.
-    async fn session<T>(&self, addr: SocketAddr, start: Instant, tcp: TcpStream, tls: T) -> Outcome
+    /// Log in and check, driving the connection on this task; then the
+    /// goodbye: the client is dropped, the connection sends Terminate and
+    /// closes.
+    async fn session<S, T>(&self, addr: SocketAddr, start: Instant, stream: S, tls: T, meter: Arc<Meter>) -> Ended
     where
-        T: TlsConnect<TcpStream>,
-        T::Stream: Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: TlsConnect<S>,
+        T::Stream: Send + 'static,
     {
-        let (client, connection) = match self.config.connect_raw(tcp, tls).await {
+        let (mut client, connection) = match self.config.connect_raw(stream, tls).await {
             Ok(c) => c,
-            Err(e) => return self.error(addr, "logging in", &e),
+            Err(_) if meter.exceeded() => return (self.too_much(addr, &meter), None),
+            Err(e) => return (self.error(addr, "logging in", &e), None),
         };
-        let work = async move {
-            let o = self.checks(addr, start, &client).await;
-            drop(client);
-            o
+        let mut connection = Box::pin(connection);
+        let mut broken = None;
+        let mut o = {
+            let work = self.checks(addr, start, &mut client);
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    o = &mut work => break o,
+                    r = &mut connection, if broken.is_none() => broken = Some(r),
+                }
+            }
         };
-        let (o, _) = tokio::join!(work, connection);
-        o
+        // The connection's own error says more than the "connection
+        // closed" the client saw.
+        if let (true, Some(Err(e))) = (o.verdict == super::Verdict::Fail, &broken) {
+            o = self.error(addr, "talking to the server", e);
+        }
+        if o.verdict == super::Verdict::Fail && meter.exceeded() {
+            o = self.too_much(addr, &meter);
+        }
+        drop(client);
+        let goodbye: Option<service::Goodbye> = broken.is_none().then(|| {
+            Box::pin(async move {
+                let _ = connection.await;
+            }) as service::Goodbye
+        });
+        (o, goodbye)
     }
 
-    async fn checks(&self, addr: SocketAddr, start: Instant, client: &Client) -> Outcome {
+    async fn checks(&self, addr: SocketAddr, start: Instant, client: &mut Client) -> Outcome {
         let version = match client.simple_query("SELECT 1, current_setting('server_version')").await {
             Ok(rows) => first_value(&rows, 1).unwrap_or_default(),
             Err(e) => return self.error(addr, "running SELECT 1", &e),
@@ -273,30 +329,34 @@ impl Postgres {
             {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    return self.t.fail(
-                        Class::NotFound,
-                        format!("table `{table}` does not exist in database `{}`", self.db()),
-                    );
+                    let hint = match suggest_table(client, table).await {
+                        Some(s) => format!(" (did you mean `{s}`?)"),
+                        None => String::new(),
+                    };
+                    return self
+                        .t
+                        .fail(
+                            Class::NotFound,
+                            format!("table `{table}` does not exist in database `{}`{hint}", self.db()),
+                        )
+                        .about("tables", table);
                 }
                 Err(e) => return self.error(addr, &format!("looking up table `{table}`"), &e),
             }
         }
         if let Some(q) = &self.query {
-            let got = async {
-                client.batch_execute("START TRANSACTION READ ONLY").await?;
-                let rows = client.simple_query(q).await;
-                client.batch_execute("ROLLBACK").await?;
-                rows
-            };
-            let rows = match got.await {
-                Ok(r) => r,
+            let got = match first_of(client, q).await {
+                Ok(g) => g,
                 Err(e) => return self.error(addr, "running `query`", &e),
             };
-            let got = first_value(&rows, 0);
+            let got = match got {
+                Ok(g) => g,
+                Err(msg) => return self.t.fail(Class::Body, msg),
+            };
             if let Some(want) = &self.expect
                 && !service::expect_matches(want, got.as_deref())
             {
-                let got = got.map_or("no row".into(), |g| format!("{g:?}"));
+                let got = got.map_or("no row".into(), |g| format!("{:?}", super::bounded::cut(&g, 200)));
                 return self
                     .t
                     .fail(Class::Body, format!("expected `query` to return {want:?}, got {got}"));
@@ -306,7 +366,8 @@ impl Postgres {
             return o;
         }
         let mut msg = format!(
-            "PostgreSQL {version} on {addr}: logged in as `{}` to `{}`, SELECT 1 in {}",
+            "PostgreSQL {} on {addr}: logged in as `{}` to `{}`, SELECT 1 in {}",
+            super::bounded::cut(&version, 40),
             self.t.user,
             self.db(),
             service::ms(latency)
@@ -319,6 +380,14 @@ impl Postgres {
 
     fn db(&self) -> &str {
         self.config.get_dbname().or(self.config.get_user()).unwrap_or_default()
+    }
+
+    /// The byte bound ended the connection: whatever the driver said, that is why.
+    fn too_much(&self, addr: SocketAddr, meter: &Meter) -> Outcome {
+        self.t.fail(
+            Class::Protocol,
+            format!("{addr}: {} (is this a PostgreSQL port?)", meter.message()),
+        )
     }
 
     /// A driver error as a failure class a person can act on.
@@ -340,16 +409,24 @@ impl Postgres {
             };
             return self.t.fail(
                 class,
-                format!("{doing} on {addr}: {} (SQLSTATE {})", db.message(), code.code()),
+                format!(
+                    "{doing} on {addr}: {} (SQLSTATE {})",
+                    super::bounded::cut(db.message(), 300),
+                    code.code()
+                ),
             );
         }
+        let handshake = e.to_string().starts_with("error performing TLS handshake");
         let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
         while let Some(s) = src {
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                if handshake || io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+                    return self.t.named(service::handshake_failed(addr, &self.t.host, io));
+                }
+                if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<TooMuch>()) {
                     return self.t.fail(
-                        Class::Tls,
-                        format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)),
+                        Class::Protocol,
+                        format!("{doing} on {addr}: {t} (is this a PostgreSQL port?)"),
                     );
                 }
                 return self.t.named(io_outcome(addr, io));
@@ -363,7 +440,7 @@ impl Postgres {
             src = s.source();
         }
         let text = e.to_string();
-        let class = if text.contains("TLS") || text.contains("tls") || text.contains("SSL") {
+        let class = if handshake || text.contains("TLS") || text.contains("SSL") {
             Class::Tls
         } else if text.contains("closed") {
             Class::Refused
@@ -373,6 +450,56 @@ impl Postgres {
         self.t
             .fail(class, format!("{doing} on {addr}: {text} (is this a PostgreSQL port?)"))
     }
+}
+
+/// The first value of the first row of `q`: one statement (a Parse of two
+/// fails), in a read-only transaction rolled back afterwards, at most one
+/// row fetched. The inner `Err` is a value the probe cannot compare.
+async fn first_of(client: &mut Client, q: &str) -> Result<Result<Option<String>, String>, tokio_postgres::Error> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    let stmt = tx.prepare(q).await?;
+    if stmt.columns().is_empty() {
+        return Ok(Err(
+            "`query` returns no rows: write a SELECT whose first column `expect` checks".into(),
+        ));
+    }
+    let portal = tx.bind(&stmt, &[]).await?;
+    let rows = tx.query_portal(&portal, 1).await?;
+    let got = match rows.first() {
+        None => Ok(None),
+        Some(row) => row.try_get::<_, AsText>(0)?.0.map_err(|ty| {
+            format!("the first column of `query` is of type {ty}, which `expect` cannot compare: cast it, e.g. `SELECT x::text`")
+        }),
+    };
+    tx.rollback().await?;
+    Ok(got)
+}
+
+/// The closest existing table to `missing`, from a bounded listing.
+async fn suggest_table(client: &Client, missing: &str) -> Option<String> {
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+             ORDER BY 1, 2 LIMIT 500",
+            &[],
+        )
+        .await
+        .ok()?;
+    let names: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let (schema, table) = (r.try_get::<_, String>(0).ok()?, r.try_get::<_, String>(1).ok()?);
+            Some(if missing.contains('.') || schema != "public" {
+                format!("{schema}.{table}")
+            } else {
+                table
+            })
+        })
+        .collect();
+    did_you_mean(missing, names.iter().map(String::as_str)).map(String::from)
 }
 
 /// The `col`-th value of the first row of a simple query's answer.

@@ -1,14 +1,20 @@
 //! `redis`: AUTH (password or ACL user), SELECT the URL's database, PING;
 //! optionally keys exist (EXISTS). Speaks RESP2 itself: five commands do not
 //! need a client library, and every reply is classified here. Never writes.
+//!
+//! Bounds: a reply line is at most 4 KiB and a bulk reply at most 4 KiB
+//! (none of these commands asks for one); a connection reads at most
+//! 256 KiB in all, TLS handshake included. Goodbye: QUIT, then close, after
+//! the verdict and under its own short bound.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 
+use super::bounded::{self, number, read_line};
 use super::param::Dur;
-use super::service::{self, Target, TlsOpts};
+use super::service::{self, Ended, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -76,9 +82,14 @@ impl Probe for Redis {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
     }
 }
+
+/// What one connection may read in all, TLS handshake included.
+const LIMIT: u64 = 256 << 10;
+/// The longest reply line, and the longest bulk reply.
+const LINE: usize = 4 << 10;
 
 /// One RESP2 reply; arrays are not needed by the commands sent here.
 #[derive(Debug)]
@@ -91,19 +102,21 @@ enum Reply {
 }
 
 impl Redis {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
-        let mut s = match service::open(ctx, &self.t, &self.tls, addr).await {
+        let mut s = match service::open(ctx, &self.t, &self.tls, addr, LIMIT).await {
             Ok(s) => s,
-            Err(o) => return self.t.named(o),
+            Err(o) => return (self.t.named(o), None),
         };
         let o = self.session(&mut s, addr, start).await;
         // QUIT is answered with +OK and the server closes its side.
-        if s.get_mut().write_all(&command(&["QUIT"])).await.is_ok() {
-            let _ = read_reply(&mut s).await;
-        }
-        let _ = s.get_mut().shutdown().await;
-        o
+        let goodbye = async move {
+            if s.get_mut().write_all(&command(&["QUIT"])).await.is_ok() {
+                let _ = read_reply(&mut s).await;
+            }
+            let _ = s.get_mut().shutdown().await;
+        };
+        (o, Some(Box::pin(goodbye)))
     }
 
     async fn session<S>(&self, s: &mut S, addr: SocketAddr, start: Instant) -> Outcome
@@ -131,9 +144,10 @@ impl Redis {
             {
                 Ok(Reply::Simple(_)) => {}
                 Ok(Reply::Error(e)) if e.contains("out of range") || e.contains("invalid DB index") => {
-                    return self
-                        .t
-                        .fail(Class::NotFound, format!("database {db} does not exist: {e}"));
+                    return self.t.fail(
+                        Class::NotFound,
+                        format!("database {db} does not exist: {}", bounded::cut(&e, 200)),
+                    );
                 }
                 Ok(Reply::Error(e)) => return self.refused(&e, "SELECT"),
                 Ok(other) => return self.unexpected(addr, "SELECT", &other),
@@ -151,10 +165,13 @@ impl Redis {
             match self.call(s, addr, &command(&["EXISTS", key]), "checking keys").await {
                 Ok(Reply::Int(1..)) => {}
                 Ok(Reply::Int(_)) => {
-                    return self.t.fail(
-                        Class::NotFound,
-                        format!("key `{key}` does not exist in database {}", self.db),
-                    );
+                    return self
+                        .t
+                        .fail(
+                            Class::NotFound,
+                            format!("key `{key}` does not exist in database {}", self.db),
+                        )
+                        .about("keys", key);
                 }
                 Ok(Reply::Error(e)) => return self.refused(&e, "EXISTS"),
                 Ok(other) => return self.unexpected(addr, "EXISTS", &other),
@@ -205,13 +222,13 @@ impl Redis {
             // LOADING, MASTERDOWN, BUSY: up, but not ready to serve.
             _ => Class::Status,
         };
-        self.t.fail(class, format!("{cmd} answered: {e}"))
+        self.t.fail(class, format!("{cmd} answered: {}", bounded::cut(e, 200)))
     }
 
     fn unexpected(&self, addr: SocketAddr, cmd: &str, r: &Reply) -> Outcome {
         let seen = match r {
-            Reply::Simple(s) => format!("+{s}"),
-            Reply::Error(e) => format!("-{e}"),
+            Reply::Simple(s) => format!("+{}", bounded::cut(s, 80)),
+            Reply::Error(e) => format!("-{}", bounded::cut(e, 80)),
             Reply::Int(i) => format!(":{i}"),
             Reply::Bulk(Some(n)) => format!("a {n}-byte string"),
             Reply::Bulk(None) => "nil".into(),
@@ -236,33 +253,27 @@ fn command(parts: &[&str]) -> Vec<u8> {
 
 async fn read_reply<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Reply> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let line = service::read_line(r, 64 * 1024).await?;
-    let (kind, rest) = line.split_at(line.chars().next().map_or(0, char::len_utf8));
-    Ok(match kind {
-        "+" => Reply::Simple(rest.to_string()),
-        "-" => Reply::Error(rest.to_string()),
-        ":" => Reply::Int(
-            rest.parse()
-                .map_err(|_| bad(format!("not an integer reply: {line:?}")))?,
-        ),
-        "$" => {
-            let n: i64 = rest.parse().map_err(|_| bad(format!("not a bulk length: {line:?}")))?;
-            if n < 0 {
-                Reply::Bulk(None)
-            } else if n > 16 << 20 {
-                return Err(bad(format!("a {n}-byte reply")));
-            } else {
-                let mut buf = vec![0; n as usize + 2];
-                r.read_exact(&mut buf).await?;
-                Reply::Bulk(Some(n as usize))
-            }
+    let line = read_line(r, LINE).await?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let seen = || bounded::excerpt(&line, 40);
+    Ok(match line.split_first() {
+        Some((b'+', rest)) => Reply::Simple(text(rest)),
+        Some((b'-', rest)) => Reply::Error(text(rest)),
+        Some((b':', rest)) => {
+            let n = match rest.split_first() {
+                Some((b'-', digits)) => number(digits).and_then(|n| i64::try_from(n).ok()).map(|n| -n),
+                _ => number(rest).and_then(|n| i64::try_from(n).ok()),
+            };
+            Reply::Int(n.ok_or_else(|| bad(format!("not an integer reply: {}", seen())))?)
         }
-        _ => {
-            return Err(bad(format!(
-                "not a RESP reply: {:?}",
-                line.chars().take(40).collect::<String>()
-            )));
+        Some((b'$', b"-1")) => Reply::Bulk(None),
+        Some((b'$', rest)) => {
+            let n = number(rest).ok_or_else(|| bad(format!("not a bulk length: {}", seen())))?;
+            // The value and its CRLF, read and dropped.
+            bounded::read_exact(r, "reply", n + 2, LINE as u64 + 2).await?;
+            Reply::Bulk(Some(n as usize))
         }
+        _ => return Err(bad(format!("not a RESP reply: {}", seen()))),
     })
 }
 
@@ -280,15 +291,25 @@ mod tests {
 
     #[tokio::test]
     async fn replies_parse() {
-        let mut r: &[u8] = b"+PONG\r\n-ERR no\r\n:3\r\n$2\r\nab\r\n$-1\r\nHTTP/1.1 400\r\n";
+        let mut r: &[u8] = b"+PONG\r\n-ERR no\r\n:3\r\n:-2\r\n$2\r\nab\r\n$-1\r\nHTTP/1.1 400\r\n";
         assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Simple(s) if s == "PONG"));
         assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Error(s) if s == "ERR no"));
         assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Int(3)));
+        assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Int(-2)));
         assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Bulk(Some(2))));
         assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Bulk(None)));
         assert_eq!(
             read_reply(&mut r).await.unwrap_err().kind(),
             std::io::ErrorKind::InvalidData
         );
+    }
+
+    #[tokio::test]
+    async fn a_huge_bulk_length_is_refused_before_anything_is_read() {
+        let mut r: &[u8] = b"$1094795585\r\nAAAA";
+        let e = read_reply(&mut r).await.unwrap_err();
+        assert!(e.to_string().contains("1094795587-byte reply"), "{e}");
+        let mut r: &[u8] = "+\u{e9}t\u{e9}\r\n".as_bytes();
+        assert!(matches!(read_reply(&mut r).await.unwrap(), Reply::Simple(s) if s == "\u{e9}t\u{e9}"));
     }
 }

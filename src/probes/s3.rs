@@ -4,6 +4,9 @@
 //! put/get latency against `max_latency`; the canary is always deleted.
 //! Requests are signed here (AWS Signature V4 in the Authorization header,
 //! with ring's HMAC-SHA256) and sent with the run's shared HTTP clients.
+//!
+//! Bounds: an answer's body is at most 256 KiB (a longer one fails the
+//! probe); headers are bounded by the HTTP engine as for `http`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::{digest, hmac};
 use url::Url;
 
-use super::net::{ClientOpts, io_outcome, refusal, timed_out};
+use super::net::ClientOpts;
 use super::param::Dur;
 use super::service::{self, Target, ms};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -139,6 +142,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         password: keys.as_ref().map(|k| k.1.clone()),
         shown: parsed.shown.clone(),
         tls: endpoint.scheme() == "https",
+        tls_hint: "use an https:// endpoint".into(),
         url: parsed.url,
     };
     Ok(Box::new(S3 {
@@ -173,6 +177,10 @@ impl Probe for S3 {
 }
 
 static CANARIES: AtomicU64 = AtomicU64::new(0);
+
+/// The largest answer read: a one-key listing, an error document or the
+/// canary is far smaller.
+const BODY: u64 = 256 << 10;
 
 /// AWS's URI encoding: everything but unreserved characters.
 const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -332,16 +340,31 @@ impl S3 {
             .await
             .map_err(|e| self.request_error(addr, ctx.timeout, &e))?;
         let status = resp.status();
-        let text = resp
-            .text()
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| self.request_error(addr, ctx.timeout, &e))?;
-        Ok((status, text))
+            .map_err(|e| self.request_error(addr, ctx.timeout, &e))?
+        {
+            if body.len() + chunk.len() > BODY as usize {
+                return Err(self.t.fail(
+                    Class::Protocol,
+                    format!(
+                        "{addr} answered with more than {}, more than a one-key listing or an error needs (is this an S3 endpoint?)",
+                        crate::config::units::format_bytes(BODY)
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     fn refused(&self, status: reqwest::StatusCode, body: &str, doing: &str) -> Outcome {
         let code = between(body, "<Code>", "</Code>").unwrap_or_default();
         let text = between(body, "<Message>", "</Message>").unwrap_or_default();
+        let (code, text) = (&*super::bounded::cut(code, 60), &*super::bounded::cut(text, 300));
         let class = match (status.as_u16(), code) {
             (_, "NoSuchBucket") | (404, "") => Class::NotFound,
             (
@@ -376,29 +399,13 @@ impl S3 {
     }
 
     fn request_error(&self, addr: SocketAddr, timeout: Duration, e: &reqwest::Error) -> Outcome {
-        if let Some(o) = refusal(e) {
-            return self.t.named(o);
-        }
-        if e.is_timeout() {
-            return self.t.named(timed_out(addr, timeout));
-        }
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return self.t.named(io_outcome(addr, io));
-            }
-            if s.downcast_ref::<rustls::Error>().is_some() {
-                return self.t.fail(Class::Tls, format!("TLS with {addr}: {s}"));
-            }
-            src = s.source();
-        }
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        self.t.fail(Class::Protocol, format!("{addr}: {msg}"))
+        self.t.named(super::http::request_error(
+            addr,
+            &self.t.host,
+            &self.endpoint,
+            timeout,
+            e,
+        ))
     }
 }
 

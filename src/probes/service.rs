@@ -1,7 +1,13 @@
 //! What the service probes (postgres, mysql, redis, amqp, nats, mqtt, s3)
 //! share: the target URL with its credentials split out and its password kept
-//! out of every message, TLS over an already connected socket, and the common
+//! out of every message, TLS over an already connected socket, a byte budget
+//! per connection, the polite goodbye after the verdict, and the common
 //! parameters. A service probe never writes unless it says `write = true`.
+//!
+//! The verdict is decided by the check alone: the goodbye (QUIT, a close
+//! frame, DISCONNECT, Terminate) runs after it, under its own short bound
+//! ([`GOODBYE`], and never past the attempt's timeout), and whatever
+//! happens to it changes nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use url::Url;
 
+use super::bounded::{Limited, Meter, TooMuch, excerpt};
 use super::net::{AcceptAny, io_outcome};
-use super::{Class, Ctx, Endpoint, Outcome, ParamError, Verdict};
+use super::{BoxFuture, Class, Ctx, Endpoint, Outcome, ParamError, Verdict};
 use crate::config::secrets::{MASK, redact_url_passwords};
 use crate::config::units::format_duration;
 
@@ -36,6 +43,9 @@ pub struct Target {
     pub shown: String,
     /// `rediss://`, `amqps://`, `mqtts://`, `tls://`: TLS from the start.
     pub tls: bool,
+    /// How a user asks this kind for TLS, for a plain connection that met a
+    /// TLS port: "start the URL with rediss://".
+    pub tls_hint: String,
 }
 
 impl Target {
@@ -75,7 +85,12 @@ impl Target {
             .trim_matches(['[', ']'])
             .to_string();
         let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let tls_hint = schemes
+            .iter()
+            .find(|(_, _, tls)| *tls)
+            .map_or(String::new(), |(s, _, _)| format!("start the URL with {s}://"));
         Ok(Target {
+            tls_hint,
             component,
             host,
             port: url.port().unwrap_or(port),
@@ -140,7 +155,84 @@ impl Target {
     {
         self.named(ctx.each_addr(&self.host, self.port, attempt).await)
     }
+
+    /// [`Target::each_addr`] for sessions that end with a goodbye: the
+    /// verdicts are combined first, then every goodbye runs at once under
+    /// [`GOODBYE`] (and never past the attempt's timeout). A server that
+    /// never acknowledges a QUIT cannot turn a pass into a timeout.
+    pub async fn sessions<F, Fut>(&self, ctx: &Ctx, attempt: F) -> Outcome
+    where
+        F: Fn(SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = Ended>,
+    {
+        self.named(self.sessions_at(ctx, &self.host, self.port, attempt).await)
+    }
+
+    /// [`Target::sessions`] on one of several hosts the target names (a
+    /// multi-host DSN), unnamed: the caller combines the answers.
+    pub async fn sessions_at<F, Fut>(&self, ctx: &Ctx, host: &str, port: u16, attempt: F) -> Outcome
+    where
+        F: Fn(SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = Ended>,
+    {
+        let start = Instant::now();
+        let goodbyes = std::sync::Mutex::new(Vec::new());
+        let o = ctx
+            .each_addr(host, port, |addr| {
+                let f = attempt(addr);
+                let goodbyes = &goodbyes;
+                async move {
+                    let (o, bye) = f.await;
+                    if let Some(bye) = bye {
+                        goodbyes.lock().expect("no poisoning").push(bye);
+                    }
+                    o
+                }
+            })
+            .await;
+        let goodbyes = goodbyes.into_inner().expect("no poisoning");
+        let left = ctx.timeout.saturating_sub(start.elapsed()).min(GOODBYE);
+        if !goodbyes.is_empty() && !left.is_zero() {
+            let _ = tokio::time::timeout(left, super::net::join_all(goodbyes)).await;
+        }
+        o
+    }
+
+    /// A reply that is not this protocol: a TLS record (the port speaks
+    /// TLS) or whatever it was, quoted.
+    pub fn garbage(&self, addr: SocketAddr, doing: &str, seen: &[u8]) -> Outcome {
+        match super::bounded::tls_record(seen) {
+            Some(tls) => self.fail(Class::Protocol, format!("{doing} on {addr}: {tls}{}", self.use_tls())),
+            None => self.fail(
+                Class::Protocol,
+                format!(
+                    "{addr} sent {} while {doing} (is this a {} port?)",
+                    excerpt(seen, 40),
+                    self.component
+                ),
+            ),
+        }
+    }
+
+    /// ": start the URL with rediss://", or nothing.
+    fn use_tls(&self) -> String {
+        if self.tls || self.tls_hint.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.tls_hint)
+        }
+    }
 }
+
+/// A polite goodbye to a server, run after the verdict; it owns the stream.
+pub type Goodbye = BoxFuture<'static, ()>;
+
+/// What a session ends with: the verdict, and the goodbye still to say.
+pub type Ended = (Outcome, Option<Goodbye>);
+
+/// The longest a goodbye may take: long enough for a server on the other
+/// side of the world to answer QUIT, short enough not to be noticed.
+pub const GOODBYE: Duration = Duration::from_millis(250);
 
 pub fn scrub(s: &str, password: Option<&str>) -> String {
     let s = redact_url_passwords(s);
@@ -192,31 +284,63 @@ pub async fn tls<S: Io + 'static>(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match connector.connect(name, s).await {
         Ok(t) => Ok(Box::new(t)),
-        Err(e) => Err(match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            Some(t) => Outcome::fail(
-                Class::Tls,
-                format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
-            ),
-            None => Outcome::fail(
-                Class::Tls,
+        Err(e) => Err(handshake_failed(addr, host, &e)),
+    }
+}
+
+/// A failed TLS handshake, classified: a certificate problem is `tls`; a
+/// peer that answers in plain text, or hangs up on the hello (what a
+/// plain-text service does), is `protocol`, because the port does not
+/// speak TLS; a byte bound is `protocol` too.
+pub fn handshake_failed(addr: SocketAddr, host: &str, e: &std::io::Error) -> Outcome {
+    use std::io::ErrorKind as K;
+    let e = super::bounded::innermost(e);
+    let inner = e.get_ref();
+    if let Some(t) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        if let rustls::Error::InvalidMessage(m) = t {
+            return Outcome::fail(
+                Class::Protocol,
                 format!(
-                    "handshake with {addr} failed: {} (is this a TLS port?)",
-                    super::net::plain(&e.to_string())
+                    "handshake with {addr} failed: the server answered with something that is not TLS ({m:?}): is this a TLS port?"
                 ),
+            );
+        }
+        return Outcome::fail(
+            Class::Tls,
+            format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
+        );
+    }
+    if let Some(t) = inner.and_then(|i| i.downcast_ref::<TooMuch>()) {
+        return Outcome::fail(Class::Protocol, format!("handshake with {addr} failed: {t}"));
+    }
+    match e.kind() {
+        K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Outcome::fail(
+            Class::Protocol,
+            format!(
+                "{addr} closed the connection during the TLS handshake, as a plain-text service does: is this a TLS port?"
             ),
-        }),
+        ),
+        K::InvalidData => Outcome::fail(
+            Class::Protocol,
+            format!(
+                "handshake with {addr} failed: {}: is this a TLS port?",
+                super::net::plain(&e.to_string())
+            ),
+        ),
+        _ => io_outcome(addr, e),
     }
 }
 
 /// Dial `addr` and, for TLS targets, handshake: the stream a line or frame
-/// protocol speaks over, buffered.
+/// protocol speaks over, buffered, reading at most `limit` bytes in all.
 pub async fn open(
     ctx: &Ctx,
     t: &Target,
     tls_opts: &TlsOpts,
     addr: SocketAddr,
+    limit: u64,
 ) -> Result<BufReader<Box<dyn Io>>, Outcome> {
-    let tcp = ctx.connect(addr).await?;
+    let tcp = Limited::new(ctx.connect(addr).await?, Meter::new(limit));
     let s: Box<dyn Io> = if t.tls {
         tls(ctx, tls_opts, &t.host, addr, tcp).await?
     } else {
@@ -225,39 +349,28 @@ pub async fn open(
     Ok(BufReader::new(s))
 }
 
-/// One `\n`-terminated line, at most `max` bytes, without its line end.
-/// End of stream is an `UnexpectedEof` error.
-pub async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<String> {
-    let mut buf = Vec::new();
-    (&mut *r).take(max as u64).read_until(b'\n', &mut buf).await?;
-    if buf.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the server closed the connection",
-        ));
-    }
-    if !buf.ends_with(b"\n") {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a line longer than {max} bytes"),
-        ));
-    }
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// An I/O error during a protocol exchange: a closed connection or garbage
-/// is classified, everything else as the connection error it is.
+/// An I/O error during a protocol exchange: a closed connection, a bound
+/// passed, a TLS answer on a plain connection or garbage is classified;
+/// everything else as the connection error it is.
 pub fn io_error(t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -> Outcome {
     match e.kind() {
+        std::io::ErrorKind::InvalidData if e.to_string().contains("speaks TLS") => {
+            t.fail(Class::Protocol, format!("{doing} on {addr}: {e}{}", t.use_tls()))
+        }
         std::io::ErrorKind::InvalidData => t.fail(
             Class::Protocol,
-            format!("{doing} on {addr}: {} (is this a {} port?)", e, t.component),
+            format!("{doing} on {addr}: {e} (is this a {} port?)", t.component),
         ),
         std::io::ErrorKind::UnexpectedEof => {
-            t.fail(Class::Refused, format!("{addr} closed the connection while {doing}"))
+            let text = e.to_string();
+            let after = text
+                .split_once("closed the connection after ")
+                .map(|(_, seen)| format!(" after sending {seen}"))
+                .unwrap_or_default();
+            t.fail(
+                Class::Refused,
+                format!("{addr} closed the connection while {doing}{after}"),
+            )
         }
         _ => t.named(io_outcome(addr, e)),
     }

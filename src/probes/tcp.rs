@@ -1,10 +1,14 @@
 //! `tcp`: a connection opens within the timeout; optionally send a line and
 //! expect a banner (`SSH-`, `+PONG`).
+//!
+//! Bounds: at most 64 KiB of the peer's answer is read while looking for
+//! `expect`; nothing is read without it.
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::bounded::excerpt;
 use super::net::{host_port, io_outcome};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
@@ -44,6 +48,9 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     }))
 }
 
+/// The most of the peer's answer read while looking for `expect`.
+const BANNER: usize = 64 << 10;
+
 impl Probe for Tcp {
     fn hosts(&self) -> Vec<Endpoint> {
         vec![Endpoint::new(&self.host, self.port)]
@@ -72,32 +79,26 @@ impl Tcp {
             return Outcome::pass(format!("connected to {addr} in {connected}ms"));
         };
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
+        let mut chunk = [0u8; 4096];
+        let found = |b: &[u8]| want.is_empty() || b.windows(want.len()).any(|w| w == want.as_bytes());
         loop {
             match s.read(&mut chunk).await {
                 Ok(0) => break,
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
-                    if String::from_utf8_lossy(&buf).contains(want.as_str()) || buf.len() > 64 * 1024 {
+                    if found(&buf) || buf.len() >= BANNER {
                         break;
                     }
                 }
                 Err(e) => return io_outcome(addr, &e),
             }
         }
-        let got = String::from_utf8_lossy(&buf);
-        if got.contains(want.as_str()) {
-            Outcome::pass(format!(
-                "{addr} answered {:?}",
-                got.trim_end().chars().take(60).collect::<String>()
-            ))
+        if found(&buf) {
+            Outcome::pass(format!("{addr} answered {}", excerpt(buf.trim_ascii_end(), 60)))
         } else {
             Outcome::fail(
                 Class::Body,
-                format!(
-                    "expected {want:?} from {addr}, got {:?}",
-                    got.chars().take(80).collect::<String>()
-                ),
+                format!("expected {want:?} from {addr}, got {}", excerpt(&buf, 80)),
             )
         }
     }

@@ -1,6 +1,10 @@
 //! `tls`: a handshake completes and the certificate is valid for the host,
 //! chains to a trusted root and has enough days left. The certificate's
 //! subject, issuer and not-after are reported even when it is rejected.
+//!
+//! Bounds: the handshake reads at most 256 KiB (a certificate chain is a
+//! few KiB; rustls bounds each record and message too). Nothing is sent
+//! after the handshake; the connection is dropped.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,6 +13,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
+use super::bounded::{Limited, Meter};
 use super::net::{cert_info, host_port};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
@@ -66,6 +71,9 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     }))
 }
 
+/// What the handshake may read in all.
+const LIMIT: u64 = 256 << 10;
+
 impl Probe for Tls {
     /// The host dialed, and `server_name`: a TLS proxy routes by it.
     fn hosts(&self) -> Vec<Endpoint> {
@@ -94,24 +102,12 @@ impl Tls {
         });
         let config = ctx.net.tls_config(rec.clone());
         let tcp = match ctx.connect(addr).await {
-            Ok(s) => s,
+            Ok(s) => Limited::new(s, Meter::new(LIMIT)),
             Err(o) => return o,
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         if let Err(e) = connector.connect(self.server_name.clone(), tcp).await {
-            return match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                Some(t) => Outcome::fail(
-                    Class::Tls,
-                    format!("handshake with {addr} failed: {}", explain(t, &self.host)),
-                ),
-                None => Outcome::fail(
-                    Class::Tls,
-                    format!(
-                        "handshake with {addr} failed: {} (is this a TLS port?)",
-                        super::net::plain(&e.to_string())
-                    ),
-                ),
-            };
+            return super::service::handshake_failed(addr, &self.host, &e);
         }
         let Some((der, verdict)) = rec.seen.lock().expect("no poisoning").take() else {
             return Outcome::fail(Class::Tls, format!("{addr} sent no certificate"));

@@ -88,6 +88,8 @@ pub struct Finished {
     pub root: Option<(String, String)>,
     /// Measurements the last attempt reported.
     pub metrics: Vec<Metric>,
+    /// The entry of a list parameter the failure is about (`tables`, `orders`).
+    pub about: Option<(String, String)>,
 }
 
 impl Finished {
@@ -103,6 +105,7 @@ impl Finished {
             failed,
             root: None,
             metrics: Vec::new(),
+            about: None,
         }
     }
 }
@@ -127,6 +130,7 @@ pub enum Event<'a> {
 
 /// Run jobs on a fresh runtime: for synchronous callers (`check`, `probe`).
 pub fn run_blocking(jobs: Vec<Job>, opts: &Options) -> Vec<Finished> {
+    crate::probes::fds::raise();
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt.block_on(run(jobs, opts, Net::new())),
         // Out of threads or file descriptors: every probe is a failure that
@@ -161,7 +165,10 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
         }
     };
     emit(Event::Planned { total: jobs.len() });
-    let sem = Arc::new(Semaphore::new(opts.concurrency.clamp(1, Semaphore::MAX_PERMITS)));
+    // Never more at once than the file descriptor limit leaves room for:
+    // envgate's own exhaustion must not read as the targets' failure.
+    let concurrency = crate::probes::fds::concurrency(opts.concurrency);
+    let sem = Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)));
     let (cancel_tx, cancel_rx) = watch::channel::<Option<String>>(None);
     let cancel_tx = Arc::new(cancel_tx);
     let (done_tx, done_rxs): (Vec<_>, Vec<_>) = jobs.iter().map(|_| watch::channel::<Option<Finished>>(None)).unzip();
@@ -371,6 +378,7 @@ impl Task {
         }
         Finished {
             metrics: o.metrics,
+            about: o.about,
             status,
             category: if isolation {
                 Category::Isolation
@@ -411,6 +419,7 @@ impl Task {
             failed: false,
             root: None,
             metrics: Vec::new(),
+            about: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What hostile input costs: an `http` source whose body never ends, and a
 # 25 MB line beside an error. Prints wall time and peak RSS of each run.
-# usage: bench/hostile.sh
+# usage: bench/hostile_files.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
