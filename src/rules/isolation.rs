@@ -283,6 +283,7 @@ mod tests {
             source: vec![],
             isolation: Default::default(),
             parity: None,
+            audit: None,
         };
         m.isolation.insert(
             "prod".into(),
