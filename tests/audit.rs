@@ -12,3 +12,5 @@ mod support;
 
 #[path = "audit/scenarios.rs"]
 mod scenarios;
+#[path = "audit/channels.rs"]
+mod channels;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Received {
     pub method: String,
-    #[allow(dead_code, reason = "not every test binary reads it")]
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
