@@ -14,3 +14,5 @@ mod support;
 mod scenarios;
 #[path = "audit/channels.rs"]
 mod channels;
+#[path = "audit/postgres.rs"]
+mod postgres;

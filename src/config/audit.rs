@@ -110,7 +110,9 @@ fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error
 
 fn store_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
-    if !(s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+    // `${secret:env:STORE_URL}` is checked once it is resolved.
+    let known = ["sqlite:", "postgres://", "postgresql://", "${"];
+    if !known.iter().any(|p| s.starts_with(p)) {
         return Err(serde::de::Error::custom(
             "a store is `sqlite:PATH` or `postgres://USER@HOST/DATABASE`",
         ));
