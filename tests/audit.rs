@@ -10,9 +10,11 @@ mod recorder;
 #[path = "audit/support.rs"]
 mod support;
 
-#[path = "audit/scenarios.rs"]
-mod scenarios;
 #[path = "audit/channels.rs"]
 mod channels;
+#[path = "audit/cli.rs"]
+mod cli;
 #[path = "audit/postgres.rs"]
 mod postgres;
+#[path = "audit/scenarios.rs"]
+mod scenarios;

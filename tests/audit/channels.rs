@@ -56,13 +56,20 @@ fn slack_gets_readable_blocks_within_its_limits() {
         assert!(facts.iter().all(|t| t.chars().count() <= 2000));
         assert!(facts.iter().any(|t| t.starts_with("*Environment*\nprod")), "{facts:?}");
         assert!(
-            facts.iter().any(|t| t.starts_with("*Where it was set*\n`environments/prod.toml:3:")),
+            facts
+                .iter()
+                .any(|t| t.starts_with("*Where it was set*\n`environments/prod.toml:3:")),
             "{facts:?}"
         );
         assert_eq!(blocks[2]["text"]["type"], "mrkdwn");
         assert!(!b.to_string().contains(CANARY));
     }
-    assert!(got[0].body["blocks"][0]["text"]["text"].as_str().unwrap().contains("failing"));
+    assert!(
+        got[0].body["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("failing")
+    );
     let resolved = got[1].body["blocks"][1]["fields"].to_string();
     assert!(resolved.contains("Outage lasted*\\n5m"), "{resolved}");
 }
@@ -70,7 +77,11 @@ fn slack_gets_readable_blocks_within_its_limits() {
 #[test]
 fn pagerduty_triggers_and_resolves_one_alert_by_its_dedup_key() {
     let rec = Recorder::start();
-    let f = fixture("pagerduty", &rec, "url = \"${env:BASE}/v2/enqueue\"\nrouting_key = \"${secret:env:KEY}\"");
+    let f = fixture(
+        "pagerduty",
+        &rec,
+        "url = \"${env:BASE}/v2/enqueue\"\nrouting_key = \"${secret:env:KEY}\"",
+    );
     outage(&f);
     let got = rec.received();
     assert_eq!(got.len(), 2);
@@ -104,9 +115,20 @@ fn alertmanager_gets_alerts_with_ends_at_on_resolve() {
     assert_eq!(firing["labels"]["alertname"], "EnvgateCheckFailing");
     assert_eq!(firing["labels"]["check"], "probe/orders-db");
     assert_eq!(firing["startsAt"], resolved["startsAt"]);
-    let t = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp();
-    assert!(t(&firing["endsAt"]) > t(&firing["startsAt"]) + 3600, "a firing alert ends well ahead");
-    assert_eq!(t(&resolved["endsAt"]), T0 + 600, "resolved when the check first passed again");
+    let t = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    assert!(
+        t(&firing["endsAt"]) > t(&firing["startsAt"]) + 3600,
+        "a firing alert ends well ahead"
+    );
+    assert_eq!(
+        t(&resolved["endsAt"]),
+        T0 + 600,
+        "resolved when the check first passed again"
+    );
 }
 
 /// A real Alertmanager on a free loopback port, stopped when dropped.

@@ -19,7 +19,20 @@ struct Db {
 
 fn psql(sql: &str) {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("psql: run `sudo bash scripts/setup/services.sh`");
@@ -50,7 +63,10 @@ impl Drop for Db {
 
 fn fixture(db: &Db, rec: &Recorder, policy: &str) -> Fixture {
     let mut f = Fixture::new(
-        &format!("[audit]\nstore = \"${{secret:env:STORE}}\"\n{policy}\n{}", webhook("ops", "HOOK")),
+        &format!(
+            "[audit]\nstore = \"${{secret:env:STORE}}\"\n{policy}\n{}",
+            webhook("ops", "HOOK")
+        ),
         ONE_PROBE,
     );
     f.vars.insert("STORE".into(), db.url());
@@ -86,7 +102,10 @@ fn the_shared_store_records_an_outage_like_the_embedded_one() {
     )
     .unwrap();
     let c = &h.environments[0].checks[0];
-    assert_eq!((c.id.as_str(), c.state.as_str(), c.streak), ("probe/orders-db", "ok", 2));
+    assert_eq!(
+        (c.id.as_str(), c.state.as_str(), c.streak),
+        ("probe/orders-db", "ok", 2)
+    );
     assert_eq!(c.recent.len(), 5);
     assert_eq!(h.environments[0].incidents[0].duration_s, 600);
 }
