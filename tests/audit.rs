@@ -18,3 +18,5 @@ mod cli;
 mod postgres;
 #[path = "audit/scenarios.rs"]
 mod scenarios;
+#[path = "audit/deploy.rs"]
+mod deploy;
