@@ -14,9 +14,9 @@ mod support;
 mod channels;
 #[path = "audit/cli.rs"]
 mod cli;
+#[path = "audit/deploy.rs"]
+mod deploy;
 #[path = "audit/postgres.rs"]
 mod postgres;
 #[path = "audit/scenarios.rs"]
 mod scenarios;
-#[path = "audit/deploy.rs"]
-mod deploy;

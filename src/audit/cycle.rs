@@ -9,6 +9,8 @@ use std::sync::{LazyLock, Mutex};
 
 use regex::Regex;
 
+use super::classify::{failure_class, not_after, resolver_gone};
+use super::clock::Clock;
 use super::digest::{self, Snapshot};
 use super::event::{Event, IncidentInfo, Loc, rfc3339};
 use super::notify::{self, Channel, Sent};
@@ -20,43 +22,6 @@ use crate::config::secrets::Redactor;
 use crate::diagnostic::Problems;
 use crate::findings::Category;
 use crate::outcome::{CheckResult, EnvReport, Report, Status};
-
-/// The time, injectable: tests set it, runs read the system clock.
-pub trait Clock: Send + Sync {
-    /// Unix seconds.
-    fn now(&self) -> i64;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-}
-
-/// A clock that says what it was last set to.
-pub struct FixedClock(pub std::sync::atomic::AtomicI64);
-
-impl FixedClock {
-    pub fn at(t: i64) -> FixedClock {
-        FixedClock(std::sync::atomic::AtomicI64::new(t))
-    }
-    pub fn set(&self, t: i64) {
-        self.0.store(t, std::sync::atomic::Ordering::SeqCst);
-    }
-    pub fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// What the manifest's `[audit]` says, resolved.
 #[derive(Debug, Clone)]
@@ -147,53 +112,6 @@ impl std::fmt::Display for Trouble {
 
 static BLOCKED_BY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^blocked: depends on `([^`]+)`").expect("valid regex"));
-
-/// Probe failure classes: the first word of a failure's message.
-const CLASSES: &[&str] = &[
-    "refused",
-    "timeout",
-    "dns",
-    "tls",
-    "status",
-    "body",
-    "latency",
-    "permission",
-    "not_found",
-    "capacity",
-    "exec",
-    "unknown",
-    "io",
-    "auth",
-    "protocol",
-];
-
-/// The fixed list a failure's class comes from (never free text).
-pub fn failure_class(r: &CheckResult) -> Option<&'static str> {
-    if matches!(r.status, Status::Pass | Status::Skipped | Status::Flaky) {
-        return None;
-    }
-    if r.status == Status::Blocked {
-        return Some("blocked");
-    }
-    Some(match r.category {
-        Category::Probe => {
-            let first = r.message.split(':').next().unwrap_or_default();
-            CLASSES.iter().find(|c| **c == first).copied().unwrap_or("failed")
-        }
-        Category::Schema => "schema",
-        Category::Rule => "rule",
-        Category::Isolation => "isolation",
-        Category::Config => "config",
-    })
-}
-
-/// The certificate not-after a probe reported (unix seconds).
-pub fn not_after(r: &CheckResult) -> Option<i64> {
-    r.metrics
-        .iter()
-        .find(|m| m.name == "tls_not_after")
-        .map(|m| m.value as i64)
-}
 
 fn observe(r: &CheckResult, fail_on_warn: bool) -> Obs {
     match r.status {
@@ -291,6 +209,43 @@ fn run_and_record(
     let finished_at = clock.now();
     let snapshots = snapshots.into_inner().expect("no poisoning");
     let unfiltered = opts.check.choice.select.is_all() && opts.check.choice.shard.is_none();
+    let meta = RunMeta {
+        project: &project.manifest.project.name,
+        started_at,
+        finished_at,
+        host: &opts.host,
+        trigger: &opts.trigger,
+        fail_on_warn: opts.fail_on_warn,
+        unfiltered,
+    };
+    let outcomes = record_report(store, settings, &meta, &report, &snapshots).map_err(Trouble::Store)?;
+    Ok((report, outcomes))
+}
+
+/// What a recorded run says about itself.
+pub struct RunMeta<'a> {
+    pub project: &'a str,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub host: &'a str,
+    pub trigger: &'a str,
+    pub fail_on_warn: bool,
+    /// Every check ran (no `--only`, `--skip`, `--tag`, `--shard`): a check
+    /// missing from the report is gone.
+    pub unfiltered: bool,
+}
+
+/// Record a report's environments, one transaction each: the run, results,
+/// states, incidents, outbox, roll-ups and retention. `snapshots` holds each
+/// environment's configuration digests. For a server that ran the checks
+/// itself, and for generating history.
+pub fn record_report(
+    store: &mut Store,
+    settings: &Settings,
+    meta: &RunMeta<'_>,
+    report: &Report,
+    snapshots: &HashMap<String, Snapshot>,
+) -> Result<Vec<EnvOutcome>, StoreError> {
     let mut outcomes = Vec::new();
     for e in &report.environments {
         let snapshot = snapshots.get(&e.name).cloned().unwrap_or_default();
@@ -303,38 +258,36 @@ fn run_and_record(
         let run = RunRow {
             id: 0,
             env: e.name.clone(),
-            started_at,
-            finished_at,
+            started_at: meta.started_at,
+            finished_at: meta.finished_at,
             version: env!("CARGO_PKG_VERSION").into(),
-            host: opts.host.clone(),
+            host: meta.host.to_string(),
             config_digest: config_id.clone(),
-            trigger: opts.trigger.clone(),
+            trigger: meta.trigger.to_string(),
             status: e.status.as_str().into(),
             summary: serde_json::to_string(&e.summary).unwrap_or_default(),
         };
         let mut outcome = EnvOutcome::default();
-        store
-            .transaction(|tx| {
-                outcome = record(
-                    tx,
-                    &Recording {
-                        project: &project.manifest.project.name,
-                        env: e,
-                        run: &run,
-                        snapshot: &snapshot,
-                        config_id: &config_id,
-                        report_json: &json,
-                        settings,
-                        fail_on_warn: opts.fail_on_warn,
-                        unfiltered,
-                    },
-                )?;
-                Ok(())
-            })
-            .map_err(Trouble::Store)?;
+        store.transaction(|tx| {
+            outcome = record(
+                tx,
+                &Recording {
+                    project: meta.project,
+                    env: e,
+                    run: &run,
+                    snapshot: &snapshot,
+                    config_id: &config_id,
+                    report_json: &json,
+                    settings,
+                    fail_on_warn: meta.fail_on_warn,
+                    unfiltered: meta.unfiltered,
+                },
+            )?;
+            Ok(())
+        })?;
         outcomes.push(outcome);
     }
-    Ok((report, outcomes))
+    Ok(outcomes)
 }
 
 /// Everything one environment's transaction needs.
@@ -617,50 +570,4 @@ fn enqueue(tx: &mut Tx<'_>, channels: &[Channel], e: &Event, now: i64) -> Result
         )?;
     }
     Ok(())
-}
-
-/// `Some(n)` when every one of n ≥ 2 probes whose target names a host (not
-/// an address) failed to resolve it.
-fn resolver_gone(report: &Report) -> Option<usize> {
-    let named: Vec<&CheckResult> = report
-        .environments
-        .iter()
-        .flat_map(|e| &e.results)
-        .filter(|r| r.category == Category::Probe && !matches!(r.status, Status::Skipped | Status::Blocked))
-        .filter(|r| r.target.as_deref().and_then(host_name).is_some())
-        .collect();
-    let all_dns = named
-        .iter()
-        .all(|r| r.status == Status::Fail && failure_class(r) == Some("dns"));
-    (named.len() >= 2 && all_dns).then_some(named.len())
-}
-
-/// The host name a target names, if it names one (not an IP address, not a path).
-fn host_name(target: &str) -> Option<String> {
-    let host = if target.contains("://") {
-        url::Url::parse(target).ok()?.host_str()?.to_string()
-    } else if target.starts_with('/') || target.starts_with('.') {
-        return None;
-    } else {
-        target.rsplit_once(':').map_or(target, |(h, _)| h).to_string()
-    };
-    let bare = host.trim_matches(['[', ']']);
-    (bare.parse::<std::net::IpAddr>().is_err() && bare.contains(|c: char| c.is_ascii_alphabetic()))
-        .then(|| bare.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names_are_told_from_addresses_and_paths() {
-        assert_eq!(
-            host_name("postgres://app:***@db.prod:5432/x").as_deref(),
-            Some("db.prod")
-        );
-        assert_eq!(host_name("127.0.0.1:5432"), None);
-        assert_eq!(host_name("/var/lib/x"), None);
-        assert_eq!(host_name("cache.internal:6379").as_deref(), Some("cache.internal"));
-    }
 }

@@ -7,6 +7,8 @@
 //! only by commands: nothing below may depend on it. The pure rules live in
 //! [`state`]; the store in [`store`]; one run in [`cycle`].
 
+pub mod classify;
+pub mod clock;
 pub mod cycle;
 pub mod digest;
 pub mod event;
@@ -18,5 +20,6 @@ pub mod settings;
 pub mod state;
 pub mod store;
 
-pub use cycle::{AuditOptions, Clock, CycleOutcome, FixedClock, Settings, SystemClock, Trouble, cycle};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use cycle::{AuditOptions, CycleOutcome, Settings, Trouble, cycle};
 pub use store::Store;

@@ -19,7 +19,11 @@ fn the_cronjob_example_is_a_valid_kubernetes_cronjob_that_never_overlaps_or_retr
         .arg(&path)
         .output()
         .unwrap_or_else(|e| panic!("kubernetes-validate ({e}): {SETUP}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
     assert!(text.contains("INFO") && !text.contains("ERROR"), "{text}");
     let y = std::fs::read_to_string(&path).unwrap();
@@ -43,7 +47,10 @@ fn the_systemd_service_and_timer_pass_systemd_analyze_verify() {
         let text = std::fs::read_to_string(repo().join("examples/systemd").join(name))
             .unwrap()
             .replace("/usr/local/bin/envgate", bin)
-            .replace("EnvironmentFile=/etc/envgate/audit.env", "EnvironmentFile=-/etc/envgate/audit.env");
+            .replace(
+                "EnvironmentFile=/etc/envgate/audit.env",
+                "EnvironmentFile=-/etc/envgate/audit.env",
+            );
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let out = Command::new("systemd-analyze")
@@ -53,7 +60,11 @@ fn the_systemd_service_and_timer_pass_systemd_analyze_verify() {
         .env("SYSTEMD_LOG_LEVEL", "warning")
         .output()
         .unwrap_or_else(|e| panic!("systemd-analyze ({e}): {SETUP}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours: Vec<&str> = text.lines().filter(|l| l.contains("envgate-audit")).collect();
     assert!(out.status.success() && ours.is_empty(), "{text}");
 }
