@@ -86,6 +86,37 @@ fn host_name(target: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn probe(target: &str, status: Status, message: &str) -> CheckResult {
+        let mut r = CheckResult::pass(Category::Probe, "probe/x", "x", message.into());
+        r.status = status;
+        r.target = Some(target.into());
+        r
+    }
+
+    #[test]
+    fn every_named_host_failing_to_resolve_is_the_auditors_trouble() {
+        let report = |results| Report::new(vec![crate::outcome::EnvReport::new("prod".into(), results)], 1);
+        let dns = |t: &str| probe(t, Status::Fail, "dns: cannot resolve `x`");
+        assert_eq!(
+            resolver_gone(&report(vec![
+                dns("postgres://db.prod:5432/x"),
+                dns("redis://cache.prod:6379")
+            ])),
+            Some(2)
+        );
+        // One name that resolved: the environment's DNS, not ours.
+        assert_eq!(
+            resolver_gone(&report(vec![
+                dns("postgres://db.prod:5432/x"),
+                dns("redis://cache.prod:6379"),
+                probe("https://api.prod/health", Status::Pass, "200 in 3ms"),
+            ])),
+            None
+        );
+        assert_eq!(resolver_gone(&report(vec![dns("postgres://db.prod:5432/x")])), None);
+        assert_eq!(failure_class(&dns("x")), Some("dns"));
+    }
+
     #[test]
     fn host_names_are_told_from_addresses_and_paths() {
         assert_eq!(

@@ -339,3 +339,19 @@ fn a_probe_removed_from_the_checks_files_resolves_its_incident() {
         .collect();
     assert!(!ids.contains(&"probe/api".to_string()), "{ids:?}");
 }
+
+#[test]
+fn an_overlapping_run_leaves_an_environment_another_runner_holds_alone() {
+    let (f, rec) = with_hook("", ONE_PROBE);
+    f.down("db");
+    let mut holder = f.store();
+    assert!(holder.try_lock("prod").unwrap());
+    let o = f.tick();
+    assert!(o.envs[0].busy, "the second runner must not act");
+    assert!(rec.received().is_empty());
+    assert_eq!(holder.query("SELECT COUNT(*) FROM runs", &[]).unwrap()[0][0].i(), 0);
+    holder.unlock("prod").unwrap();
+    let o = f.tick();
+    assert!(!o.envs[0].busy);
+    assert_eq!(rec.events(), ["trigger"]);
+}
