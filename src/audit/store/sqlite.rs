@@ -37,12 +37,6 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
-        // A cron run is one short process: checkpointing the WAL into the
-        // database on every exit would fsync the file every run. SQLite
-        // checkpoints as the WAL grows instead (every 1,000 pages), and a
-        // reader sees the WAL either way.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(err)?;
         Ok(Sqlite {
             conn,
             path: path.to_path_buf(),
