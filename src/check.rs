@@ -36,6 +36,16 @@ struct Evaluated {
 }
 
 pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
+    run_observed(project, opts, &|_| {})
+}
+
+/// Sees each environment's assembled configuration once, while the run
+/// still holds it (the audit digests it to tell which keys changed); called
+/// from the threads that evaluate environments.
+pub type Observe<'a> = &'a (dyn Fn(&Assembled) + Sync);
+
+/// [`run`], showing each assembled configuration to `observe`.
+pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>) -> Result<Report, Problems> {
     let start = Instant::now();
     let Checks { rules, probes } = Checks::load(project)?;
     let mut rules = Rules::new(project, rules)?;
@@ -49,6 +59,7 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
     // then collect in the order they were asked for.
     let outcomes = parallel_map(&opts.envs, |env| {
         evaluate(project, env, &opts.sets, &rules, &probes, &opts.choice).map(|(results, planned, a, value)| {
+            observe(&a);
             Evaluated {
                 env: a.env.clone(),
                 results,

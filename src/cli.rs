@@ -51,6 +51,11 @@ pub enum Command {
     Init(InitArgs),
     /// Probe URLs from the command line (no project); with `-- CMD`, exec CMD once all pass.
     Probe(ProbeArgs),
+    /// Run the checks as a health audit: record the run, track each check's
+    /// state, and notify the channels of what changed.
+    Audit(AuditArgs),
+    /// Per check: state, streak, last pass, uptime over 1d/7d/30d, incidents.
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +268,108 @@ pub struct InitArgs {
     /// Directory to scaffold (default: the current directory). Must be empty
     /// of envgate files.
     pub dir: Option<PathBuf>,
+}
+
+/// `envgate audit`: run once, or manage the store and silences.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub filter: Filter,
+    #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub output: Output,
+    /// History store: sqlite:PATH or postgres://... (default: `[audit] store`,
+    /// else sqlite:.envgate/history.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Cron monitor to ping: URL/start before the run, URL after, URL/fail
+    /// when the audit could not run.
+    #[arg(long, value_name = "URL")]
+    pub heartbeat_url: Option<String>,
+    /// `run` (default): exit 0 whenever the audit ran; `status`: exit like
+    /// `check` (1 when an environment is not ready).
+    #[arg(long, value_enum, default_value_t = AuditExit::Run)]
+    pub exit_code: AuditExit,
+    /// Print nothing when nothing changed.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditExit {
+    Run,
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Apply retention now (it also runs inside every audit).
+    Prune {
+        /// Then give the freed space back to the file system.
+        #[arg(long)]
+        vacuum: bool,
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// Keep probing and recording, but notify nothing for these checks until it ends.
+    Silence {
+        #[arg(short = 'e', long = "env", value_name = "ENV")]
+        env: String,
+        /// Check id or glob: `probe/orders-db`, `probe/*`.
+        #[arg(long, value_name = "GLOB")]
+        check: String,
+        /// How long, e.g. 2h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration)]
+        duration: Duration,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// List the silences in force or to come.
+    Silences {
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
+    },
+    /// End a silence now.
+    Unsilence {
+        /// The silence's id, as `envgate audit silences` shows it.
+        id: i64,
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Environment (repeatable; default: every environment in the store).
+    #[arg(short = 'e', long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+    /// Only this check: an id or a glob (`probe/*`).
+    #[arg(long, value_name = "ID")]
+    pub check: Option<String>,
+    /// Incidents resolved within this long (default 7d).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration)]
+    pub since: Duration,
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Human)]
+    pub format: HistoryFormat,
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    Human,
+    Json,
+    Html,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Data flows one way: files → assembled config (with origins) → findings →
 //! report → reporters. Nothing downstream reaches back upstream.
 
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["runner"],
     &["plan", "check"],
     &["report", "schemas"],
+    &["audit"],
     &["cli"],
     &["commands"],
 ];

@@ -82,20 +82,7 @@ fn execute(
     out: &mut dyn Write,
 ) -> Result<i32, Problems> {
     let reports = parse_reports(&output.reports)?;
-    let envs = if select.envs.is_empty() {
-        project.environments.clone()
-    } else {
-        let mut v = Vec::new();
-        for e in &select.envs {
-            for name in e.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                if !project.environments.iter().any(|x| x == name) {
-                    return Err(project.unknown_env(name).into());
-                }
-                v.push(name.to_string());
-            }
-        }
-        v
-    };
+    let envs = selected_envs(project, select)?;
     let report = run(
         project,
         &CheckOptions {
@@ -120,7 +107,24 @@ fn execute(
     Ok(verdict(&report, fail_on_warn))
 }
 
-fn verdict(report: &Report, fail_on_warn: bool) -> i32 {
+/// The environments `--env` names (comma-separated too), or every one.
+pub(super) fn selected_envs(project: &Project, select: &Selection) -> Result<Vec<String>, Problems> {
+    if select.envs.is_empty() {
+        return Ok(project.environments.clone());
+    }
+    let mut v = Vec::new();
+    for e in &select.envs {
+        for name in e.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if !project.environments.iter().any(|x| x == name) {
+                return Err(project.unknown_env(name).into());
+            }
+            v.push(name.to_string());
+        }
+    }
+    Ok(v)
+}
+
+pub(super) fn verdict(report: &Report, fail_on_warn: bool) -> i32 {
     if report.passed(fail_on_warn) {
         exit_codes::OK
     } else {
@@ -128,7 +132,7 @@ fn verdict(report: &Report, fail_on_warn: bool) -> i32 {
     }
 }
 
-fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, Problems> {
+pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::PathBuf)>, Problems> {
     specs
         .iter()
         .map(|s| {

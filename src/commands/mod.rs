@@ -1,10 +1,12 @@
 //! One function per subcommand. Each writes to the given streams and returns
 //! the exit code; load errors come back as `Problems` (exit 2).
 
+mod audit;
 mod check;
 mod diff;
 mod explain;
 pub mod formats;
+mod history;
 mod init;
 mod list;
 mod probe;
@@ -98,6 +100,10 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::List => ctx.project(&cli, true, true).and_then(|p| list::list(&p, out)),
         Command::Init(a) => init::init(ctx, a, out),
         Command::Probe(a) => probe::probe(ctx, a, style, out, err),
+        Command::Audit(a) => audit::audit(&cli, ctx, a, style, out, err),
+        Command::History(a) => ctx
+            .project(&cli, true, true)
+            .and_then(|p| history::history(&p, a, style, out)),
     };
     match result {
         Ok(code) => Ok(code),

@@ -14,6 +14,9 @@ pub struct Manifest {
     pub isolation: IndexMap<String, Isolation>,
     #[serde(default)]
     pub parity: Option<Parity>,
+    /// The cron health audit: history store, state changes, notifications.
+    #[serde(default)]
+    pub audit: Option<super::audit::AuditTable>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

@@ -2,6 +2,7 @@
 //! units and schema validation. Reads files (and `http` sources); never probes.
 
 pub mod assemble;
+pub mod audit;
 pub mod dotenv;
 pub mod interpolate;
 pub mod json;

@@ -51,6 +51,20 @@ pub struct CertInfo {
     pub issuer: String,
     pub not_after: String,
     pub days_left: i64,
+    /// Unix seconds.
+    pub not_after_unix: i64,
+}
+
+impl CertInfo {
+    /// The expiry as a measurement (`tls_not_after`, unix seconds): the
+    /// audit keeps it and exports it as a certificate-expiry series.
+    pub fn metric(&self) -> crate::outcome::Metric {
+        crate::outcome::Metric {
+            name: "tls_not_after".into(),
+            value: self.not_after_unix as f64,
+            unit: "s".into(),
+        }
+    }
 }
 
 pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
@@ -66,5 +80,6 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
         issuer: cert.issuer().to_string(),
         not_after: not_after.to_datetime().date().to_string(),
         days_left: secs.div_euclid(86_400),
+        not_after_unix: not_after.timestamp(),
     })
 }

@@ -308,10 +308,11 @@ impl Http {
                         "certificate of {host} expires {} ({} days left), expected at least {min} days",
                         c.not_after, c.days_left
                     ),
-                );
+                )
+                .with_metrics(vec![c.metric()]);
             }
         }
-        Outcome::pass(msg)
+        Outcome::pass(msg).with_metrics(cert.iter().map(|c| c.metric()).collect())
     }
 
     fn check_body(&self, text: &str) -> Option<Outcome> {

@@ -122,21 +122,25 @@ impl Tls {
                 )
             })
             .unwrap_or_else(|| "unparseable certificate".into());
-        if let Err(e) = verdict {
-            return Outcome::fail(Class::Tls, format!("{} on {addr}: {about}", explain(&e, &self.host)));
-        }
-        if let (Some(min), Some(c)) = (self.min_days_left, &info)
-            && c.days_left < i64::from(min)
-        {
-            return Outcome::fail(
-                Class::Tls,
-                format!(
-                    "certificate expires in {} days, expected at least {min}: {about}",
-                    c.days_left
-                ),
-            );
-        }
-        Outcome::pass(format!("valid certificate on {addr}: {about}"))
+        let metrics: Vec<_> = info.iter().map(|c| c.metric()).collect();
+        let judged = || {
+            if let Err(e) = verdict {
+                return Outcome::fail(Class::Tls, format!("{} on {addr}: {about}", explain(&e, &self.host)));
+            }
+            if let (Some(min), Some(c)) = (self.min_days_left, &info)
+                && c.days_left < i64::from(min)
+            {
+                return Outcome::fail(
+                    Class::Tls,
+                    format!(
+                        "certificate expires in {} days, expected at least {min}: {about}",
+                        c.days_left
+                    ),
+                );
+            }
+            Outcome::pass(format!("valid certificate on {addr}: {about}"))
+        };
+        judged().with_metrics(metrics)
     }
 }
 

@@ -277,6 +277,7 @@ mod tests {
             source: vec![],
             isolation: Default::default(),
             parity: None,
+            audit: None,
         };
         m.isolation.insert(
             "prod".into(),
@@ -378,6 +379,7 @@ mod tests {
             source: vec![],
             isolation: Default::default(),
             parity: None,
+            audit: None,
         };
         m.isolation.insert(
             "prod".into(),
