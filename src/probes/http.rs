@@ -61,6 +61,10 @@ struct Params {
     tls_verify: Option<bool>,
     /// https: fail when the certificate expires sooner.
     min_days_left: Option<u32>,
+    /// https: client certificate to present (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// https: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
 }
 
 /// Bodies are read up to this size for the body expectations.
@@ -135,6 +139,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             follow_redirects: d.follow_redirects.unwrap_or(true),
             ca_file: d.ca_file,
             verify: d.tls_verify.unwrap_or(true),
+            client: super::certs::ClientCert::from_params(d.cert_file, d.key_file)?,
         },
     }))
 }

@@ -164,8 +164,14 @@ impl Ctx {
     /// guard refuses is never followed.
     pub fn http_client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
         let scope = self.guard.as_ref().map(|g| g.scope().to_string()).unwrap_or_default();
+        let client = opts.client.as_ref().map(|c| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.hash(&mut h);
+            h.finish()
+        });
         let key = format!(
-            "{}|{:?}|{}|{host}|{addr}|{scope}",
+            "{}|{:?}|{}|{client:?}|{host}|{addr}|{scope}",
             opts.follow_redirects, opts.ca_file, opts.verify
         );
         if let Some(c) = self.net.clients.lock().expect("no poisoning").get(&key) {
@@ -195,7 +201,7 @@ impl Ctx {
             reqwest::redirect::Policy::none()
         };
         let mut b = reqwest::Client::builder()
-            .use_preconfigured_tls(self.net.tls_config(verifier))
+            .use_preconfigured_tls(self.net.tls_config_with(verifier, opts.client.as_ref())?)
             .tls_info(true)
             .no_proxy()
             .http1_only()
@@ -361,6 +367,26 @@ impl Net {
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth()
     }
+
+    /// [`Net::tls_config`], presenting `client` when the server asks for a
+    /// certificate. Reads the certificate and key (run-time I/O).
+    pub fn tls_config_with(
+        &self,
+        verifier: Arc<dyn ServerCertVerifier>,
+        client: Option<&super::certs::ClientCert>,
+    ) -> Result<ClientConfig, String> {
+        let Some(client) = client else {
+            return Ok(self.tls_config(verifier));
+        };
+        let (certs, key) = client.load()?;
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("cert_file and key_file do not make a client certificate: {e}"))
+    }
 }
 
 /// Options that make one HTTP client differ from another.
@@ -369,6 +395,8 @@ pub struct ClientOpts {
     pub follow_redirects: bool,
     pub ca_file: Option<String>,
     pub verify: bool,
+    /// A client certificate to present when the server asks for one.
+    pub client: Option<super::certs::ClientCert>,
 }
 
 pub fn timed_out(addr: SocketAddr, timeout: Duration) -> Outcome {

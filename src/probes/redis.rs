@@ -38,6 +38,10 @@ struct Params {
     ca_file: Option<String>,
     /// rediss: verify the certificate chain and host name (default true).
     tls_verify: Option<bool>,
+    /// rediss: client certificate to present (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// rediss: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
 }
 
 struct Redis {
@@ -71,7 +75,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         db,
         keys: d.keys,
         max_latency: d.max_latency.map(|m| m.0),
-        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true)
+            .with_client(super::certs::ClientCert::from_params(d.cert_file, d.key_file)?),
         t,
     }))
 }

@@ -158,6 +158,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             follow_redirects: false,
             ca_file: d.ca_file.clone(),
             verify: d.tls_verify.unwrap_or(true),
+            client: None,
         },
     }))
 }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use url::Url;
 
 use super::bounded::{Limited, Meter, TooMuch, excerpt};
+use super::certs::ClientCert;
 use super::net::{AcceptAny, io_outcome};
 use super::{BoxFuture, Class, Ctx, Endpoint, Outcome, ParamError, Verdict};
 use crate::config::secrets::{MASK, redact_url_passwords};
@@ -242,11 +243,13 @@ pub fn scrub(s: &str, password: Option<&str>) -> String {
     }
 }
 
-/// TLS settings shared by the service kinds: `ca_file` and `tls_verify`.
+/// TLS settings shared by the service kinds: `ca_file`, `tls_verify`, and
+/// the client certificate (`cert_file`, `key_file`).
 #[derive(Debug, Clone)]
 pub struct TlsOpts {
     pub ca_file: Option<String>,
     pub verify: bool,
+    pub client: Option<ClientCert>,
 }
 
 impl TlsOpts {
@@ -256,7 +259,14 @@ impl TlsOpts {
         TlsOpts {
             verify: tls_verify.unwrap_or(verify_by_default || ca_file.is_some()),
             ca_file,
+            client: None,
         }
+    }
+
+    /// The same, presenting a client certificate when the server asks.
+    pub fn with_client(mut self, client: Option<ClientCert>) -> TlsOpts {
+        self.client = client;
+        self
     }
 
     /// A rustls client configuration: run-time I/O (reads `ca_file`).
@@ -266,7 +276,7 @@ impl TlsOpts {
         } else {
             Arc::new(AcceptAny)
         };
-        Ok(ctx.net.tls_config(v))
+        ctx.net.tls_config_with(v, self.client.as_ref())
     }
 }
 
@@ -353,6 +363,17 @@ pub async fn open(
 /// passed, a TLS answer on a plain connection or garbage is classified;
 /// everything else as the connection error it is.
 pub fn io_error(t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -> Outcome {
+    // A server that judges the client certificate after the handshake (TLS
+    // 1.3) says so with an alert on the first read.
+    if let Some(tls) = super::bounded::innermost(e)
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<rustls::Error>())
+    {
+        return match super::certs::client_cert_refused(tls, None) {
+            Some(why) => t.fail(Class::Tls, format!("{doing} on {addr}: {why}")),
+            None => t.fail(Class::Tls, format!("{doing} on {addr}: {tls}")),
+        };
+    }
     match e.kind() {
         std::io::ErrorKind::InvalidData if e.to_string().contains("speaks TLS") => {
             t.fail(Class::Protocol, format!("{doing} on {addr}: {e}{}", t.use_tls()))

@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 use super::bounded::{Limited, Meter};
+use super::certs::{ClientCert, Presenting, client_cert_refused};
 use super::net::{cert_info, host_port};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
@@ -35,6 +36,10 @@ struct Params {
     ca_file: Option<String>,
     /// Fail when the certificate expires sooner.
     min_days_left: Option<u32>,
+    /// Client certificate to present when the server asks (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// The client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
 }
 
 struct Tls {
@@ -45,6 +50,7 @@ struct Tls {
     server_name: ServerName<'static>,
     ca_file: Option<String>,
     min_days_left: Option<u32>,
+    client: Option<ClientCert>,
 }
 
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
@@ -68,6 +74,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         server_name,
         ca_file: p.ca_file,
         min_days_left: p.min_days_left,
+        client: ClientCert::from_params(p.cert_file, p.key_file)?,
     }))
 }
 
@@ -100,14 +107,29 @@ impl Tls {
             inner,
             seen: Mutex::new(None),
         });
-        let config = ctx.net.tls_config(rec.clone());
+        let presenting = match Presenting::new(self.client.as_ref()) {
+            Ok(p) => Arc::new(p),
+            Err(e) => return Outcome::fail(Class::Tls, e),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(rec.clone())
+            .with_client_cert_resolver(presenting.clone());
         let tcp = match ctx.connect(addr).await {
             Ok(s) => Limited::new(s, Meter::new(LIMIT)),
             Err(o) => return o,
         };
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        if let Err(e) = connector.connect(self.server_name.clone(), tcp).await {
-            return super::service::handshake_failed(addr, &self.host, &e);
+        let mut stream = match connector.connect(self.server_name.clone(), tcp).await {
+            Ok(s) => s,
+            Err(e) => return super::service::handshake_failed(addr, &self.host, &e),
+        };
+        if presenting.asked()
+            && let Some(why) = self.after_handshake(ctx, &mut stream, presenting.has_key()).await
+        {
+            return Outcome::fail(Class::Tls, format!("{addr}: {why}"));
         }
         let Some((der, verdict)) = rec.seen.lock().expect("no poisoning").take() else {
             return Outcome::fail(Class::Tls, format!("{addr} sent no certificate"));
@@ -144,8 +166,43 @@ impl Tls {
     }
 }
 
+impl Tls {
+    /// A server that asked for a client certificate judges it after the
+    /// handshake in TLS 1.3: listen briefly for its alert. Silence (or data)
+    /// means it was accepted; an alert says why not.
+    async fn after_handshake<S>(
+        &self,
+        ctx: &Ctx,
+        stream: &mut tokio_rustls::client::TlsStream<S>,
+        presented: bool,
+    ) -> Option<String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        use tokio::io::AsyncReadExt;
+        let wait = ctx.timeout.min(std::time::Duration::from_millis(500));
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Err(e)) => {
+                let refused = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+                    .and_then(|t| client_cert_refused(t, Some(presented)));
+                Some(refused.unwrap_or_else(|| format!("the connection failed after the handshake: {e}")))
+            }
+            Ok(Ok(0)) if !presented => Some(
+                "the server asked for a client certificate and closed the connection without one: set `cert_file` and `key_file`".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// Rustls' verdict in words a person acts on.
 pub fn explain(e: &rustls::Error, host: &str) -> String {
+    if let Some(why) = super::certs::client_cert_refused(e, None) {
+        return why;
+    }
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => "certificate has expired".into(),

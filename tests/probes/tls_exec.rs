@@ -29,6 +29,22 @@ fn pki() -> Pki {
 /// A TLS server on 127.0.0.1 presenting a certificate for `names`
 /// (signed by the CA, or self-signed); it answers one HTTP request.
 async fn server(pki: &Pki, names: &[&str], expired: bool, self_signed: bool) -> SocketAddr {
+    serve(pki, names, expired, self_signed, false).await
+}
+
+/// A client certificate the test CA signed, as files: (cert, key).
+fn client_cert(pki: &Pki) -> (String, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "envgate probe");
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &pki.ca).unwrap();
+    let (c, k) = (pki.dir.path().join("client.crt"), pki.dir.path().join("client.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c.to_string_lossy().into_owned(), k.to_string_lossy().into_owned())
+}
+
+async fn serve(pki: &Pki, names: &[&str], expired: bool, self_signed: bool, clients: bool) -> SocketAddr {
     envgate::net::install_crypto();
     let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     // A CN no system root can share, so the self-signed case is an unknown issuer everywhere.
@@ -51,8 +67,19 @@ async fn server(pki: &Pki, names: &[&str], expired: bool, self_signed: bool) -> 
         p.signed_by(&key, &pki.ca).unwrap()
     };
     let _ = &pki.dir;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = if clients {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(pki.ca.der().to_vec())).unwrap();
+        builder.with_client_cert_verifier(
+            rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .unwrap(),
+        )
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
         .with_single_cert(
             vec![CertificateDer::from(cert.der().to_vec())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
@@ -209,4 +236,26 @@ async fn exec_kills_a_hanging_script_and_its_children_at_the_timeout() {
         tokio::task::yield_now().await;
     }
     assert!(gone(), "the script's child {pid} outlived the timeout");
+}
+
+#[tokio::test]
+async fn a_server_that_requires_a_client_certificate_is_met_with_one_or_says_so() {
+    let pki = pki();
+    let (cert, key) = client_cert(&pki);
+    let mtls = serve(&pki, &["localhost"], false, false, true).await;
+    let ca = pki.ca_file.clone();
+    let with = |d: &mut ProbeDef| {
+        d.set("ca_file", &ca);
+        d.set("cert_file", &cert);
+        d.set("key_file", &key);
+    };
+    let tls = format!("tls://localhost:{}", mtls.port());
+    let https = format!("https://localhost:{}/", mtls.port());
+    assert_status(&one("tls", &tls, with).await, Status::Pass, "valid certificate");
+    assert_status(&one("http", &https, with).await, Status::Pass, "200");
+    for (kind, target) in [("tls", &tls), ("http", &https)] {
+        let f = one(kind, target, |d| d.set("ca_file", &ca)).await;
+        assert_status(&f, Status::Fail, "tls: ");
+        assert!(f.message.contains("client certificate"), "{kind}: {}", f.message);
+    }
 }

@@ -22,6 +22,9 @@ pub struct Pki {
     pub ca_file: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// A client certificate the CA signed, and its key, as files.
+    pub client_cert: String,
+    pub client_key: String,
 }
 
 impl Pki {
@@ -36,14 +39,23 @@ impl Pki {
             .push(DnType::CommonName, "envgate services test server");
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &ca).unwrap();
+        let mut c = CertificateParams::new(Vec::<String>::new()).unwrap();
+        c.distinguished_name.push(DnType::CommonName, "envgate probe");
+        let client_key = KeyPair::generate().unwrap();
+        let client = c.signed_by(&client_key, &ca).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
         let pki = Pki {
-            ca_file: dir.path().join("ca.pem").to_string_lossy().into_owned(),
+            ca_file: file("ca.pem"),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            client_cert: file("client.crt"),
+            client_key: file("client.key"),
             dir,
         };
+        std::fs::write(&pki.client_cert, client.pem()).unwrap();
+        std::fs::write(&pki.client_key, client_key.serialize_pem()).unwrap();
         std::fs::write(&pki.ca_file, ca.pem()).unwrap();
         std::fs::write(pki.cert(), &pki.cert_pem).unwrap();
         std::fs::write(pki.key(), &pki.key_pem).unwrap();
@@ -69,14 +81,28 @@ impl Pki {
     pub fn trusted(&self) -> impl Fn(&mut ProbeDef) + '_ {
         |d: &mut ProbeDef| d.set("ca_file", &self.ca_file)
     }
+
+    /// Trusted, and presenting the client certificate.
+    pub fn identified(&self) -> impl Fn(&mut ProbeDef) + '_ {
+        |d: &mut ProbeDef| {
+            d.set("ca_file", &self.ca_file);
+            d.set("cert_file", &self.client_cert);
+            d.set("key_file", &self.client_key);
+        }
+    }
 }
 
 fn arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// redis-server on a TLS port only, with a password.
+/// redis-server on a TLS port only, with a password; `clients`: whether it
+/// requires a client certificate its CA signed.
 fn redis_tls(pki: &Pki) -> Server {
+    redis_tls_with(pki, false)
+}
+
+fn redis_tls_with(pki: &Pki, clients: bool) -> Server {
     let (port, secret, dir) = (free_port(), unique("pw"), tempfile::tempdir().unwrap());
     let mut cmd = Command::new("redis-server");
     cmd.args(["--port", "0", "--bind", "127.0.0.1", "--tls-port", &port.to_string()])
@@ -86,7 +112,12 @@ fn redis_tls(pki: &Pki) -> Server {
             "--tls-key-file",
             &arg(&pki.key_for("root")),
         ])
-        .args(["--tls-ca-cert-file", &pki.ca_file, "--tls-auth-clients", "no"])
+        .args([
+            "--tls-ca-cert-file",
+            &pki.ca_file,
+            "--tls-auth-clients",
+            if clients { "yes" } else { "no" },
+        ])
         .args(["--requirepass", &secret, "--save", "", "--appendonly", "no"])
         .args(["--dir", &arg(dir.path())]);
     Server::spawn(&mut cmd, port, secret, dir)
@@ -177,4 +208,40 @@ async fn mqtt_and_nats_over_tls_pass_with_the_ca_and_fail_tls_without_it() {
         assert_status(&probe("nats", &url, pki.trusted()).await, Status::Pass, "NATS");
         assert_status(&probe("nats", &url, |_| {}).await, Status::Fail, "tls: NATS");
     }
+}
+
+#[tokio::test]
+async fn redis_that_requires_a_client_certificate_passes_with_it_and_says_so_without_it() {
+    let pki = Pki::new();
+    let server = redis_tls_with(&pki, true);
+    let url = format!("rediss://:{}@127.0.0.1:{}/0", server.secret, server.port);
+    wait_until_passes_with("redis", &url, pki.identified()).await;
+    assert_status(&probe("redis", &url, pki.identified()).await, Status::Pass, "PONG");
+    let f = probe("redis", &url, pki.trusted()).await;
+    assert_status(&f, Status::Fail, "tls: ");
+    assert!(f.message.contains("requires a client certificate"), "{}", f.message);
+    // The key given as PEM text (what `${secret:file:...}` reads) works too,
+    // and never shows up in a message.
+    let key_text = std::fs::read_to_string(&pki.client_key).unwrap();
+    let f = probe("redis", &url, |d| {
+        d.set("ca_file", &pki.ca_file);
+        d.set("cert_file", &pki.client_cert);
+        d.set("key_file", &key_text);
+    })
+    .await;
+    assert_status(&f, Status::Pass, "PONG");
+    // A certificate without its key is a mistake in the check file.
+    let spec_err = envgate::probes::kind("redis").map(|k| {
+        let mut d = ProbeDef::new("redis");
+        d.set("cert_file", &pki.client_cert);
+        (k.build)(&envgate::probes::Spec {
+            target: &url,
+            params: &d.params,
+        })
+        .err()
+        .map(|e| (e.param, e.message))
+    });
+    let (param, message) = spec_err.flatten().unwrap();
+    assert_eq!(param, "cert_file");
+    assert!(message.contains("set `key_file` too"), "{message}");
 }
