@@ -201,7 +201,7 @@ fn evaluate(
                 Category::Schema,
                 "schema",
                 "schema",
-                format!("{} keys valid against {}", a.root.leaves().len(), schema.file.name),
+                format!("{} keys valid against {}", a.root.leaf_count(), schema.file.name),
             ));
         }
         results.extend(

@@ -6,7 +6,25 @@ use envgate::cli::Cli;
 use envgate::commands::{Context, run};
 use envgate::exit_codes;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's options, by their index in its `mi_option_e` (v2).
+const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
+const MI_OPTION_ALLOW_THP: i32 = 39;
+
+/// Resident memory is a promise to cron hosts and sidecars: commit arena
+/// memory as it is used and leave transparent huge pages alone, so a
+/// thousand probes in flight cost what they touch.
+fn frugal_allocator() {
+    for option in [MI_OPTION_ARENA_EAGER_COMMIT, MI_OPTION_ALLOW_THP] {
+        // SAFETY: mi_option_set only stores the value; later allocations read it.
+        unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+    }
+}
+
 fn main() {
+    frugal_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

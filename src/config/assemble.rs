@@ -100,7 +100,7 @@ impl Project {
                     if !def.interpolate {
                         literal(&mut table);
                     }
-                    root.merge_table(&table);
+                    root.merge_owned(table);
                     layers.push(def.name.clone());
                 }
                 Ok(None) => {}
@@ -112,7 +112,7 @@ impl Project {
         if !sets.is_empty() {
             for s in sets {
                 match parse_set(s) {
-                    Ok(table) => root.merge_table(&table),
+                    Ok(table) => root.merge_owned(table),
                     Err(p) => problems.push(p),
                 }
             }
@@ -212,8 +212,9 @@ impl Project {
         };
         match def.kind {
             SourceKind::File | SourceKind::Dotenv => {
-                let rel = need("path", &def.path)?.replace("{env}", env);
-                let parsed = match self.parsed(&rel, &def.name)? {
+                let path = need("path", &def.path)?;
+                let rel = path.replace("{env}", env);
+                let parsed = match self.parsed_with(&rel, &def.name, !path.contains("{env}"))? {
                     Some(p) => p,
                     None if def.optional => return Ok(None),
                     None => {
@@ -224,8 +225,17 @@ impl Project {
                         .help("create it, or mark the source `optional = true`"));
                     }
                 };
-                // A parsed file may be shared by layers; re-label its origins.
-                let mut table = relabel(&parsed.table, &def.name);
+                // A parsed file may be shared by layers; re-label its origins
+                // unless they already name this one. A file no one else
+                // reads is taken as it is.
+                let mut table = if parsed.layer == def.name {
+                    match Arc::try_unwrap(parsed) {
+                        Ok(own) => own.table,
+                        Err(shared) => shared.table.clone(),
+                    }
+                } else {
+                    relabel(&parsed.table, &def.name)
+                };
                 if def.kind == SourceKind::Dotenv || Format::from_path(&rel) == Some(Format::Dotenv) {
                     table = vars_to_tree(table, def.prefix.as_deref())?;
                 }

@@ -87,6 +87,61 @@ impl Node {
         }
     }
 
+    /// [`Node::merge_table`] for a table this node may keep: moved, not copied.
+    pub fn merge_owned(&mut self, layer: IndexMap<String, Entry>) {
+        let Node::Table { children, .. } = self else {
+            unreachable!("root is a table")
+        };
+        for (k, e) in layer {
+            let Entry { node, origin } = e;
+            match (node, children.get_mut(&k)) {
+                (Tree::Table(t), Some(existing @ Node::Table { .. })) => {
+                    if let Node::Table { origins, .. } = existing {
+                        origins.push(origin);
+                    }
+                    existing.merge_owned(t);
+                }
+                (Tree::Table(t), _) => {
+                    let mut n = Node::Table {
+                        children: IndexMap::with_capacity(t.len()),
+                        origins: vec![origin],
+                    };
+                    n.merge_owned(t);
+                    children.insert(k, n);
+                }
+                (Tree::Leaf(v), Some(Node::Leaf(old))) => {
+                    let mut history = std::mem::take(&mut old.history);
+                    let coercible = origin.untyped;
+                    let previous = std::mem::replace(
+                        old,
+                        Leaf {
+                            value: v,
+                            origin,
+                            history: Vec::new(),
+                            secret: false,
+                            coercible,
+                        },
+                    );
+                    history.push((previous.value, previous.origin));
+                    old.history = history;
+                }
+                (Tree::Leaf(v), _) => {
+                    let coercible = origin.untyped;
+                    children.insert(
+                        k,
+                        Node::Leaf(Leaf {
+                            value: v,
+                            origin,
+                            history: Vec::new(),
+                            secret: false,
+                            coercible,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
     pub fn get(&self, path: &[String]) -> Option<&Node> {
         let mut cur = self;
         for p in path {
@@ -133,6 +188,14 @@ impl Node {
         let mut out = Vec::new();
         walk(self, &mut Vec::new(), &mut out);
         out
+    }
+
+    /// How many leaves there are, without building their paths.
+    pub fn leaf_count(&self) -> usize {
+        match self {
+            Node::Leaf(_) => 1,
+            Node::Table { children, .. } => children.values().map(Node::leaf_count).sum(),
+        }
     }
 
     /// Paths of the leaves that satisfy `pred`; paths are built only for those.
@@ -292,6 +355,28 @@ mod tests {
                 let Loc::File { file, .. } = &leaf.origin.loc else { panic!() };
                 prop_assert_eq!(&file.name, &format!("l{i}.toml"));
             }
+        }
+
+        // Merging a table by value gives the same tree as merging a copy,
+        // tables replacing leaves and leaves replacing tables included.
+        #[test]
+        fn merging_by_value_equals_merging_a_copy(
+            layers in proptest::collection::vec(
+                proptest::collection::btree_map("[a-b](\\.[x-y]){0,2}", 0i64..100, 0..6), 1..5)
+        ) {
+            let (mut copied, mut moved) = (Node::default(), Node::default());
+            for (i, l) in layers.iter().enumerate() {
+                let mut text = String::new();
+                for (k, v) in l {
+                    text.push_str(&format!("{k} = {v}\n"));
+                }
+                let Ok(table) = parse(&SourceFile::new(format!("l{i}.toml"), text), Format::Toml, "l") else {
+                    continue; // a key both a table and a value in one layer
+                };
+                copied.merge_table(&table);
+                moved.merge_owned(table);
+            }
+            prop_assert_eq!(format!("{copied:?}"), format!("{moved:?}"));
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Project {
 pub struct Parsed {
     pub file: Arc<SourceFile>,
     pub table: IndexMap<String, Entry>,
+    /// The layer its origins name.
+    pub layer: String,
 }
 
 /// Find `envgate.toml` in `start` or a parent, as cargo finds `Cargo.toml`.
@@ -221,6 +223,13 @@ impl Project {
 
     /// Parse a file once per run, whatever number of environments use it.
     pub fn parsed(&self, rel: &str, layer: &str) -> Result<Option<Arc<Parsed>>, Problem> {
+        self.parsed_with(rel, layer, true)
+    }
+
+    /// [`Project::parsed`]; `share = false` for a file only one environment
+    /// reads (a source path with `{env}`): not kept for the others, so the
+    /// caller owns it and merges it without a copy.
+    pub fn parsed_with(&self, rel: &str, layer: &str, share: bool) -> Result<Option<Arc<Parsed>>, Problem> {
         let key = PathBuf::from(rel);
         if let Some(p) = self.files.lock().expect("no poisoning").get(&key) {
             return Ok(Some(p.clone()));
@@ -243,8 +252,14 @@ impl Project {
             let table = tree::parse(&file, format, layer).map_err(|f| parse_problem(&file, format, f))?;
             (file, table)
         };
-        let parsed = Arc::new(Parsed { file, table });
-        self.files.lock().expect("no poisoning").insert(key, parsed.clone());
+        let parsed = Arc::new(Parsed {
+            file,
+            table,
+            layer: layer.to_string(),
+        });
+        if share {
+            self.files.lock().expect("no poisoning").insert(key, parsed.clone());
+        }
         Ok(Some(parsed))
     }
 

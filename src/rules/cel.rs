@@ -310,6 +310,10 @@ fn broken(c: &Compiled, Broken(field, message, hint): Broken) -> Problem {
 /// Evaluate every env-scoped rule against one environment. A rule that
 /// cannot be evaluated is a problem (exit 2), not a finding.
 pub fn eval_env(compiled: &[Compiled], a: &Assembled, config: &Value) -> Result<Vec<CheckResult>, Vec<Problem>> {
+    // A CEL context registers the whole standard library: only for rules.
+    if !compiled.iter().any(|c| c.scope() == Scope::Env) {
+        return Ok(Vec::new());
+    }
     let mut ctx = Context::default();
     ctx.add_variable_from_value("config", config.clone());
     ctx.add_variable_from_value("env", Value::String(Arc::new(a.env.clone())));

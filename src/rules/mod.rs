@@ -60,7 +60,7 @@ impl Rules {
                     "isolation",
                     format!(
                         "no value names a host of another environment ({} keys)",
-                        a.root.leaves().len()
+                        a.root.leaf_count()
                     ),
                 ));
             }
