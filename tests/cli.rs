@@ -475,6 +475,19 @@ fn an_unknown_manifest_key_is_exit_2_at_its_line() {
 }
 
 #[test]
+fn a_file_source_without_a_path_is_exit_2_at_its_table() {
+    let dir = project(&[("environments/prod.toml", "")]);
+    write(
+        dir.path(),
+        "envgate.toml",
+        "[project]\nname = \"svc\"\n\n[[source]]\nname = \"console\"\nkind = \"file\"\nurl = \"console.yaml\"\n",
+    );
+    let r = envgate(dir.path(), &["validate"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}
+
+#[test]
 fn an_extends_cycle_is_exit_2_naming_the_chain() {
     let dir = project(&[
         ("environments/staging.toml", "extends = \"prod\"\n"),

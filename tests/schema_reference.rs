@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use envgate::config::manifest::FormatMode;
 use envgate::config::schema::{Schema, SchemaOptions};
-use envgate::config::tree::SourceFile;
+use envgate::source::SourceFile;
 use serde_json::{Value as Json, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use envgate::config::spanned;
-use envgate::config::tree::{Format, SourceFile};
+use envgate::config::tree::Format;
+use envgate::source::SourceFile;
 use serde_json::{Value as Json, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::io;
-use crate::config::manifest::SourceKind;
+use crate::config::manifest::SourceDef;
 use crate::config::project::Project;
 use crate::diagnostic::Problems;
 use crate::exit_codes;
@@ -47,14 +47,14 @@ fn layers(p: &Project, s: &mut String) {
     s.push_str(&format!("  base          {}\n", p.base_file()));
     s.push_str(&format!("  <env>         {}\n", p.env_file("<env>")));
     for src in &p.manifest.source {
-        let what = match src.kind {
-            SourceKind::File | SourceKind::Dotenv => src.path.clone().unwrap_or_default(),
-            SourceKind::Env => format!("{}*", src.prefix.clone().unwrap_or_default()),
-            SourceKind::Http => crate::config::secrets::redact_url_passwords(&src.url.clone().unwrap_or_default()),
+        let what = match src {
+            SourceDef::File { path, .. } | SourceDef::Dotenv { path, .. } => path.clone(),
+            SourceDef::Env { prefix, .. } => format!("{prefix}*"),
+            SourceDef::Http { url, .. } => crate::config::secrets::redact_url_passwords(url),
         };
-        let kind = format!("{:?}", src.kind).to_lowercase();
-        let opt = if src.optional { " (optional)" } else { "" };
-        s.push_str(&format!("  {:<13} {kind} {what}{opt}\n", src.name));
+        let kind = src.kind();
+        let opt = if src.optional() { " (optional)" } else { "" };
+        s.push_str(&format!("  {:<13} {kind} {what}{opt}\n", src.name()));
     }
     s.push_str("  --set         command line\n");
 }

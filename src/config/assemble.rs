@@ -10,13 +10,14 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 use super::interpolate;
-use super::manifest::{SourceDef, SourceKind};
+use super::manifest::SourceDef;
 use super::merge::{MAX_KEY_DEPTH, Node, parse_key};
 use super::project::{Project, parse_problem};
 use super::read::MAX_FILE_BYTES;
 use super::secrets::Redactor;
-use super::tree::{self, Entry, Format, Loc, Origin, SourceFile, Tree};
+use super::tree::{self, Entry, Format, Tree};
 use crate::diagnostic::{Problem, Problems};
+use crate::source::{Loc, Origin, SourceFile};
 
 /// One environment's final configuration.
 pub struct Assembled {
@@ -92,16 +93,16 @@ impl Project {
 
         // 3. sources in manifest order
         for def in &self.manifest.source {
-            if self.offline && def.kind == SourceKind::Http {
+            if self.offline && matches!(def, SourceDef::Http { .. }) {
                 continue;
             }
             match self.load_source(def, env) {
                 Ok(Some(mut table)) => {
-                    if !def.interpolate {
+                    if !def.interpolate() {
                         literal(&mut table);
                     }
                     root.merge_owned(table);
-                    layers.push(def.name.clone());
+                    layers.push(def.name().to_string());
                 }
                 Ok(None) => {}
                 Err(p) => problems.push(p),
@@ -202,25 +203,17 @@ impl Project {
     }
 
     fn load_source(&self, def: &SourceDef, env: &str) -> Result<Option<IndexMap<String, Entry>>, Problem> {
-        let need = |what: &str, v: &Option<String>| -> Result<String, Problem> {
-            v.clone().ok_or_else(|| {
-                Problem::new(
-                    "envgate::manifest::source",
-                    format!("source `{}` of kind {:?} needs `{what}`", def.name, def.kind).to_lowercase(),
-                )
-            })
-        };
-        match def.kind {
-            SourceKind::File | SourceKind::Dotenv => {
-                let path = need("path", &def.path)?;
+        let name = def.name();
+        match def {
+            SourceDef::File { path, optional, .. } | SourceDef::Dotenv { path, optional, .. } => {
                 let rel = path.replace("{env}", env);
-                let parsed = match self.parsed_with(&rel, &def.name, !path.contains("{env}"))? {
+                let parsed = match self.parsed_with(&rel, name, !path.contains("{env}"))? {
                     Some(p) => p,
-                    None if def.optional => return Ok(None),
+                    None if *optional => return Ok(None),
                     None => {
                         return Err(Problem::new(
                             "envgate::source::missing",
-                            format!("source `{}`: {rel} does not exist", def.name),
+                            format!("source `{name}`: {rel} does not exist"),
                         )
                         .help("create it, or mark the source `optional = true`"));
                     }
@@ -228,30 +221,34 @@ impl Project {
                 // A parsed file may be shared by layers; re-label its origins
                 // unless they already name this one. A file no one else
                 // reads is taken as it is.
-                let mut table = if parsed.layer == def.name {
+                let mut table = if parsed.layer == name {
                     match Arc::try_unwrap(parsed) {
                         Ok(own) => own.table,
                         Err(shared) => shared.table.clone(),
                     }
                 } else {
-                    relabel(&parsed.table, &def.name)
+                    relabel(&parsed.table, name)
                 };
-                if def.kind == SourceKind::Dotenv || Format::from_path(&rel) == Some(Format::Dotenv) {
-                    table = vars_to_tree(table, def.prefix.as_deref())?;
+                let prefix = match def {
+                    SourceDef::Dotenv { prefix, .. } => Some(prefix.as_deref()),
+                    _ if Format::from_path(&rel) == Some(Format::Dotenv) => Some(None),
+                    _ => None,
+                };
+                if let Some(prefix) = prefix {
+                    table = vars_to_tree(table, prefix)?;
                 }
                 Ok(Some(table))
             }
-            SourceKind::Env => {
-                let prefix = need("prefix", &def.prefix)?;
+            SourceDef::Env { prefix, .. } => {
                 let mut flat = IndexMap::new();
                 for (k, v) in &self.env_vars {
-                    if k.starts_with(&prefix) && k.len() > prefix.len() {
+                    if k.starts_with(prefix.as_str()) && k.len() > prefix.len() {
                         flat.insert(
                             k.clone(),
                             Entry {
                                 node: Tree::Leaf(Json::String(v.clone())),
                                 origin: Origin {
-                                    layer: def.name.clone(),
+                                    layer: name.to_string(),
                                     loc: Loc::EnvVar(k.clone()),
                                     untyped: true,
                                 },
@@ -259,15 +256,17 @@ impl Project {
                         );
                     }
                 }
-                Ok(Some(vars_to_tree(flat, Some(&prefix))?))
+                Ok(Some(vars_to_tree(flat, Some(prefix))?))
             }
-            SourceKind::Http => {
-                let url = need("url", &def.url)?.replace("{env}", env);
-                let timeout = match &def.timeout {
+            SourceDef::Http {
+                url, timeout, optional, ..
+            } => {
+                let url = url.replace("{env}", env);
+                let timeout = match timeout {
                     Some(t) => crate::config::units::parse_duration(t).ok_or_else(|| {
                         Problem::new(
                             "envgate::manifest::source",
-                            format!("source `{}`: timeout {t:?} is not a duration like \"2s\"", def.name),
+                            format!("source `{name}`: timeout {t:?} is not a duration like \"2s\""),
                         )
                     })?,
                     None => Duration::from_secs(5),
@@ -276,17 +275,16 @@ impl Project {
                     Ok(text) => {
                         let shown = crate::config::secrets::redact_url_passwords(&url);
                         let file = SourceFile::new(shown.clone(), text);
-                        let table = tree::parse(&file, Format::Json, &def.name)
+                        let table = tree::parse(&file, Format::Json, name)
                             .map_err(|f| parse_problem(&file, Format::Json, f))?;
                         // Values from a config server carry the URL as their place.
-                        Ok(Some(relabel_url(&table, &def.name, &shown)))
+                        Ok(Some(relabel_url(&table, name, &shown)))
                     }
-                    Err(_) if def.optional => Ok(None),
+                    Err(_) if *optional => Ok(None),
                     Err(reason) => Err(Problem::new(
                         "envgate::source::http",
                         format!(
-                            "source `{}`: cannot fetch {}: {reason}",
-                            def.name,
+                            "source `{name}`: cannot fetch {}: {reason}",
                             crate::config::secrets::redact_url_passwords(&url)
                         ),
                     )

@@ -22,8 +22,9 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 use super::secrets::Masked;
-use super::tree::{Entry, Loc, Origin, ParseFailure, SourceFile, Tree};
+use super::tree::{Entry, ParseFailure, Tree};
 use crate::diagnostic::Problem;
+use crate::source::{Loc, Origin, SourceFile};
 
 /// One `KEY=value` binding.
 #[derive(Debug, Clone, PartialEq)]

@@ -462,7 +462,7 @@ impl Ctx<'_> {
         self.value(&value, path, &origin).map(|(v, s)| (v, s || already_secret))
     }
 
-    fn value(&mut self, v: &Json, path: &[String], origin: &super::tree::Origin) -> Resolved {
+    fn value(&mut self, v: &Json, path: &[String], origin: &crate::source::Origin) -> Resolved {
         match v {
             Json::String(s) if s.contains("${") => self.string(s, path, origin),
             Json::Array(a) => {
@@ -479,7 +479,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn string(&mut self, s: &str, path: &[String], origin: &super::tree::Origin) -> Resolved {
+    fn string(&mut self, s: &str, path: &[String], origin: &crate::source::Origin) -> Resolved {
         let Ok(parts) = pieces(s) else {
             let p = Problem::new(
                 "envgate::config::interpolation",
@@ -515,7 +515,7 @@ impl Ctx<'_> {
         Ok((Json::String(out), secret))
     }
 
-    fn reference(&mut self, expr: &str, path: &[String], origin: &super::tree::Origin) -> Resolved {
+    fn reference(&mut self, expr: &str, path: &[String], origin: &crate::source::Origin) -> Resolved {
         let here = key_string(path);
         let fail = |this: &mut Self, msg: String, help: String, cause: Unresolved| {
             let p = Problem::new("envgate::config::interpolation", format!("`{here}`: {msg}"))
@@ -642,7 +642,8 @@ fn foreign_syntax(expr: &str, layer: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Format, SourceFile, parse};
+    use crate::config::tree::{Format, parse};
+    use crate::source::SourceFile;
     use proptest::prelude::*;
 
     fn resolve(toml: &str) -> (Node, Vec<Finding>) {

@@ -6,7 +6,8 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 use super::spanned::{MAX_DEPTH, SVal, Spanned, too_deep};
-use super::tree::{ParseFailure, SourceFile};
+use super::tree::ParseFailure;
+use crate::source::SourceFile;
 
 pub fn parse(file: &SourceFile) -> Result<Spanned, ParseFailure> {
     let text = file.text.strip_prefix('\u{feff}').unwrap_or(&file.text);

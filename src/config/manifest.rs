@@ -68,39 +68,102 @@ pub enum FormatMode {
     Annotate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    File,
-    Env,
-    Dotenv,
-    Http,
+/// A `[[source]]` layer: each kind takes exactly the keys it uses, so a
+/// missing `path` or a `url` on a file source is refused when the manifest
+/// is read, with its line.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceDef {
+    /// A TOML, JSON or YAML file (a dotenv file when its name says so).
+    File {
+        name: String,
+        /// Path relative to the project; `{env}` is replaced.
+        path: String,
+        /// A missing file is skipped instead of an error.
+        #[serde(default)]
+        optional: bool,
+        /// `false`: `${...}` in this source is meant for another tool and is kept.
+        #[serde(default = "yes")]
+        interpolate: bool,
+    },
+    /// Environment variables: `ORDERS__DB__URL` sets `db.url`.
+    Env {
+        name: String,
+        /// Variable prefix, e.g. `ORDERS__`; `__` separates keys.
+        prefix: String,
+        /// `false`: `${...}` in this source is meant for another tool and is kept.
+        #[serde(default = "yes")]
+        interpolate: bool,
+    },
+    /// A dotenv file, read as environment variables.
+    Dotenv {
+        name: String,
+        /// Path relative to the project; `{env}` is replaced.
+        path: String,
+        /// Only variables with this prefix, which is removed; `__` separates keys.
+        #[serde(default)]
+        prefix: Option<String>,
+        /// A missing file is skipped instead of an error.
+        #[serde(default)]
+        optional: bool,
+        /// `false`: `${...}` in this source is meant for another tool and is kept.
+        #[serde(default = "yes")]
+        interpolate: bool,
+    },
+    /// A JSON document from a config server (skipped by `--offline`).
+    Http {
+        name: String,
+        /// URL of a JSON document; `{env}` is replaced.
+        url: String,
+        /// Request timeout, e.g. `"2s"`. Default 5s.
+        #[serde(default)]
+        timeout: Option<String>,
+        /// An unreachable URL is skipped instead of an error.
+        #[serde(default)]
+        optional: bool,
+        /// `false`: `${...}` in this source is meant for another tool and is kept.
+        #[serde(default = "yes")]
+        interpolate: bool,
+    },
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SourceDef {
-    pub name: String,
-    pub kind: SourceKind,
-    /// `file` and `dotenv`: path relative to the project; `{env}` is replaced.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// `env` and `dotenv`: variable prefix, e.g. `ORDERS__`; `__` separates keys.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// `http`: URL of a JSON document; `{env}` is replaced.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `http`: request timeout, e.g. `"2s"`. Default 5s.
-    #[serde(default)]
-    pub timeout: Option<String>,
-    /// A missing file or unreachable URL is skipped instead of an error.
-    #[serde(default)]
-    pub optional: bool,
-    /// `false`: this source's values are taken as written; `${...}` in them is
-    /// meant for another tool (GitHub Actions `${{ }}`, a shell) and is kept.
-    #[serde(default = "yes")]
-    pub interpolate: bool,
+impl SourceDef {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceDef::File { name, .. }
+            | SourceDef::Env { name, .. }
+            | SourceDef::Dotenv { name, .. }
+            | SourceDef::Http { name, .. } => name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceDef::File { .. } => "file",
+            SourceDef::Env { .. } => "env",
+            SourceDef::Dotenv { .. } => "dotenv",
+            SourceDef::Http { .. } => "http",
+        }
+    }
+
+    /// Whether a missing file or unreachable URL is skipped.
+    pub fn optional(&self) -> bool {
+        match self {
+            SourceDef::File { optional, .. }
+            | SourceDef::Dotenv { optional, .. }
+            | SourceDef::Http { optional, .. } => *optional,
+            SourceDef::Env { .. } => false,
+        }
+    }
+
+    pub fn interpolate(&self) -> bool {
+        match self {
+            SourceDef::File { interpolate, .. }
+            | SourceDef::Env { interpolate, .. }
+            | SourceDef::Dotenv { interpolate, .. }
+            | SourceDef::Http { interpolate, .. } => *interpolate,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

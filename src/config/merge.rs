@@ -5,7 +5,8 @@
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
-use super::tree::{Entry, Origin, Tree};
+use super::tree::{Entry, Tree};
+use crate::source::Origin;
 
 #[derive(Debug, Clone)]
 pub struct Leaf {
@@ -296,7 +297,8 @@ pub fn parse_key(key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Format, Loc, SourceFile, parse};
+    use crate::config::tree::{Format, parse};
+    use crate::source::{Loc, SourceFile};
     use proptest::prelude::*;
 
     fn layer(name: &str, text: &str) -> IndexMap<String, Entry> {

@@ -9,8 +9,9 @@ use indexmap::IndexMap;
 
 use super::manifest::Manifest;
 use super::schema::{Schema, SchemaOptions};
-use super::tree::{self, Entry, Format, SourceFile};
+use super::tree::{self, Entry, Format};
 use crate::diagnostic::{Problem, Problems};
+use crate::source::SourceFile;
 
 pub const MANIFEST: &str = "envgate.toml";
 
@@ -110,82 +111,9 @@ impl Project {
             Err(ReadError::Missing) => return Err(discover(root).unwrap_err().into()),
             Err(ReadError::Other(p)) => return Err(p.into()),
         };
-        let manifest: Manifest = toml::from_str(&manifest_file.text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let msg = e.message().trim().to_string();
-            let (line, col) = manifest_file.line_col(span.start);
-            Problem::new(
-                "envgate::manifest::invalid",
-                format!("invalid {MANIFEST}: {msg} (line {line}, column {col})"),
-            )
-            .label(msg)
-            .help("see `schemas/manifest.schema.json` for every key the manifest accepts")
-            .at(&manifest_file, span.start, span.len().max(1))
-        })?;
-
+        let manifest = parse_manifest(&manifest_file)?;
         let mut problems = Vec::new();
-        let env_dir = root.join(&manifest.project.environments_dir);
-        let environments = match &manifest.project.environments {
-            Some(list) => {
-                for (i, e) in list.iter().enumerate() {
-                    if let Some(why) = super::read::check_regular(&env_dir.join(format!("{e}.toml"))) {
-                        let at = find_in_manifest(&manifest_file, e);
-                        let dir = &manifest.project.environments_dir;
-                        let mut p = match why {
-                            super::read::ReadFailure::Missing => Problem::new(
-                                "envgate::manifest::environment",
-                                format!("environment `{e}` has no file {dir}/{e}.toml"),
-                            )
-                            .help(format!("create {dir}/{e}.toml (it may be empty)")),
-                            other => Problem::new(
-                                "envgate::manifest::environment",
-                                format!("environment `{e}`: cannot read {dir}/{e}.toml: {other}"),
-                            )
-                            .help(format!("make {dir}/{e}.toml a regular file (it may be empty)")),
-                        };
-                        if let Some((o, l)) = at {
-                            p = p.at(&manifest_file, o, l).label("listed here");
-                        }
-                        problems.push(p);
-                    }
-                    if list[..i].contains(e) {
-                        problems.push(Problem::new(
-                            "envgate::manifest::environment",
-                            format!("environment `{e}` is listed twice"),
-                        ));
-                    }
-                }
-                list.clone()
-            }
-            None => {
-                let mut found = Vec::new();
-                if let Ok(rd) = std::fs::read_dir(&env_dir) {
-                    for entry in rd.flatten() {
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        if let Some(stem) = name.strip_suffix(".toml")
-                            && stem != "base"
-                        {
-                            found.push(stem.to_string());
-                        }
-                    }
-                }
-                found.sort();
-                if found.is_empty() {
-                    problems.push(
-                        Problem::new(
-                            "envgate::manifest::environment",
-                            format!(
-                                "no environments: {}/ has no *.toml besides base.toml",
-                                manifest.project.environments_dir
-                            ),
-                        )
-                        .help("add environments/<name>.toml for each environment"),
-                    );
-                }
-                found
-            }
-        };
-
+        let environments = list_environments(root, &manifest, &manifest_file, &mut problems);
         let schema = match &manifest.project.schema {
             Some(rel) => match Schema::load(
                 root,
@@ -312,4 +240,85 @@ impl Project {
 fn find_in_manifest(file: &SourceFile, needle: &str) -> Option<(usize, usize)> {
     let quoted = format!("\"{needle}\"");
     file.text.find(&quoted).map(|i| (i, quoted.len()))
+}
+
+/// `envgate.toml`, strictly: an unknown key or a wrong type is refused with
+/// its line and column.
+fn parse_manifest(manifest_file: &Arc<SourceFile>) -> Result<Manifest, Problem> {
+    toml::from_str(&manifest_file.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        let (line, col) = manifest_file.line_col(span.start);
+        Problem::new(
+            "envgate::manifest::invalid",
+            format!("invalid {MANIFEST}: {msg} (line {line}, column {col})"),
+        )
+        .label(msg)
+        .help("see `schemas/manifest.schema.json` for every key the manifest accepts")
+        .at(manifest_file, span.start, span.len().max(1))
+    })
+}
+
+/// The environments in order: the manifest's list, each checked to have a
+/// readable file and to appear once, or every `environments/*.toml` but
+/// `base` when the manifest lists none.
+fn list_environments(
+    root: &Path,
+    manifest: &Manifest,
+    manifest_file: &Arc<SourceFile>,
+    problems: &mut Vec<Problem>,
+) -> Vec<String> {
+    let env_dir = root.join(&manifest.project.environments_dir);
+    let dir = &manifest.project.environments_dir;
+    let Some(list) = &manifest.project.environments else {
+        let mut found = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&env_dir) {
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".toml")
+                    && stem != "base"
+                {
+                    found.push(stem.to_string());
+                }
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            problems.push(
+                Problem::new(
+                    "envgate::manifest::environment",
+                    format!("no environments: {dir}/ has no *.toml besides base.toml"),
+                )
+                .help("add environments/<name>.toml for each environment"),
+            );
+        }
+        return found;
+    };
+    for (i, e) in list.iter().enumerate() {
+        if let Some(why) = super::read::check_regular(&env_dir.join(format!("{e}.toml"))) {
+            let mut p = match why {
+                super::read::ReadFailure::Missing => Problem::new(
+                    "envgate::manifest::environment",
+                    format!("environment `{e}` has no file {dir}/{e}.toml"),
+                )
+                .help(format!("create {dir}/{e}.toml (it may be empty)")),
+                other => Problem::new(
+                    "envgate::manifest::environment",
+                    format!("environment `{e}`: cannot read {dir}/{e}.toml: {other}"),
+                )
+                .help(format!("make {dir}/{e}.toml a regular file (it may be empty)")),
+            };
+            if let Some((o, l)) = find_in_manifest(manifest_file, e) {
+                p = p.at(manifest_file, o, l).label("listed here");
+            }
+            problems.push(p);
+        }
+        if list[..i].contains(e) {
+            problems.push(Problem::new(
+                "envgate::manifest::environment",
+                format!("environment `{e}` is listed twice"),
+            ));
+        }
+    }
+    list.clone()
 }

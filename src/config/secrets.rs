@@ -243,8 +243,8 @@ impl Masked {
 
 /// `--set api.pin=987654321` names its value; once `api.pin` is known to be
 /// secret, its origin reads `--set api.pin=***`.
-pub fn mask_cli_origin(origin: &mut super::tree::Origin) {
-    if let super::tree::Loc::Cli(arg) = &mut origin.loc
+pub fn mask_cli_origin(origin: &mut crate::source::Origin) {
+    if let crate::source::Loc::Cli(arg) = &mut origin.loc
         && let Some((key, _)) = arg.split_once('=')
     {
         *arg = format!("{key}={MASK}");

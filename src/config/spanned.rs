@@ -7,7 +7,8 @@
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
-use super::tree::{Format, ParseFailure, SourceFile};
+use super::tree::{Format, ParseFailure};
+use crate::source::SourceFile;
 
 /// Deepest nesting of tables and arrays a document may have. Every walk
 /// downstream (merging, interpolation, the JSON Schema validator) recurses,

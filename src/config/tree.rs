@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-pub use crate::source::{Loc, Origin, SourceFile};
+use crate::source::{Loc, Origin, SourceFile};
 
 use indexmap::IndexMap;
 use serde_json::Value as Json;

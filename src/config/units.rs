@@ -216,6 +216,16 @@ pub fn check(
     min: Option<&serde_json::Value>,
     max: Option<&serde_json::Value>,
 ) -> Result<Magnitude, UnitError> {
+    match magnitude(unit, value)? {
+        Some(mag) => within_bounds(unit, value, mag, min, max),
+        // Other types are the schema's business (its `type` reports them).
+        None => Ok(Magnitude::Bytes(0)),
+    }
+}
+
+/// What `value` measures in `unit`, or why it is not a `unit` at all;
+/// `None` for a JSON type that is not a number or a string.
+fn magnitude(unit: Unit, value: &serde_json::Value) -> Result<Option<Magnitude>, UnitError> {
     use serde_json::Value as J;
     let err = |message: String, help: Option<String>| Err(UnitError { message, help });
     let mag = match (unit, value) {
@@ -272,9 +282,20 @@ pub fn check(
             let help = parse_bytes(s).map(|b| format!("this field counts {name}: write {}", b / per));
             return err(format!("expected an integer number of {name}, found {s:?}"), help);
         }
-        // Other types are the schema's business (its `type` reports them).
-        _ => return Ok(Magnitude::Bytes(0)),
+        _ => return Ok(None),
     };
+    Ok(Some(mag))
+}
+
+/// `mag` against the schema's `minimum` / `maximum`, read in the same unit.
+fn within_bounds(
+    unit: Unit,
+    value: &serde_json::Value,
+    mag: Magnitude,
+    min: Option<&serde_json::Value>,
+    max: Option<&serde_json::Value>,
+) -> Result<Magnitude, UnitError> {
+    let err = |message: String, help: Option<String>| Err(UnitError { message, help });
     let shown = |m: Magnitude| match m {
         Magnitude::Nanos(n) => fmt_nanos(n),
         Magnitude::Bytes(b) => format_bytes(b),

@@ -15,7 +15,8 @@ use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::spanned::{MAX_DEPTH, SVal, Span, Spanned, finite, too_deep};
-use super::tree::{ParseFailure, SourceFile};
+use super::tree::ParseFailure;
+use crate::source::SourceFile;
 
 /// Values aliases may add to a document, beyond the ones written in it: a
 /// "billion laughs" file stops here instead of exhausting memory.

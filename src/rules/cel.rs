@@ -18,6 +18,7 @@ use crate::config::units::{self, Unit};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
 use crate::outcome::{CheckResult, Severity, Status};
+use crate::source::Origin;
 
 static CONFIG_READ: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\bconfig((?:\.[A-Za-z_][A-Za-z0-9_]*)+)").expect("valid regex"));
@@ -355,42 +356,6 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
         RuleSeverity::Error => Severity::Error,
         RuleSeverity::Warning => Severity::Warning,
     };
-    let finding_status = match c.rule.def.severity {
-        RuleSeverity::Error => Status::Fail,
-        RuleSeverity::Warning => Status::Warn,
-    };
-    let rule_pos = {
-        let s = c.rule.def.id.span();
-        let (l, col) = c.rule.file.line_col(s.start);
-        format!("{}:{l}:{col}", c.rule.file.name)
-    };
-    // The keys read, each with its value (secrets masked) and where it was set.
-    let mut missing = None;
-    let mut described = Vec::new();
-    let mut first_origin = None;
-    for (a, path) in reads {
-        let prefix = if env.is_empty() {
-            format!("envs.{}.", a.env)
-        } else {
-            String::new()
-        };
-        match a.root.get(path) {
-            Some(Node::Leaf(l)) => {
-                let shown = if l.secret {
-                    "***".to_string()
-                } else {
-                    l.value.to_string()
-                };
-                described.push(format!("{prefix}{} = {shown} ({})", key_string(path), l.origin));
-                first_origin.get_or_insert_with(|| l.origin.clone());
-            }
-            Some(Node::Table { .. }) => {}
-            None => {
-                // `has(config.x)` may read keys that are legitimately absent.
-                missing.get_or_insert_with(|| format!("{prefix}{}", key_string(path)));
-            }
-        }
-    }
     let mut r = match verdict {
         Verdict::Holds => {
             let mut r = CheckResult::pass(Category::Rule, &id, c.id(), format!("holds: {}", c.rule.def.message));
@@ -403,63 +368,120 @@ fn result(c: &Compiled, verdict: Verdict, reads: &[(&Assembled, &[String])], env
             r.severity = severity;
             return r;
         }
-        Verdict::Fails => {
-            let mut p = Problem::new(
-                format!("envgate::rule::{}", c.id()),
-                format!("rule `{}`: {}", c.id(), c.rule.def.message),
-            )
-            .label(format!("read by rule `{}`", c.id()))
-            .help(if described.is_empty() {
-                format!("rule defined at {rule_pos}")
-            } else {
-                format!("it read {}; rule defined at {rule_pos}", described.join(", "))
-            });
-            if let Some(o) = &first_origin {
-                p = p.at_origin(o);
-            } else {
-                let s = c.rule.def.assert.span();
-                p = p.at(&c.rule.file, s.start, s.len());
-            }
-            CheckResult::from_finding(
-                Finding::new(Category::Rule, id.clone(), None, p),
-                finding_status,
-                severity,
-            )
-        }
-        Verdict::Missing => {
-            let message = match &missing {
-                Some(k) => format!(
-                    "rule `{}` reads `{k}`, which is not set{}",
-                    c.id(),
-                    if env.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in `{env}`")
-                    }
-                ),
-                None => format!("rule `{}` reads a key that is not set", c.id()),
-            };
-            let s = c.rule.def.assert.span();
-            let p = Problem::new("envgate::rule::evaluation", message)
-                .label("this expression")
-                .help(match &missing {
-                    Some(k) => format!(
-                        "set `{k}`, or guard the rule with `when = \"has(config.{})\"`",
-                        k.trim_start_matches("envs.")
-                    ),
-                    None => format!("rule defined at {rule_pos}"),
-                })
-                .at(&c.rule.file, s.start, s.len());
-            CheckResult::from_finding(
-                Finding::new(Category::Rule, id.clone(), missing.clone(), p),
-                Status::Fail,
-                Severity::Error,
-            )
-        }
+        Verdict::Fails => failed(c, &id, &Reads::describe(reads, env), severity),
+        Verdict::Missing => missing_key(c, &id, Reads::describe(reads, env).missing, env),
     };
     r.name = c.id().to_string();
     if r.key.is_none() {
         r.key = reads.first().map(|(_, p)| key_string(p));
     }
     r
+}
+
+/// The keys a rule read, each with its value (secrets masked) and where it
+/// was set, and the first it found unset.
+struct Reads {
+    missing: Option<String>,
+    described: Vec<String>,
+    first_origin: Option<Origin>,
+}
+
+impl Reads {
+    fn describe(reads: &[(&Assembled, &[String])], env: &str) -> Reads {
+        let mut out = Reads {
+            missing: None,
+            described: Vec::new(),
+            first_origin: None,
+        };
+        for (a, path) in reads {
+            let prefix = if env.is_empty() {
+                format!("envs.{}.", a.env)
+            } else {
+                String::new()
+            };
+            match a.root.get(path) {
+                Some(Node::Leaf(l)) => {
+                    let shown = if l.secret {
+                        "***".to_string()
+                    } else {
+                        l.value.to_string()
+                    };
+                    out.described
+                        .push(format!("{prefix}{} = {shown} ({})", key_string(path), l.origin));
+                    out.first_origin.get_or_insert_with(|| l.origin.clone());
+                }
+                Some(Node::Table { .. }) => {}
+                None => {
+                    // `has(config.x)` may read keys that are legitimately absent.
+                    out.missing
+                        .get_or_insert_with(|| format!("{prefix}{}", key_string(path)));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn rule_position(c: &Compiled) -> String {
+    let s = c.rule.def.id.span();
+    let (l, col) = c.rule.file.line_col(s.start);
+    format!("{}:{l}:{col}", c.rule.file.name)
+}
+
+/// The rule evaluated to false: a finding at the value it read first.
+fn failed(c: &Compiled, id: &str, reads: &Reads, severity: Severity) -> CheckResult {
+    let rule_pos = rule_position(c);
+    let mut p = Problem::new(
+        format!("envgate::rule::{}", c.id()),
+        format!("rule `{}`: {}", c.id(), c.rule.def.message),
+    )
+    .label(format!("read by rule `{}`", c.id()))
+    .help(if reads.described.is_empty() {
+        format!("rule defined at {rule_pos}")
+    } else {
+        format!("it read {}; rule defined at {rule_pos}", reads.described.join(", "))
+    });
+    if let Some(o) = &reads.first_origin {
+        p = p.at_origin(o);
+    } else {
+        let s = c.rule.def.assert.span();
+        p = p.at(&c.rule.file, s.start, s.len());
+    }
+    let status = match c.rule.def.severity {
+        RuleSeverity::Error => Status::Fail,
+        RuleSeverity::Warning => Status::Warn,
+    };
+    CheckResult::from_finding(Finding::new(Category::Rule, id.to_string(), None, p), status, severity)
+}
+
+/// The rule read a key that is not set: always an error, at the expression.
+fn missing_key(c: &Compiled, id: &str, missing: Option<String>, env: &str) -> CheckResult {
+    let message = match &missing {
+        Some(k) => format!(
+            "rule `{}` reads `{k}`, which is not set{}",
+            c.id(),
+            if env.is_empty() {
+                String::new()
+            } else {
+                format!(" in `{env}`")
+            }
+        ),
+        None => format!("rule `{}` reads a key that is not set", c.id()),
+    };
+    let s = c.rule.def.assert.span();
+    let p = Problem::new("envgate::rule::evaluation", message)
+        .label("this expression")
+        .help(match &missing {
+            Some(k) => format!(
+                "set `{k}`, or guard the rule with `when = \"has(config.{})\"`",
+                k.trim_start_matches("envs.")
+            ),
+            None => format!("rule defined at {}", rule_position(c)),
+        })
+        .at(&c.rule.file, s.start, s.len());
+    CheckResult::from_finding(
+        Finding::new(Category::Rule, id.to_string(), missing, p),
+        Status::Fail,
+        Severity::Error,
+    )
 }

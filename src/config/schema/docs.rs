@@ -14,8 +14,9 @@ use serde_json::{Value as Json, json};
 
 use super::compile::UNREACHABLE_KEYWORD;
 use crate::config::spanned;
-use crate::config::tree::{Format, SourceFile};
+use crate::config::tree::Format;
 use crate::diagnostic::Problem;
+use crate::source::SourceFile;
 
 /// Largest schema file read (a `$ref` may name any file).
 const MAX_SCHEMA_BYTES: u64 = 64 << 20;

@@ -11,9 +11,10 @@ use crate::config::assemble::Assembled;
 use crate::config::merge::Node;
 use crate::config::project::parse_problem;
 use crate::config::secrets::Redactor;
-use crate::config::tree::{self, Format, SourceFile};
+use crate::config::tree::{self, Format};
 use crate::diagnostic::Problem;
 use crate::findings::Finding;
+use crate::source::SourceFile;
 
 impl Schema {
     /// Every schema finding for `file` (TOML, JSON or YAML by its name), or

@@ -16,8 +16,9 @@ use super::graph::Graph;
 use crate::config::manifest::FormatMode;
 use crate::config::project::{ReadError, read_source};
 use crate::config::spanned::{self, Spanned};
-use crate::config::tree::{Format, SourceFile};
+use crate::config::tree::Format;
 use crate::diagnostic::Problem;
+use crate::source::SourceFile;
 
 /// How the project asks for its configuration to be validated.
 #[derive(Debug, Clone)]

@@ -17,10 +17,10 @@ use crate::config::assemble::Assembled;
 use crate::config::merge::{Leaf, Node, key_string};
 use crate::config::spanned::{self, MAX_DEPTH, Spanned};
 use crate::config::suggest::did_you_mean;
-use crate::config::tree::{Loc, Origin};
 use crate::config::units;
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
+use crate::source::{Loc, Origin};
 
 /// A value in the assembled configuration: a table or leaf of the layered
 /// tree, or a part of a leaf's value (an item of an array, a nested object).
