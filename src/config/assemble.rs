@@ -512,18 +512,56 @@ fn parse_set(arg: &str) -> Result<IndexMap<String, Entry>, Problem> {
     Ok(root)
 }
 
-fn fetch_json(url: &str, timeout: Duration) -> Result<String, String> {
+/// Why a `kind = "http"` source could not be read.
+#[derive(Debug)]
+enum FetchError {
+    /// The client or its runtime could not be built.
+    Setup(String),
+    Timeout(Duration),
+    Unreachable,
+    Status(reqwest::StatusCode),
+    /// The body passed [`MAX_FILE_BYTES`]: announced, or while reading.
+    TooLarge { announced: bool },
+    NotUtf8 { at: usize },
+    /// Any other transport error, passwords in URLs masked.
+    Transport(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Setup(why) => write!(f, "cannot start an HTTP client: {why}"),
+            FetchError::Timeout(t) => write!(f, "timed out after {}", crate::config::units::format_duration(*t)),
+            FetchError::Unreachable => f.write_str("connection refused or host unreachable"),
+            FetchError::Status(status) => write!(f, "HTTP {status}"),
+            FetchError::TooLarge { announced } => write!(
+                f,
+                "the response is larger than {} MiB, the most envgate reads from a source; {}",
+                MAX_FILE_BYTES >> 20,
+                if *announced {
+                    "it was not read"
+                } else {
+                    "envgate stopped reading it"
+                }
+            ),
+            FetchError::NotUtf8 { at } => write!(f, "the response is not UTF-8 (invalid byte at {at})"),
+            FetchError::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
+fn fetch_json(url: &str, timeout: Duration) -> Result<String, FetchError> {
     crate::net::install_crypto();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| FetchError::Setup(e.to_string()))?;
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
         let resp = client
             .get(url)
             .header("accept", "application/json")
@@ -532,7 +570,7 @@ fn fetch_json(url: &str, timeout: Duration) -> Result<String, String> {
             .map_err(|e| describe_reqwest(&e, timeout))?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(FetchError::Status(status));
         }
         read_bounded(resp, timeout).await
     })
@@ -540,36 +578,27 @@ fn fetch_json(url: &str, timeout: Duration) -> Result<String, String> {
 
 /// The body, up to [`MAX_FILE_BYTES`]: a server that never stops sending
 /// is cut off, not buffered until memory runs out.
-async fn read_bounded(mut resp: reqwest::Response, timeout: Duration) -> Result<String, String> {
-    let too_large = || {
-        format!(
-            "the response is larger than {} MiB, the most envgate reads from a source; it was not read",
-            MAX_FILE_BYTES >> 20
-        )
-    };
+async fn read_bounded(mut resp: reqwest::Response, timeout: Duration) -> Result<String, FetchError> {
     if resp.content_length().is_some_and(|n| n > MAX_FILE_BYTES) {
-        return Err(too_large());
+        return Err(FetchError::TooLarge { announced: true });
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest(&e, timeout))? {
         if (body.len() + chunk.len()) as u64 > MAX_FILE_BYTES {
-            return Err(too_large().replace("it was not read", "envgate stopped reading it"));
+            return Err(FetchError::TooLarge { announced: false });
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|e| {
-        format!(
-            "the response is not UTF-8 (invalid byte at {})",
-            e.utf8_error().valid_up_to()
-        )
+    String::from_utf8(body).map_err(|e| FetchError::NotUtf8 {
+        at: e.utf8_error().valid_up_to(),
     })
 }
 
-fn describe_reqwest(e: &reqwest::Error, timeout: Duration) -> String {
+fn describe_reqwest(e: &reqwest::Error, timeout: Duration) -> FetchError {
     if e.is_timeout() {
-        format!("timed out after {}", crate::config::units::format_duration(timeout))
+        FetchError::Timeout(timeout)
     } else if e.is_connect() {
-        "connection refused or host unreachable".into()
+        FetchError::Unreachable
     } else {
         let mut s = e.to_string();
         let mut src = std::error::Error::source(e);
@@ -577,6 +606,6 @@ fn describe_reqwest(e: &reqwest::Error, timeout: Duration) -> String {
             s = format!("{s}: {inner}");
             src = inner.source();
         }
-        crate::config::secrets::redact_url_passwords(&s)
+        FetchError::Transport(crate::config::secrets::redact_url_passwords(&s))
     }
 }
