@@ -521,8 +521,12 @@ enum FetchError {
     Unreachable,
     Status(reqwest::StatusCode),
     /// The body passed [`MAX_FILE_BYTES`]: announced, or while reading.
-    TooLarge { announced: bool },
-    NotUtf8 { at: usize },
+    TooLarge {
+        announced: bool,
+    },
+    NotUtf8 {
+        at: usize,
+    },
     /// Any other transport error, passwords in URLs masked.
     Transport(String),
 }

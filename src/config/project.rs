@@ -246,16 +246,12 @@ fn find_in_manifest(file: &SourceFile, needle: &str) -> Option<(usize, usize)> {
 /// its line and column.
 fn parse_manifest(manifest_file: &Arc<SourceFile>) -> Result<Manifest, Problem> {
     toml::from_str(&manifest_file.text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        let msg = e.message().trim().to_string();
-        let (line, col) = manifest_file.line_col(span.start);
-        Problem::new(
+        crate::diagnostic::toml_problem(
+            manifest_file,
+            &e,
             "envgate::manifest::invalid",
-            format!("invalid {MANIFEST}: {msg} (line {line}, column {col})"),
+            "see `schemas/manifest.schema.json` for every key the manifest accepts",
         )
-        .label(msg)
-        .help("see `schemas/manifest.schema.json` for every key the manifest accepts")
-        .at(manifest_file, span.start, span.len().max(1))
     })
 }
 
