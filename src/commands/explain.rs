@@ -6,7 +6,6 @@ use super::io;
 use crate::cli::ExplainArgs;
 use crate::config::merge::{Node, key_string, parse_key};
 use crate::config::project::Project;
-use crate::config::secrets::MASK;
 use crate::config::suggest::did_you_mean;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
@@ -54,13 +53,7 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
         }
     };
     let r = &asm.redactor;
-    let show = |v: &Json| -> String {
-        if leaf.secret {
-            MASK.to_string()
-        } else {
-            r.scrub(&v.to_string())
-        }
-    };
+    let show = |v: &Json| -> String { r.show(v, leaf.secret).to_string() };
     let mut s = String::new();
     s.push_str(&format!("{} in {} = {}\n", key_string(&path), a.env, show(&leaf.value)));
     if leaf.secret {

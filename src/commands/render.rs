@@ -7,7 +7,7 @@ use super::io;
 use crate::cli::{RenderArgs, RenderFormat};
 use crate::config::merge::{Leaf, Node, key_string};
 use crate::config::project::Project;
-use crate::config::secrets::{MASK, Redactor};
+use crate::config::secrets::Redactor;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
 
@@ -72,11 +72,7 @@ fn cannot_render(env: &str, f: RenderFormat, refusals: &[Refusal]) -> Problems {
 }
 
 fn shown(l: &Leaf, r: &Redactor) -> Json {
-    if l.secret {
-        Json::String(MASK.into())
-    } else {
-        scrub(&l.value, r)
-    }
+    r.show(&l.value, l.secret)
 }
 
 fn scrub(v: &Json, r: &Redactor) -> Json {

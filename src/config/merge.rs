@@ -238,8 +238,7 @@ impl Node {
     /// The JSON with every secret leaf replaced by `***`.
     pub fn to_redacted_json(&self) -> Json {
         match self {
-            Node::Leaf(l) if l.secret => Json::String(super::secrets::MASK.into()),
-            Node::Leaf(l) => redact_json(&l.value),
+            Node::Leaf(l) => super::secrets::Redactor::default().show(&l.value, l.secret),
             Node::Table { children, .. } => Json::Object(
                 children
                     .iter()
@@ -247,15 +246,6 @@ impl Node {
                     .collect(),
             ),
         }
-    }
-}
-
-fn redact_json(v: &Json) -> Json {
-    match v {
-        Json::String(s) => Json::String(super::secrets::redact_url_passwords(s)),
-        Json::Array(a) => Json::Array(a.iter().map(redact_json).collect()),
-        Json::Object(o) => Json::Object(o.iter().map(|(k, v)| (k.clone(), redact_json(v))).collect()),
-        other => other.clone(),
     }
 }
 

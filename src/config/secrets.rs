@@ -284,6 +284,18 @@ impl Redactor {
         redact_url_passwords(&out)
     }
 
+    /// A configuration value as envgate shows it anywhere it prints one
+    /// (render, explain, diff, rule and isolation messages): a secret as
+    /// `***`, any other value with every known secret and URL password in it
+    /// masked.
+    pub fn show(&self, value: &serde_json::Value, secret: bool) -> serde_json::Value {
+        if secret {
+            serde_json::Value::String(MASK.into())
+        } else {
+            self.scrub_json(value)
+        }
+    }
+
     /// Every string inside a JSON value, scrubbed.
     pub fn scrub_json(&self, v: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value as J;

@@ -14,6 +14,7 @@ use super::explain::{explain, type_name};
 use crate::config::assemble::Assembled;
 use crate::config::merge::{Node, key_string};
 use crate::config::schema::Schema;
+use crate::config::secrets::Redactor;
 use crate::config::units::{self, Unit};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
@@ -401,11 +402,7 @@ impl Reads {
             };
             match a.root.get(path) {
                 Some(Node::Leaf(l)) => {
-                    let shown = if l.secret {
-                        "***".to_string()
-                    } else {
-                        l.value.to_string()
-                    };
+                    let shown = Redactor::default().show(&l.value, l.secret);
                     out.described
                         .push(format!("{prefix}{} = {shown} ({})", key_string(path), l.origin));
                     out.first_origin.get_or_insert_with(|| l.origin.clone());

@@ -213,10 +213,9 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
                     ),
                     _ => continue,
                 };
-                let shown = if leaf.secret {
-                    crate::config::secrets::MASK.to_string()
-                } else {
-                    crate::config::secrets::redact_url_passwords(s)
+                let shown = match crate::config::secrets::Redactor::default().show(&leaf.value, leaf.secret) {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
                 };
                 let key = key_string(&path);
                 let p = Problem::new("envgate::isolation::crossing", msg)
