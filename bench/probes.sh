@@ -4,7 +4,8 @@
 #      (`envgate probe --targets-file`): wall time and peak RSS;
 #   2. one target that accepts and never answers, --timeout 2s: wall time;
 #   3. an HTTP 500: wall time (no waiting for a timeout);
-#   4. `envgate --version` start time (hyperfine).
+#   4. `envgate --version` start time (hyperfine);
+#   5. the 1,000 URLs of (1) with Python asyncio + aiohttp, for comparison.
 # usage: bench/probes.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ if [ ! -x /usr/bin/time ] || ! command -v hyperfine >/dev/null; then
   apt-get update -qq && apt-get install -y -qq time hyperfine >/dev/null
 fi
 
-python3 -c 'import uvloop' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uvloop
+python3 -c 'import uvloop, aiohttp' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uvloop aiohttp
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
@@ -40,6 +41,12 @@ echo "== $N http probes, server answers after 200 ms"
 for i in 1 2 3; do
   /usr/bin/time -f "wall %e s, peak RSS %M KiB" "$BIN" probe --targets-file "$OUT/targets.txt" --timeout 5s > "$OUT/probe.txt"
   tail -1 "$OUT/probe.txt"
+done
+
+echo "== the same $N URLs with Python asyncio + aiohttp (uvloop), in the same run"
+python3 bench/aiohttp_probes.py "$OUT/targets.txt" >/dev/null  # warm-up
+for i in 1 2 3; do
+  /usr/bin/time -f "wall %e s, peak RSS %M KiB" python3 bench/aiohttp_probes.py "$OUT/targets.txt"
 done
 
 echo "== one target that accepts and never answers, --timeout 2s"
