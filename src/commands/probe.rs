@@ -120,6 +120,8 @@ pub fn probe(
             attempts: (f.attempts > 0).then_some(f.attempts),
             duration_ms: Some(f.duration.as_millis() as u64),
             metrics: f.metrics,
+            request_id: f.request_id,
+            load: f.load,
             problem: None,
         })
         .collect();
