@@ -92,6 +92,16 @@ impl Ctx {
         }
     }
 
+    /// The same context, owned (a load's session keeps one).
+    pub fn cloned(&self) -> Ctx {
+        Ctx {
+            timeout: self.timeout,
+            net: self.net.clone(),
+            guard: self.guard.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     fn refuse_host(&self, host: &str) -> Option<Outcome> {
         let why = self.guard.as_ref()?.host(host)?;
         Some(Outcome::fail(Class::Isolation, why))
