@@ -52,6 +52,13 @@ impl Reporter for Human {
             out.push('\n');
         }
 
+        // Every load, passed or not: its percentiles and budgets.
+        for env in &report.environments {
+            for r in env.results.iter().filter(|r| r.load.is_some()) {
+                let lines = super::text::load_lines(r);
+                out.push_str(&format!("load [{}] {}: {}\n", env.name, r.name, lines.join("; ")));
+            }
+        }
         let mut table = Table::new();
         table
             .load_style(presets::UTF8_FULL_CONDENSED)
