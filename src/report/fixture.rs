@@ -130,7 +130,7 @@ pub fn report() -> Report {
                 "http",
                 Status::Fail,
                 "latency: p95 50.3ms is over its budget of 40ms by 10.3ms (500 requests, 20 at once, in 1.27s: \
-                 p50 50.1ms, p90 50.2ms, p95 50.3ms, p99 51.0ms, max 53.0ms; 393/s; 2 errors (2 status))",
+                 p50 50.1ms, p90 50.2ms, p95 50.3ms, p99 51.0ms, max 53.0ms; 394/s; 2 errors (2 status))",
             )
         },
         CheckResult {

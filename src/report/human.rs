@@ -55,8 +55,9 @@ impl Reporter for Human {
         // Every load, passed or not: its percentiles and budgets.
         for env in &report.environments {
             for r in env.results.iter().filter(|r| r.load.is_some()) {
-                let lines = super::text::load_lines(r);
-                out.push_str(&format!("load [{}] {}: {}\n", env.name, r.name, lines.join("; ")));
+                let lines = super::text::load_lines(r).join("; ");
+                let lines = lines.strip_prefix("load: ").unwrap_or(&lines);
+                out.push_str(&format!("load [{}] {}: {lines}\n", env.name, r.name));
             }
         }
         let mut table = Table::new();
