@@ -48,8 +48,13 @@ fn check(dir: &std::path::Path, env: &str, extra: &[&str], probe: &str) -> (i32,
         .args(extra)
         .output()
         .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let r = report["environments"][0]["results"]
         .as_array()
         .unwrap()
@@ -90,7 +95,10 @@ async fn percentiles_match_a_server_that_answers_in_50ms_and_a_40ms_p95_budget_f
     assert_eq!(code, 1, "{r}");
     let load = &r["load"];
     let p50 = load["p50_ms"].as_f64().unwrap();
-    assert!((49.5..=55.0).contains(&p50), "p50 {p50} is not within a few ms of 50: {load}");
+    assert!(
+        (49.5..=55.0).contains(&p50),
+        "p50 {p50} is not within a few ms of 50: {load}"
+    );
     assert_eq!(load["count"], 60);
     assert_eq!(load["errors"], 0);
     let msg = r["message"].as_str().unwrap();
@@ -120,10 +128,21 @@ async fn budgets_that_hold_pass_and_the_human_output_prints_the_percentiles() {
             "requests = 100\nconcurrency = 10\np99 = \"2s\"\nmin_throughput = \"10/s\"",
         ),
     );
-    let out = envgate(dir.path()).args(["check", "--env", "staging"]).output().unwrap();
+    let out = envgate(dir.path())
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("load [staging] api: 100 requests, 0 errors, p50 "), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("load [staging] api: 100 requests, 0 errors, p50 "),
+        "{text}"
+    );
     assert!(text.contains("budgets: p99 "), "{text}");
     assert!(text.contains("≤ 2s ✓, throughput "), "{text}");
 }
@@ -151,7 +170,10 @@ async fn a_server_failing_5_percent_breaks_a_1_percent_error_budget_and_names_th
         .await;
     let dir = project(
         "",
-        &http_probe(&server.uri(), "requests = 200\nconcurrency = 1\nmax_error_rate = \"1%\""),
+        &http_probe(
+            &server.uri(),
+            "requests = 200\nconcurrency = 1\nmax_error_rate = \"1%\"",
+        ),
     );
     let (code, r) = check(dir.path(), "staging", &[], "api");
     assert_eq!(code, 1, "{r}");
@@ -161,7 +183,10 @@ async fn a_server_failing_5_percent_breaks_a_1_percent_error_budget_and_names_th
     assert_eq!(load["errors"], 10, "{load}");
     assert_eq!(load["errors_by_class"]["status"], 10, "{load}");
     let msg = r["message"].as_str().unwrap();
-    assert!(msg.starts_with("status: error rate 5.0% is over its budget of 1%"), "{msg}");
+    assert!(
+        msg.starts_with("status: error rate 5.0% is over its budget of 1%"),
+        "{msg}"
+    );
     assert!(msg.contains("first error: status: expected 200-299, got 500"), "{msg}");
     // The failed request's id is in the report, and the server saw that
     // request answer 500: the 20th it received.
@@ -209,7 +234,10 @@ async fn the_request_id_header_can_be_renamed_or_turned_off() {
          [[probe]]\nname = \"off\"\nkind = \"http\"\ntarget = \"{url}/b\"\nrequest_id = false\n"
     );
     let dir = project("", &checks);
-    let out = envgate(dir.path()).args(["check", "--env", "staging"]).output().unwrap();
+    let out = envgate(dir.path())
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     for q in server.received_requests().await.unwrap() {
         match q.url.path() {
@@ -236,7 +264,10 @@ async fn a_failed_single_probe_reports_its_request_id() {
         .await;
     let dir = project(
         "",
-        &format!("[[probe]]\nname = \"api\"\nkind = \"http\"\ntarget = \"{}\"\n", server.uri()),
+        &format!(
+            "[[probe]]\nname = \"api\"\nkind = \"http\"\ntarget = \"{}\"\n",
+            server.uri()
+        ),
     );
     let (code, r) = check(dir.path(), "staging", &[], "api");
     assert_eq!(code, 1);
@@ -304,11 +335,17 @@ fn a_load_on_a_kind_without_load_or_without_load_envs_is_exit_2_at_its_line() {
         "",
         "[[probe]]\nname = \"d\"\nkind = \"dns\"\ntarget = \"localhost\"\nload_envs = [\"staging\"]\n\n[probe.load]\nrequests = 5\n",
     );
-    let out = envgate(dir.path()).args(["check", "--env", "staging"]).output().unwrap();
+    let out = envgate(dir.path())
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("dns probes do not support `load`"), "{err}");
-    assert!(err.contains("kinds that run a load: http, tcp, postgres, mysql, redis"), "{err}");
+    assert!(
+        err.contains("kinds that run a load: http, tcp, postgres, mysql, redis"),
+        "{err}"
+    );
 
     let dir = project(
         "",
@@ -341,7 +378,12 @@ async fn adhoc_load_prints_the_percentiles() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("load: 60 requests, 6 at once, in "), "{text}");
     for p in ["p50 ", "p90 ", "p95 ", "p99 ", "max "] {
         assert!(text.contains(p), "{text}");
@@ -367,7 +409,11 @@ fn unique(prefix: &str) -> String {
 
 fn run(cmd: &mut StdCommand) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs its closure on drop: removes what a test created, even on failure.
@@ -380,7 +426,20 @@ impl Drop for Cleanup {
 }
 
 fn psql(sql: &str) {
-    run(StdCommand::new("psql").args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", sql]));
+    run(StdCommand::new("psql").args([
+        "-X",
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
+        "-c",
+        sql,
+    ]));
 }
 
 #[test]
@@ -415,7 +474,9 @@ fn mariadb(sql: &str) {
 fn mariadb_load_runs_the_probes_query_over_prepared_statements() {
     let _turn = SERIAL.blocking_lock();
     let db = unique("my");
-    mariadb(&format!("CREATE DATABASE {db}; CREATE TABLE {db}.items (id INT); INSERT INTO {db}.items VALUES (1), (2), (3)"));
+    mariadb(&format!(
+        "CREATE DATABASE {db}; CREATE TABLE {db}.items (id INT); INSERT INTO {db}.items VALUES (1), (2), (3)"
+    ));
     let _drop = Cleanup(Box::new({
         let db = db.clone();
         move || mariadb(&format!("DROP DATABASE IF EXISTS {db}"))

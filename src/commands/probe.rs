@@ -73,7 +73,11 @@ pub fn probe(
             Ok(_) if load.is_some() && !probes::load::KINDS.contains(&kind.name) => problems.push(
                 Problem::new(
                     "envgate::cli::probe",
-                    format!("`{}`: {} probes do not support --load", redact_url_passwords(t), kind.name),
+                    format!(
+                        "`{}`: {} probes do not support --load",
+                        redact_url_passwords(t),
+                        kind.name
+                    ),
                 )
                 .help(format!("kinds that run a load: {}", probes::load::KINDS.join(", "))),
             ),

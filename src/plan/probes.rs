@@ -268,7 +268,13 @@ fn plan_one(
 /// `load_envs` and `--no-load` was not given; else the probe alone. A load
 /// gets the rest of the run's deadline (each request keeps the probe's
 /// `timeout`) and is not retried: its budgets judge it.
-fn with_load(p: Box<dyn probes::Probe>, d: &probes::ProbeDef, env: &str, choice: &Choice, job: &mut Job) -> Box<dyn probes::Probe> {
+fn with_load(
+    p: Box<dyn probes::Probe>,
+    d: &probes::ProbeDef,
+    env: &str,
+    choice: &Choice,
+    job: &mut Job,
+) -> Box<dyn probes::Probe> {
     let Some(spec) = d.load.clone() else {
         return p;
     };

@@ -401,8 +401,11 @@ pub fn check_all(probes: &[Located], problems: &mut Vec<Problem>) {
             );
         } else if p.def.load.is_none() && !p.def.load_envs.is_empty() {
             problems.push(
-                p.problem("load_envs", format!("probe `{}` has `load_envs` but no `[probe.load]`", p.name))
-                    .help("add a [probe.load] table with `requests` or `duration`, or remove `load_envs`"),
+                p.problem(
+                    "load_envs",
+                    format!("probe `{}` has `load_envs` but no `[probe.load]`", p.name),
+                )
+                .help("add a [probe.load] table with `requests` or `duration`, or remove `load_envs`"),
             );
         }
         if p.schema_key.is_none() && p.def.target.is_none() {

@@ -19,8 +19,8 @@ use url::Url;
 use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
-use super::param::Dur;
 use super::load::{Load, Session};
+use super::param::Dur;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 use crate::config::units::format_duration;
 
@@ -388,7 +388,9 @@ impl Http {
         }
         let mut id = None;
         if let Some(h) = &self.id_header {
-            let v = ctx.net.request_id(&ctx.name, self.seq.fetch_add(1, Ordering::Relaxed) + 1);
+            let v = ctx
+                .net
+                .request_id(&ctx.name, self.seq.fetch_add(1, Ordering::Relaxed) + 1);
             req = req.header(h.clone(), v.as_str());
             id = Some(v);
         }

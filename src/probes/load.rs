@@ -503,7 +503,10 @@ async fn work(load: &dyn Load, ctx: &Ctx, sched: &Schedule, addr: SocketAddr) ->
             Err(o) => {
                 *w.errors.entry(o.class.unwrap_or(Class::Unknown).as_str()).or_default() += 1;
                 if w.failed.is_none() {
-                    let id = o.request_id.clone().or_else(|| session.as_ref().and_then(|s| s.last_id()));
+                    let id = o
+                        .request_id
+                        .clone()
+                        .or_else(|| session.as_ref().and_then(|s| s.last_id()));
                     w.failed = Some((t.n, id, o.message));
                 }
                 session = None;
@@ -534,12 +537,22 @@ const DISTRIBUTION: &[f64] = &[0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99
 pub fn report(spec: &LoadSpec, m: &Measured) -> LoadReport {
     let errors: u64 = m.errors.values().sum();
     let count = m.ok + errors;
-    let q = |p: f64| if m.ok == 0 { 0.0 } else { ms(m.hist.value_at_quantile(p / 100.0)) };
+    let q = |p: f64| {
+        if m.ok == 0 {
+            0.0
+        } else {
+            ms(m.hist.value_at_quantile(p / 100.0))
+        }
+    };
     let secs = m.elapsed.as_secs_f64();
     let throughput = if secs > 0.0 { m.ok as f64 / secs } else { 0.0 };
     let throughput = (throughput * 10.0).round() / 10.0;
     let mut budgets = Vec::new();
-    for (name, limit, measured) in [("p50", spec.p50, q(50.0)), ("p95", spec.p95, q(95.0)), ("p99", spec.p99, q(99.0))] {
+    for (name, limit, measured) in [
+        ("p50", spec.p50, q(50.0)),
+        ("p95", spec.p95, q(95.0)),
+        ("p99", spec.p99, q(99.0)),
+    ] {
         if let Some(l) = limit {
             let l_ms = l.as_secs_f64() * 1000.0;
             budgets.push(Budget {
@@ -677,7 +690,11 @@ pub fn judge(spec: &LoadSpec, m: &Measured, first: Verdict) -> Outcome {
         let mut o = Outcome::pass(msg);
         if first == Verdict::Warn || r.stopped.is_some() {
             o.verdict = Verdict::Warn;
-            o.class = Some(if r.stopped.is_some() { Class::Timeout } else { Class::Unknown });
+            o.class = Some(if r.stopped.is_some() {
+                Class::Timeout
+            } else {
+                Class::Unknown
+            });
         }
         o
     } else {
@@ -738,7 +755,11 @@ mod tests {
     #[test]
     fn a_load_needs_exactly_one_bound() {
         assert!(spec("concurrency = 2").unwrap_err().contains("needs a bound"));
-        assert!(spec("requests = 5\nduration = \"1s\"").unwrap_err().contains("not both"));
+        assert!(
+            spec("requests = 5\nduration = \"1s\"")
+                .unwrap_err()
+                .contains("not both")
+        );
         let s = spec("requests = 500\nconcurrency = 20\nrate = \"200/s\"\nwarmup = 20\np95 = \"40ms\"\nmax_error_rate = \"1%\"\nmin_throughput = \"150/s\"").unwrap();
         assert_eq!(s.bound, Bound::Requests(500));
         assert_eq!(s.rate, Some(200.0));
@@ -782,7 +803,10 @@ mod tests {
             elapsed: Duration::from_secs(1),
             concurrency: 4,
             rate: None,
-            slowest: Some((latencies_ms.iter().max().copied().unwrap_or(0) * 1000, Some("envgate-r-p-7".into()))),
+            slowest: Some((
+                latencies_ms.iter().max().copied().unwrap_or(0) * 1000,
+                Some("envgate-r-p-7".into()),
+            )),
             failed: None,
             stopped: None,
         }
@@ -796,7 +820,8 @@ mod tests {
         assert_eq!(o.verdict, Verdict::Fail);
         assert_eq!(o.class, Some(Class::Latency));
         assert!(
-            o.message.starts_with("latency: p95 50.0ms is over its budget of 40ms by 10.0ms"),
+            o.message
+                .starts_with("latency: p95 50.0ms is over its budget of 40ms by 10.0ms"),
             "{}",
             o.message
         );
@@ -808,7 +833,11 @@ mod tests {
         let s = spec("requests = 100\nmax_error_rate = \"1%\"").unwrap();
         let o = judge(&s, &measured(&[5; 95], 5), Verdict::Pass);
         assert_eq!(o.class, Some(Class::Status));
-        assert!(o.message.contains("error rate 5.0% is over its budget of 1%"), "{}", o.message);
+        assert!(
+            o.message.contains("error rate 5.0% is over its budget of 1%"),
+            "{}",
+            o.message
+        );
         let r = o.load.unwrap();
         assert_eq!((r.count, r.errors), (100, 5));
     }
@@ -818,6 +847,10 @@ mod tests {
         let s = spec("requests = 100\np50 = \"10ms\"\nmin_throughput = \"50/s\"").unwrap();
         let o = judge(&s, &measured(&[5; 100], 0), Verdict::Pass);
         assert_eq!(o.verdict, Verdict::Pass, "{}", o.message);
-        assert!(o.message.contains("budgets hold (p50 ≤ 10ms, throughput ≥ 50/s)"), "{}", o.message);
+        assert!(
+            o.message.contains("budgets hold (p50 ≤ 10ms, throughput ≥ 50/s)"),
+            "{}",
+            o.message
+        );
     }
 }

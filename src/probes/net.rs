@@ -192,7 +192,12 @@ impl Ctx {
 
     /// [`Ctx::http_client`] that keeps its connections open between
     /// requests (a load reuses one pool; single probes open a fresh one).
-    pub fn pooled_http_client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
+    pub fn pooled_http_client(
+        &self,
+        opts: &ClientOpts,
+        host: &str,
+        addr: SocketAddr,
+    ) -> Result<reqwest::Client, String> {
         self.client(opts, host, addr, true)
     }
 
@@ -329,7 +334,11 @@ impl Net {
     /// The id of request `n` of probe `probe` in this run:
     /// `envgate-<run>-<probe>-<n>`.
     pub fn request_id(&self, probe: &str, n: u64) -> String {
-        let probe = if probe.is_empty() { "probe".to_string() } else { header_safe(probe) };
+        let probe = if probe.is_empty() {
+            "probe".to_string()
+        } else {
+            header_safe(probe)
+        };
         format!("envgate-{}-{probe}-{n}", self.run_id())
     }
 
@@ -464,7 +473,13 @@ pub struct ClientOpts {
 /// on replaced by `-`.
 fn header_safe(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 

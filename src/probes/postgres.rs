@@ -279,8 +279,11 @@ impl super::load::Load for PgLoad {
                     };
                     let s = Frames::new(raw, phase, LIMIT);
                     let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-                    let tls = MakeTlsConnect::<Frames<Limited<tokio::net::TcpStream>>>::make_tls_connect(&mut make, &name)
-                        .map_err(|e| p.t.fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}")))?;
+                    let tls =
+                        MakeTlsConnect::<Frames<Limited<tokio::net::TcpStream>>>::make_tls_connect(&mut make, &name)
+                            .map_err(|e| {
+                                p.t.fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}"))
+                            })?;
                     p.spawned(addr, s, Guarded { tls, max: LIMIT }).await?
                 }
             };

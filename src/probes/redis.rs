@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 
 use super::bounded::{self, number, read_line};
+use super::load::{Load, Session};
 use super::param::Dur;
 use super::service::{self, Ended, Target, TlsOpts};
-use super::load::{Load, Session};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {

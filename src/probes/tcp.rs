@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::bounded::excerpt;
-use super::net::{host_port, io_outcome};
 use super::load::{Load, Session};
+use super::net::{host_port, io_outcome};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
 pub static KIND: Kind = Kind {
@@ -82,7 +82,12 @@ impl Load for TcpLoad {
     }
 
     fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Box<dyn Session>, Outcome>> {
-        Box::pin(async move { Ok(Box::new(TcpSession { ctx: ctx.cloned(), addr }) as Box<dyn Session>) })
+        Box::pin(async move {
+            Ok(Box::new(TcpSession {
+                ctx: ctx.cloned(),
+                addr,
+            }) as Box<dyn Session>)
+        })
     }
 }
 

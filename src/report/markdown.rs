@@ -150,7 +150,10 @@ fn message(r: &CheckResult) -> String {
 /// The message, then the load's budgets and the request ids to look up.
 fn with_load(r: &CheckResult) -> String {
     let mut m = r.message.clone();
-    for l in super::text::load_lines(r).into_iter().skip(usize::from(r.load.is_some())) {
+    for l in super::text::load_lines(r)
+        .into_iter()
+        .skip(usize::from(r.load.is_some()))
+    {
         m.push('\n');
         m.push_str(&l);
     }

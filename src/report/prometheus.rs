@@ -56,7 +56,12 @@ impl Reporter for Prometheus {
                 let _ = writeln!(out, "envgate_check_duration_seconds{{{labels}}} {}", seconds(ms));
             }
         }
-        if report.environments.iter().flat_map(|e| &e.results).any(|r| r.load.is_some()) {
+        if report
+            .environments
+            .iter()
+            .flat_map(|e| &e.results)
+            .any(|r| r.load.is_some())
+        {
             header(
                 &mut out,
                 "envgate_load_latency_seconds",
@@ -64,8 +69,18 @@ impl Reporter for Prometheus {
             );
             for (labels, r) in checks() {
                 if let Some(l) = &r.load {
-                    for (q, ms) in [("0.5", l.p50_ms), ("0.9", l.p90_ms), ("0.95", l.p95_ms), ("0.99", l.p99_ms), ("1", l.max_ms)] {
-                        let _ = writeln!(out, "envgate_load_latency_seconds{{{labels},quantile=\"{q}\"}} {}", ms / 1000.0);
+                    for (q, ms) in [
+                        ("0.5", l.p50_ms),
+                        ("0.9", l.p90_ms),
+                        ("0.95", l.p95_ms),
+                        ("0.99", l.p99_ms),
+                        ("1", l.max_ms),
+                    ] {
+                        let _ = writeln!(
+                            out,
+                            "envgate_load_latency_seconds{{{labels},quantile=\"{q}\"}} {}",
+                            ms / 1000.0
+                        );
                     }
                 }
             }
