@@ -558,7 +558,7 @@ pub fn report(spec: &LoadSpec, m: &Measured) -> LoadReport {
             budgets.push(Budget {
                 name: name.into(),
                 limit: format_duration(l),
-                measured: show_ms(measured),
+                measured: if m.ok == 0 { "none".into() } else { show_ms(measured) },
                 held: m.ok > 0 && measured <= l_ms,
             });
         }
@@ -644,6 +644,10 @@ fn broken(b: &Budget) -> String {
     match b.name.as_str() {
         "max_error_rate" => format!("error rate {} is over its budget of {}", b.measured, b.limit),
         "min_throughput" => format!("throughput {} is under its budget of {}", b.measured, b.limit),
+        _ if b.measured == "none" => format!(
+            "{}: no request succeeded, so nothing was within its budget of {}",
+            b.name, b.limit
+        ),
         _ => {
             let limit_ms = crate::config::units::duration_param(&b.limit)
                 .map(|d| d.as_secs_f64() * 1000.0)
@@ -840,6 +844,18 @@ mod tests {
         );
         let r = o.load.unwrap();
         assert_eq!((r.count, r.errors), (100, 5));
+    }
+
+    #[test]
+    fn a_latency_budget_with_no_successful_request_says_so() {
+        let s = spec("requests = 10\np95 = \"40ms\"").unwrap();
+        let o = judge(&s, &measured(&[], 10), Verdict::Pass);
+        assert_eq!(o.verdict, Verdict::Fail);
+        assert!(
+            o.message.contains("p95: no request succeeded, so nothing was within its budget of 40ms"),
+            "{}",
+            o.message
+        );
     }
 
     #[test]
