@@ -162,6 +162,9 @@ pub struct RunFlags {
     /// Probes in flight at once.
     #[arg(long, value_name = "N", default_value_t = crate::runner::DEFAULT_CONCURRENCY, value_parser = concurrency)]
     pub concurrency: usize,
+    /// Skip every `[probe.load]`: those probes run once, as without a load.
+    #[arg(long)]
+    pub no_load: bool,
 }
 
 /// `"250ms"`, `"2s"`, `"1m"`; a bare number is refused (it could mean either).
@@ -196,6 +199,9 @@ pub struct ProbeArgs {
     /// Probes in flight at once.
     #[arg(long, value_name = "N", default_value_t = crate::runner::DEFAULT_CONCURRENCY, value_parser = concurrency)]
     pub concurrency: usize,
+    /// After each target passes, send it REQUESTSxCONCURRENCY requests (e.g. 200x10) and print the percentiles.
+    #[arg(long, value_name = "NxC")]
+    pub load: Option<String>,
     /// Output: one line per target (human) or the JSON report.
     #[arg(long, value_enum, default_value_t = ProbeFormat::Human)]
     pub format: ProbeFormat,

@@ -119,6 +119,67 @@ pub struct Metric {
     pub unit: String,
 }
 
+/// What a bounded load (`[probe.load]`) measured. Latencies are of the
+/// requests after the warmup that succeeded, in milliseconds; in open-model
+/// mode (`rate`) each is counted from when the request was due, not from
+/// when it was sent, so a server that stalls cannot hide its queue
+/// (coordinated omission).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct LoadReport {
+    /// Requests measured (after the warmup), successes and errors.
+    pub count: u64,
+    /// Of those, how many failed.
+    pub errors: u64,
+    /// Failed requests by failure class (`status`, `timeout`, `refused`, ...).
+    pub errors_by_class: std::collections::BTreeMap<String, u64>,
+    /// Requests in flight at most.
+    pub concurrency: u32,
+    /// The open-model arrival rate asked for, per second; absent in closed-model mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// How long the measured part took.
+    pub duration_ms: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Successful requests per second over the measured part.
+    pub throughput: f64,
+    /// The latency at each of a fixed set of percentiles (the HTML chart).
+    pub distribution: Vec<Percentile>,
+    /// Every budget, what it allows and what was measured.
+    pub budgets: Vec<Budget>,
+    /// The slowest request's id (HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowest_request_id: Option<String>,
+    /// The first failed request's id (HTTP) and why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// Why the load stopped before its bound (the run's deadline), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Percentile {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
+/// One budget of a load: `p95`, `max_error_rate`, `min_throughput`.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Budget {
+    pub name: String,
+    /// The limit as written: "40ms", "1%", "150/s".
+    pub limit: String,
+    /// The measured value in the same unit: "50.3ms", "5.0%", "120/s".
+    pub measured: String,
+    pub held: bool,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckResult {
     /// Stable identifier: `schema/<key>`, `config/<key>`, `rule/<id>`, `probe/<name>`.
@@ -154,6 +215,13 @@ pub struct CheckResult {
     /// Measurements a probe reported, e.g. a Nagios plugin's perfdata.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub metrics: Vec<Metric>,
+    /// The id the HTTP request that failed carried (`X-Request-Id`), to find
+    /// it in the server's logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// What a `[probe.load]` measured, and its budgets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<Box<LoadReport>>,
     /// The diagnostic with its source snippet, for human output.
     #[serde(skip)]
     #[schemars(skip)]
@@ -182,6 +250,8 @@ impl CheckResult {
             attempts: None,
             duration_ms: None,
             metrics: Vec::new(),
+            request_id: None,
+            load: None,
             problem: Some(f.problem),
         }
     }
@@ -203,6 +273,8 @@ impl CheckResult {
             attempts: None,
             duration_ms: None,
             metrics: Vec::new(),
+            request_id: None,
+            load: None,
             problem: None,
         }
     }

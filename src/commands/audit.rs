@@ -82,6 +82,7 @@ fn run(
             choice: Choice {
                 select: a.filter.selection()?,
                 shard: a.filter.shard,
+                no_load: a.run.no_load,
             },
             runner: crate::runner::Options {
                 concurrency: a.run.concurrency,

@@ -23,6 +23,7 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
+        no_load: a.run.no_load,
     };
     let runner = crate::runner::Options {
         concurrency: a.run.concurrency,
@@ -55,6 +56,7 @@ pub fn validate(
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
+        no_load: true,
     };
     execute(
         ctx,

@@ -44,6 +44,12 @@ pub fn probe(
             .help("e.g. envgate probe http://127.0.0.1:8080/health tcp://127.0.0.1:5432 -- ./server")
             .into());
     }
+    let load = a
+        .load
+        .as_deref()
+        .map(probes::load::LoadSpec::adhoc)
+        .transpose()
+        .map_err(|m| Problem::new("envgate::cli::probe", m))?;
     let mut jobs = Vec::new();
     let mut names: Vec<(String, &'static str, &str)> = Vec::new();
     let mut problems = Vec::new();
@@ -64,7 +70,28 @@ pub fn probe(
             target: t,
             params: &params,
         }) {
-            Ok(p) => {
+            Ok(_) if load.is_some() && !probes::load::KINDS.contains(&kind.name) => problems.push(
+                Problem::new(
+                    "envgate::cli::probe",
+                    format!(
+                        "`{}`: {} probes do not support --load",
+                        redact_url_passwords(t),
+                        kind.name
+                    ),
+                )
+                .help(format!("kinds that run a load: {}", probes::load::KINDS.join(", "))),
+            ),
+            Ok(mut p) => {
+                let mut timeout = a.timeout;
+                if let Some(spec) = &load {
+                    p = Box::new(probes::load::LoadProbe {
+                        inner: p,
+                        spec: spec.clone(),
+                        per_request: a.timeout,
+                    });
+                    // The run's deadline bounds the load; each request keeps --timeout.
+                    timeout = std::time::Duration::from_secs(24 * 3600);
+                }
                 let shown = redact_url_passwords(t);
                 let n = names
                     .iter()
@@ -76,8 +103,8 @@ pub fn probe(
                     name: name.clone(),
                     probe: Some(p),
                     preset: None,
-                    timeout: Some(a.timeout),
-                    retries: a.retries,
+                    timeout: Some(timeout),
+                    retries: if load.is_some() { 0 } else { a.retries },
                     warning: false,
                     deps: Vec::new(),
                     guard: None,
@@ -120,6 +147,8 @@ pub fn probe(
             attempts: (f.attempts > 0).then_some(f.attempts),
             duration_ms: Some(f.duration.as_millis() as u64),
             metrics: f.metrics,
+            request_id: f.request_id,
+            load: f.load,
             problem: None,
         })
         .collect();

@@ -50,6 +50,8 @@ struct Meta {
 pub struct Choice {
     pub select: Selection,
     pub shard: Option<Shard>,
+    /// `--no-load`: probes with a `[probe.load]` run once, without it.
+    pub no_load: bool,
 }
 
 /// One environment's probes, ready for the runner, and what each result
@@ -242,7 +244,7 @@ fn plan_one(
                         format!("isolation: {why}"),
                     );
                 }
-                None => job.probe = Some(p),
+                None => job.probe = Some(with_load(p, d, env, choice, &mut job)),
             };
         }
         // A bad value in the configuration is a finding about this
@@ -260,6 +262,33 @@ fn plan_one(
         }
     }
     (job, meta)
+}
+
+/// The probe with its `[probe.load]` when this environment is one of its
+/// `load_envs` and `--no-load` was not given; else the probe alone. A load
+/// gets the rest of the run's deadline (each request keeps the probe's
+/// `timeout`) and is not retried: its budgets judge it.
+fn with_load(
+    p: Box<dyn probes::Probe>,
+    d: &probes::ProbeDef,
+    env: &str,
+    choice: &Choice,
+    job: &mut Job,
+) -> Box<dyn probes::Probe> {
+    let Some(spec) = d.load.clone() else {
+        return p;
+    };
+    if choice.no_load || !d.load_envs.iter().any(|e| e == env) {
+        return p;
+    }
+    let per_request = job.timeout.unwrap_or(crate::runner::DEFAULT_TIMEOUT);
+    job.timeout = Some(std::time::Duration::from_secs(24 * 3600));
+    job.retries = 0;
+    Box::new(probes::load::LoadProbe {
+        inner: p,
+        spec,
+        per_request,
+    })
 }
 
 /// Where each parameter filled from the configuration was set: a failure
@@ -544,7 +573,13 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
             (m.file.name.clone(), l, c)
         }
     };
-    let help = help(f.class, f.category).map(String::from);
+    let help = match &f.load {
+        Some(l) if l.budgets.iter().any(|b| !b.held) => Some(
+            "a [probe.load] budget failed: look up the slowest or first failed request by its id in the service's logs"
+                .to_string(),
+        ),
+        _ => help(f.class, f.category).map(String::from),
+    };
     let problem = (!matches!(f.status, Status::Pass | Status::Skipped)).then(|| {
         let code = format!(
             "envgate::{}::{}",
@@ -600,6 +635,8 @@ fn result(mut m: Meta, f: Finished) -> CheckResult {
         attempts: (f.attempts > 0).then_some(f.attempts),
         duration_ms: (f.attempts > 0).then_some(f.duration.as_millis() as u64),
         metrics: f.metrics,
+        request_id: f.request_id,
+        load: f.load,
         problem,
     }
 }

@@ -43,6 +43,10 @@ pub struct ProbeDef {
     pub envs: Option<Vec<String>>,
     /// In these environments a failure is a warning, whatever `severity` says.
     pub warn_in: Vec<String>,
+    /// `[probe.load]`: a bounded load after the probe passes, in `load_envs` only.
+    pub load: Option<super::load::LoadSpec>,
+    /// The environments the load runs in (never any other).
+    pub load_envs: Vec<String>,
     /// The kind's own parameters, unparsed: `Kind::build` reads them.
     pub params: toml::Table,
 }
@@ -80,6 +84,15 @@ pub struct Common {
     /// In these environments a failure is a warning, whatever `severity` says.
     #[serde(default)]
     pub warn_in: Vec<String>,
+    /// A short, bounded load after the probe passes, held to latency,
+    /// error-rate and throughput budgets (kinds http, tcp, postgres, mysql,
+    /// redis). Runs only in `load_envs`.
+    #[serde(default)]
+    pub load: Option<super::load::LoadParams>,
+    /// The environments `load` runs in; required with `load`, and a load
+    /// never runs anywhere else (`--no-load` skips it everywhere).
+    #[serde(default)]
+    pub load_envs: Vec<String>,
 }
 
 impl ProbeDef {
@@ -221,6 +234,16 @@ fn split(mut values: toml::Table, at: &Located, problems: &mut Vec<Problem>) -> 
             None
         }
     };
+    let load = match common.remove("load") {
+        None => None,
+        Some(v) => match super::load::LoadSpec::parse(&v) {
+            Ok(l) => Some(l),
+            Err(m) => {
+                problems.push(at.problem("load", m));
+                None
+            }
+        },
+    };
     let c: Common = match common.try_into() {
         Ok(c) => c,
         Err(e) => {
@@ -250,6 +273,8 @@ fn split(mut values: toml::Table, at: &Located, problems: &mut Vec<Problem>) -> 
         depends_on: c.depends_on,
         envs: c.envs,
         warn_in: c.warn_in,
+        load,
+        load_envs: c.load_envs,
         params: values,
     })
 }
@@ -363,6 +388,25 @@ pub fn check_all(probes: &[Located], problems: &mut Vec<Problem>) {
                 None => pr.help(format!("{} probes take: {}", kind.name, takes.join(", "))),
             };
             problems.push(pr);
+        }
+        if p.def.load.is_some() && !super::load::KINDS.contains(&kind.name) {
+            problems.push(
+                p.problem_at_key("load", format!("{} probes do not support `load`", kind.name))
+                    .help(format!("kinds that run a load: {}", super::load::KINDS.join(", "))),
+            );
+        } else if p.def.load.is_some() && p.def.load_envs.is_empty() {
+            problems.push(
+                p.problem_at_key("load", format!("probe `{}` has a `load` but no `load_envs`", p.name))
+                    .help("a load runs only in the environments you name: add e.g. load_envs = [\"staging\"]"),
+            );
+        } else if p.def.load.is_none() && !p.def.load_envs.is_empty() {
+            problems.push(
+                p.problem(
+                    "load_envs",
+                    format!("probe `{}` has `load_envs` but no `[probe.load]`", p.name),
+                )
+                .help("add a [probe.load] table with `requests` or `duration`, or remove `load_envs`"),
+            );
         }
         if p.schema_key.is_none() && p.def.target.is_none() {
             problems.push(p.problem(

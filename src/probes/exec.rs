@@ -284,6 +284,8 @@ fn verdict(status: std::process::ExitStatus, out: &Capture, err: &Capture, progr
             message: format!("exit 1 (warning): {msg}"),
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         },
         Some(2) => Outcome::fail(Class::Exec, format!("exit 2 (critical), expected 0: {msg}")),
         Some(3) => Outcome::fail(Class::Unknown, format!("exit 3 (unknown), expected 0: {msg}")),

@@ -8,6 +8,8 @@
 //! reported as such, not as no answer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -17,6 +19,7 @@ use url::Url;
 use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
+use super::load::{Load, Session};
 use super::param::Dur;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 use crate::config::units::format_duration;
@@ -65,6 +68,9 @@ struct Params {
     cert_file: Option<String>,
     /// https: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
     key_file: Option<String>,
+    /// Every request carries `X-Request-Id: envgate-<run>-<probe>-<n>`; a header name sends it under that name, false sends none.
+    #[schemars(with = "Option<serde_json::Value>")]
+    request_id: Option<Json>,
 }
 
 /// Bodies are read up to this size for the body expectations.
@@ -85,6 +91,10 @@ struct Http {
     max_latency: Option<Duration>,
     min_days_left: Option<u32>,
     opts: ClientOpts,
+    /// The request id's header, or none (`request_id = false`).
+    id_header: Option<reqwest::header::HeaderName>,
+    /// The last request number of this probe in this run (single and load).
+    seq: Arc<AtomicU64>,
 }
 
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
@@ -123,7 +133,23 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             format!("`{p}` is not a JSON pointer: write \"/{p}\""),
         ));
     }
+    let id_header = match &d.request_id {
+        None | Some(Json::Bool(true)) => Some(reqwest::header::HeaderName::from_static("x-request-id")),
+        Some(Json::Bool(false)) => None,
+        Some(Json::String(h)) => Some(
+            reqwest::header::HeaderName::from_bytes(h.trim().as_bytes())
+                .map_err(|_| ParamError::new("request_id", format!("`{h}` is not a header name")))?,
+        ),
+        Some(other) => {
+            return Err(ParamError::new(
+                "request_id",
+                format!("`{other}`: write true, false or a header name such as \"X-Correlation-Id\""),
+            ));
+        }
+    };
     Ok(Box::new(Http {
+        id_header,
+        seq: Arc::new(AtomicU64::new(0)),
         url,
         method,
         headers: d.headers.unwrap_or_default().into_iter().collect(),
@@ -209,6 +235,142 @@ impl Probe for Http {
             ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await
         })
     }
+
+    fn load(&self) -> Option<Arc<dyn Load>> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &self.headers {
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                reqwest::header::HeaderValue::from_str(v),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        Some(Arc::new(HttpLoad {
+            url: self.url.clone(),
+            method: self.method.clone(),
+            headers,
+            body: self.body.clone(),
+            status: self.status.clone(),
+            opts: self.opts.clone(),
+            id_header: self.id_header.clone(),
+            seq: self.seq.clone(),
+        }))
+    }
+}
+
+/// The probe's request, sent again and again over one pooled client per
+/// worker (kept-alive connections). Only the status is checked: the body
+/// expectations were checked by the probe itself, before the load; the body
+/// is read (at most 1 MiB) so the connection can carry the next request.
+struct HttpLoad {
+    url: Url,
+    method: reqwest::Method,
+    headers: reqwest::header::HeaderMap,
+    body: Option<String>,
+    status: Vec<(u16, u16)>,
+    opts: ClientOpts,
+    id_header: Option<reqwest::header::HeaderName>,
+    seq: Arc<AtomicU64>,
+}
+
+impl Load for HttpLoad {
+    fn endpoint(&self) -> Endpoint {
+        let host = self.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        Endpoint::new(host, self.url.port_or_known_default())
+    }
+
+    fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Box<dyn Session>, Outcome>> {
+        Box::pin(async move {
+            let host = self.url.host_str().unwrap_or_default().to_string();
+            let client = ctx
+                .pooled_http_client(&self.opts, &host, addr)
+                .map_err(|e| Outcome::fail(Class::Tls, e))?;
+            Ok(Box::new(HttpSession {
+                load: HttpLoadRef {
+                    url: self.url.clone(),
+                    method: self.method.clone(),
+                    headers: self.headers.clone(),
+                    body: self.body.clone(),
+                    status: self.status.clone(),
+                    id_header: self.id_header.clone(),
+                    seq: self.seq.clone(),
+                },
+                client,
+                net: ctx.net.clone(),
+                name: ctx.name.clone(),
+                host,
+                addr,
+                timeout: ctx.timeout,
+                last: 0,
+            }) as Box<dyn Session>)
+        })
+    }
+}
+
+/// What a session needs of the load, owned.
+struct HttpLoadRef {
+    url: Url,
+    method: reqwest::Method,
+    headers: reqwest::header::HeaderMap,
+    body: Option<String>,
+    status: Vec<(u16, u16)>,
+    id_header: Option<reqwest::header::HeaderName>,
+    seq: Arc<AtomicU64>,
+}
+
+struct HttpSession {
+    load: HttpLoadRef,
+    client: reqwest::Client,
+    net: Arc<super::Net>,
+    name: Arc<str>,
+    host: String,
+    addr: SocketAddr,
+    timeout: Duration,
+    last: u64,
+}
+
+impl Session for HttpSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move {
+            let l = &self.load;
+            let mut req = self
+                .client
+                .request(l.method.clone(), l.url.clone())
+                .headers(l.headers.clone());
+            if let Some(h) = &l.id_header {
+                self.last = l.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                req = req.header(h.clone(), self.net.request_id(&self.name, self.last));
+            }
+            if let Some(b) = &l.body {
+                req = req.body(b.clone());
+            }
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| request_error(self.addr, &self.host, &l.url, self.timeout, &e))?;
+            let code = resp.status().as_u16();
+            let mut read = 0usize;
+            while read < BODY_LIMIT {
+                match resp.chunk().await {
+                    Ok(Some(c)) => read += c.len(),
+                    Ok(None) => break,
+                    Err(e) => return Err(request_error(self.addr, &self.host, &l.url, self.timeout, &e)),
+                }
+            }
+            if !l.status.iter().any(|(a, b)| (*a..=*b).contains(&code)) {
+                return Err(Outcome::fail(
+                    Class::Status,
+                    format!("expected {}, got {code} from {}", status_text(&l.status), self.addr),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn last_id(&self) -> Option<String> {
+        (self.last > 0).then(|| self.net.request_id(&self.name, self.last))
+    }
 }
 
 impl Http {
@@ -224,6 +386,22 @@ impl Http {
         if let Some(b) = &self.body {
             req = req.body(b.clone());
         }
+        let mut id = None;
+        if let Some(h) = &self.id_header {
+            let v = ctx
+                .net
+                .request_id(&ctx.name, self.seq.fetch_add(1, Ordering::Relaxed) + 1);
+            req = req.header(h.clone(), v.as_str());
+            id = Some(v);
+        }
+        let mut o = self.exchange(ctx, host, addr, req).await;
+        if o.verdict != super::Verdict::Pass {
+            o.request_id = id;
+        }
+        o
+    }
+
+    async fn exchange(&self, ctx: &Ctx, host: &str, addr: SocketAddr, req: reqwest::RequestBuilder) -> Outcome {
         let start = Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,

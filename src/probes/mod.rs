@@ -17,6 +17,7 @@ mod exec;
 pub mod fds;
 mod file;
 mod http;
+pub mod load;
 pub mod net;
 mod tcp;
 mod tls;
@@ -59,6 +60,12 @@ pub trait Probe: Send + Sync {
     /// [`Ctx::http_client`]), which applies the environment's isolation to
     /// every address before it is dialed.
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome>;
+
+    /// How this probe runs a `[probe.load]`; kinds that cannot have none
+    /// (the loader refuses a load on them).
+    fn load(&self) -> Option<std::sync::Arc<dyn load::Load>> {
+        None
+    }
 }
 
 /// A host and port a probe dials, normalised as its client parses them
@@ -149,6 +156,10 @@ pub struct Outcome {
     /// The entry of a list parameter this failure is about (`tables`,
     /// `invoices`): a report points at that entry in the check file.
     pub about: Option<(String, String)>,
+    /// The id the (failed) HTTP request carried.
+    pub request_id: Option<String>,
+    /// What a `[probe.load]` measured.
+    pub load: Option<Box<crate::outcome::LoadReport>>,
 }
 
 impl Outcome {
@@ -159,6 +170,8 @@ impl Outcome {
             message: message.into(),
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         }
     }
 
@@ -169,6 +182,8 @@ impl Outcome {
             message: format!("{}: {}", class.as_str(), message.into()),
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         }
     }
 
@@ -179,6 +194,8 @@ impl Outcome {
             message: format!("{}: {}", class.as_str(), message.into()),
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         }
     }
 
@@ -326,6 +343,8 @@ pub const COMMON: &[&str] = &[
     "depends_on",
     "envs",
     "warn_in",
+    "load",
+    "load_envs",
 ];
 
 #[cfg(test)]

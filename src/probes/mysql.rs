@@ -54,6 +54,7 @@ struct Params {
     max_latency: Option<Dur>,
 }
 
+#[derive(Clone)]
 struct Mysql {
     t: Target,
     opts: Opts,
@@ -93,6 +94,72 @@ impl Probe for Mysql {
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
+    }
+
+    fn load(&self) -> Option<std::sync::Arc<dyn super::load::Load>> {
+        Some(std::sync::Arc::new(MysqlLoad(self.clone())))
+    }
+}
+
+/// A load over one logged-in connection per worker: the probe's `query`
+/// (else `SELECT 1`) as a prepared statement, every row read. The session is
+/// read-only (`SET SESSION TRANSACTION READ ONLY`), and `query` is one
+/// statement that reads, as for the probe.
+struct MysqlLoad(Mysql);
+
+impl super::load::Load for MysqlLoad {
+    fn endpoint(&self) -> Endpoint {
+        self.0.t.endpoint()
+    }
+
+    fn open<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        addr: SocketAddr,
+    ) -> BoxFuture<'a, Result<Box<dyn super::load::Session>, Outcome>> {
+        Box::pin(async move {
+            let m = &self.0;
+            ctx.admit(addr)?;
+            let opts = OptsBuilder::from_opts(m.opts.clone())
+                .ip_or_hostname(addr.ip().to_string())
+                .tcp_port(addr.port())
+                .prefer_socket(false)
+                .stmt_cache_size(1)
+                .max_allowed_packet(Some(PACKET));
+            let mut conn = Conn::new(opts).await.map_err(|e| m.error(addr, "logging in", &e))?;
+            conn.query_drop("SET SESSION TRANSACTION READ ONLY")
+                .await
+                .map_err(|e| m.error(addr, "making the session read-only", &e))?;
+            let q = m.query.clone().unwrap_or_else(|| "SELECT 1".into());
+            let stmt = conn
+                .prep(q.as_str())
+                .await
+                .map_err(|e| m.error(addr, "preparing `query`", &e))?;
+            Ok(Box::new(MysqlSession {
+                m: m.clone(),
+                conn,
+                stmt,
+                addr,
+            }) as Box<dyn super::load::Session>)
+        })
+    }
+}
+
+struct MysqlSession {
+    m: Mysql,
+    conn: Conn,
+    stmt: mysql_async::Statement,
+    addr: SocketAddr,
+}
+
+impl super::load::Session for MysqlSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move {
+            self.conn
+                .exec_drop(&self.stmt, ())
+                .await
+                .map_err(|e| self.m.error(self.addr, "running `query`", &e))
+        })
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub timeout: Duration,
     pub net: Arc<Net>,
     pub guard: Option<Arc<dyn Guard>>,
+    /// The probe's name: HTTP request ids carry it.
+    pub name: Arc<str>,
 }
 
 /// An isolation refusal inside a client's error chain (a redirect hop or a
@@ -86,6 +88,17 @@ impl Ctx {
             timeout,
             net,
             guard: None,
+            name: Arc::from(""),
+        }
+    }
+
+    /// The same context, owned (a load's session keeps one).
+    pub fn cloned(&self) -> Ctx {
+        Ctx {
+            timeout: self.timeout,
+            net: self.net.clone(),
+            guard: self.guard.clone(),
+            name: self.name.clone(),
         }
     }
 
@@ -109,24 +122,11 @@ impl Ctx {
         F: Fn(SocketAddr) -> Fut,
         Fut: Future<Output = Outcome>,
     {
-        let host = host.trim_matches(['[', ']']);
-        if let Some(o) = self.refuse_host(host) {
-            return o;
-        }
         let timeout = self.timeout;
-        let ips = match tokio::time::timeout(timeout, self.net.resolve(host)).await {
-            Ok(Ok(ips)) => ips,
-            Ok(Err(e)) => return Outcome::fail(Class::Dns, e),
-            Err(_) => {
-                return Outcome::fail(
-                    Class::Timeout,
-                    format!("resolving `{host}` took longer than {}", format_duration(timeout)),
-                );
-            }
+        let ips = match self.admitted(host).await {
+            Ok(ips) => ips,
+            Err(o) => return o,
         };
-        if let Some(o) = ips.iter().find_map(|ip| self.refuse_addr(host, *ip)) {
-            return o;
-        }
         let tries = ips.iter().map(|ip| {
             let addr = SocketAddr::new(*ip, port);
             let f = attempt(addr);
@@ -138,6 +138,30 @@ impl Ctx {
             }
         });
         combine(join_all(tries).await, "addresses")
+    }
+
+    /// Check `host`, resolve it (under the timeout) and check every address:
+    /// the addresses a probe may dial, or why none.
+    pub async fn admitted(&self, host: &str) -> Result<Vec<IpAddr>, Outcome> {
+        let host = host.trim_matches(['[', ']']);
+        if let Some(o) = self.refuse_host(host) {
+            return Err(o);
+        }
+        let timeout = self.timeout;
+        let ips = match tokio::time::timeout(timeout, self.net.resolve(host)).await {
+            Ok(Ok(ips)) => ips,
+            Ok(Err(e)) => return Err(Outcome::fail(Class::Dns, e)),
+            Err(_) => {
+                return Err(Outcome::fail(
+                    Class::Timeout,
+                    format!("resolving `{host}` took longer than {}", format_duration(timeout)),
+                ));
+            }
+        };
+        if let Some(o) = ips.iter().find_map(|ip| self.refuse_addr(host, *ip)) {
+            return Err(o);
+        }
+        Ok(ips)
     }
 
     /// Admit `addr` for a client library that opens its own socket to it
@@ -163,6 +187,21 @@ impl Ctx {
     /// through the run's resolver and the guard, and a redirect to a host the
     /// guard refuses is never followed.
     pub fn http_client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<reqwest::Client, String> {
+        self.client(opts, host, addr, false)
+    }
+
+    /// [`Ctx::http_client`] that keeps its connections open between
+    /// requests (a load reuses one pool; single probes open a fresh one).
+    pub fn pooled_http_client(
+        &self,
+        opts: &ClientOpts,
+        host: &str,
+        addr: SocketAddr,
+    ) -> Result<reqwest::Client, String> {
+        self.client(opts, host, addr, true)
+    }
+
+    fn client(&self, opts: &ClientOpts, host: &str, addr: SocketAddr, pooled: bool) -> Result<reqwest::Client, String> {
         let scope = self.guard.as_ref().map(|g| g.scope().to_string()).unwrap_or_default();
         let client = opts.client.as_ref().map(|c| {
             use std::hash::{Hash, Hasher};
@@ -171,7 +210,7 @@ impl Ctx {
             h.finish()
         });
         let key = format!(
-            "{}|{:?}|{}|{client:?}|{host}|{addr}|{scope}",
+            "{}|{:?}|{}|{client:?}|{host}|{addr}|{scope}|{pooled}",
             opts.follow_redirects, opts.ca_file, opts.verify
         );
         if let Some(c) = self.net.clients.lock().expect("no poisoning").get(&key) {
@@ -205,7 +244,7 @@ impl Ctx {
             .tls_info(true)
             .no_proxy()
             .http1_only()
-            .pool_max_idle_per_host(0)
+            .pool_max_idle_per_host(if pooled { usize::MAX } else { 0 })
             .redirect(redirects)
             .dns_resolver(Arc::new(Resolver {
                 net: Arc::downgrade(&self.net),
@@ -264,12 +303,43 @@ pub struct Net {
     verifiers: Mutex<HashMap<Option<String>, Arc<dyn ServerCertVerifier>>>,
     clients: Mutex<HashMap<String, reqwest::Client>>,
     dns: OnceCell<Result<hickory_resolver::TokioResolver, String>>,
+    run: std::sync::OnceLock<String>,
 }
 
 impl Net {
     pub fn new() -> Arc<Net> {
         crate::net::install_crypto();
         Arc::new(Net::default())
+    }
+
+    /// This run's id, the `<run>` of HTTP request ids: `ENVGATE_RUN_ID` when
+    /// set (e.g. the CI job's id; letters, digits, `.`, `_`, `-`, at most 64),
+    /// else 8 hex digits that differ from run to run.
+    pub fn run_id(&self) -> &str {
+        self.run.get_or_init(|| {
+            if let Ok(v) = std::env::var("ENVGATE_RUN_ID") {
+                let v = header_safe(&v);
+                if !v.is_empty() {
+                    return v.chars().take(64).collect();
+                }
+            }
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let mix = (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ (self as *const Net as u64);
+            format!("{:08x}", (mix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32)
+        })
+    }
+
+    /// The id of request `n` of probe `probe` in this run:
+    /// `envgate-<run>-<probe>-<n>`.
+    pub fn request_id(&self, probe: &str, n: u64) -> String {
+        let probe = if probe.is_empty() {
+            "probe".to_string()
+        } else {
+            header_safe(probe)
+        };
+        format!("envgate-{}-{probe}-{n}", self.run_id())
     }
 
     /// Every address of `host`, IPv6 and IPv4, looked up once per run.
@@ -399,6 +469,20 @@ pub struct ClientOpts {
     pub client: Option<super::certs::ClientCert>,
 }
 
+/// `text` with every character a log search or a header value would trip
+/// on replaced by `-`.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 pub fn timed_out(addr: SocketAddr, timeout: Duration) -> Outcome {
     Outcome::fail(
         Class::Timeout,
@@ -448,6 +532,8 @@ pub fn combine(results: Vec<(String, Outcome)>, what: &str) -> Outcome {
             class: failed[0].1.class,
             metrics: Vec::new(),
             about: failed[0].1.about.clone(),
+            request_id: failed[0].1.request_id.clone(),
+            load: None,
             message: format!(
                 "{}; answered on {} (a client that tries only the first of these {what} fails)",
                 failed

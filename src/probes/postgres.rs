@@ -63,6 +63,7 @@ struct Params {
     tls_verify: Option<bool>,
 }
 
+#[derive(Clone)]
 struct Postgres {
     t: Target,
     /// Every host of the DSN, in order, as libpq reads them.
@@ -139,6 +140,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
 
 /// One host of a DSN: what is dialed (its `hostaddr`, else its `host`), the
 /// name TLS verifies (its `host`, else the address), and its port.
+#[derive(Clone)]
 struct Dial {
     dial: String,
     name: String,
@@ -235,9 +237,111 @@ impl Probe for Postgres {
             self.t.named(combine(join_all(tries).await, "hosts"))
         })
     }
+
+    fn load(&self) -> Option<Arc<dyn super::load::Load>> {
+        Some(Arc::new(PgLoad(self.clone())))
+    }
+}
+
+/// What one load connection may read in all (each message keeps its bound).
+const LOAD_LIMIT: u64 = 1 << 30;
+
+/// A load over one logged-in connection per worker, to the DSN's first
+/// host: the probe's `query` (else `SELECT 1`), prepared once, each run
+/// fetching every row. The session is read-only (`SET SESSION
+/// CHARACTERISTICS AS TRANSACTION READ ONLY`), and `query` is one
+/// statement that reads, as for the probe.
+struct PgLoad(Postgres);
+
+impl super::load::Load for PgLoad {
+    fn endpoint(&self) -> Endpoint {
+        let d = &self.0.dials[0];
+        Endpoint::new(d.dial.as_str(), d.port)
+    }
+
+    fn open<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        addr: SocketAddr,
+    ) -> BoxFuture<'a, Result<Box<dyn super::load::Session>, Outcome>> {
+        Box::pin(async move {
+            let p = &self.0;
+            let name = p.dials[0].name.clone();
+            let tcp = ctx.connect(addr).await?;
+            let raw = Limited::new(tcp, Meter::new(LOAD_LIMIT));
+            let client = match &p.tls {
+                None => p.spawned(addr, Frames::new(raw, Phase::Messages, LIMIT), NoTls).await?,
+                Some(opts) => {
+                    let config = opts.config(ctx).map_err(|e| p.t.fail(Class::Tls, e))?;
+                    let phase = match p.config.get_ssl_negotiation() {
+                        SslNegotiation::Direct => Phase::Tls,
+                        _ => Phase::SslAnswer,
+                    };
+                    let s = Frames::new(raw, phase, LIMIT);
+                    let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+                    let tls =
+                        MakeTlsConnect::<Frames<Limited<tokio::net::TcpStream>>>::make_tls_connect(&mut make, &name)
+                            .map_err(|e| {
+                                p.t.fail(Class::Tls, format!("`{name}` is not a valid TLS server name: {e}"))
+                            })?;
+                    p.spawned(addr, s, Guarded { tls, max: LIMIT }).await?
+                }
+            };
+            client
+                .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                .await
+                .map_err(|e| p.error(addr, "making the session read-only", &e))?;
+            let q = p.query.as_deref().unwrap_or("SELECT 1");
+            let stmt = client
+                .prepare(q)
+                .await
+                .map_err(|e| p.error(addr, "preparing `query`", &e))?;
+            Ok(Box::new(PgSession {
+                p: p.clone(),
+                client,
+                stmt,
+                addr,
+            }) as Box<dyn super::load::Session>)
+        })
+    }
+}
+
+struct PgSession {
+    p: Postgres,
+    client: Client,
+    stmt: tokio_postgres::Statement,
+    addr: SocketAddr,
+}
+
+impl super::load::Session for PgSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move {
+            self.client
+                .query(&self.stmt, &[])
+                .await
+                .map(drop)
+                .map_err(|e| self.p.error(self.addr, "running `query`", &e))
+        })
+    }
 }
 
 impl Postgres {
+    /// Log in and drive the connection on its own task (a load's session).
+    async fn spawned<S, T>(&self, addr: SocketAddr, stream: S, tls: T) -> Result<Client, Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: TlsConnect<S>,
+        T::Stream: Send + 'static,
+    {
+        let (client, connection) = self
+            .config
+            .connect_raw(stream, tls)
+            .await
+            .map_err(|e| self.error(addr, "logging in", &e))?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
     async fn once(&self, ctx: &Ctx, name: &str, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         let tcp = match ctx.connect(addr).await {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 
 use super::bounded::{self, number, read_line};
+use super::load::{Load, Session};
 use super::param::Dur;
 use super::service::{self, Ended, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -42,9 +43,13 @@ struct Params {
     cert_file: Option<String>,
     /// rediss: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
     key_file: Option<String>,
+    /// With `[probe.load]`: each request is `GET` of this key instead of `PING`.
+    load_key: Option<String>,
 }
 
+#[derive(Clone)]
 struct Redis {
+    load_key: Option<String>,
     t: Target,
     db: u32,
     keys: Vec<String>,
@@ -72,6 +77,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         )
     })?;
     Ok(Box::new(Redis {
+        load_key: d.load_key,
         db,
         keys: d.keys,
         max_latency: d.max_latency.map(|m| m.0),
@@ -88,6 +94,66 @@ impl Probe for Redis {
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
+    }
+
+    fn load(&self) -> Option<std::sync::Arc<dyn Load>> {
+        Some(std::sync::Arc::new(RedisLoad(self.clone())))
+    }
+}
+
+/// What one load connection may read in all (each reply keeps its own bound).
+const LOAD_LIMIT: u64 = 1 << 30;
+
+/// A load over one logged-in connection per worker: `PING`, or `GET
+/// load_key`, one at a time.
+struct RedisLoad(Redis);
+
+impl Load for RedisLoad {
+    fn endpoint(&self) -> Endpoint {
+        self.0.t.endpoint()
+    }
+
+    fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Box<dyn Session>, Outcome>> {
+        Box::pin(async move {
+            let r = &self.0;
+            let mut s = service::open(ctx, &r.t, &r.tls, addr, LOAD_LIMIT)
+                .await
+                .map_err(|o| r.t.named(o))?;
+            let o = r.session(&mut s, addr, Instant::now()).await;
+            if o.verdict == super::Verdict::Fail {
+                return Err(o);
+            }
+            let cmd = match &r.load_key {
+                Some(k) => command(&["GET", k]),
+                None => command(&["PING"]),
+            };
+            Ok(Box::new(RedisSession {
+                r: r.clone(),
+                s,
+                addr,
+                cmd,
+            }) as Box<dyn Session>)
+        })
+    }
+}
+
+struct RedisSession {
+    r: Redis,
+    s: tokio::io::BufReader<Box<dyn service::Io>>,
+    addr: SocketAddr,
+    cmd: Vec<u8>,
+}
+
+impl Session for RedisSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move {
+            let what = if self.r.load_key.is_some() { "GET" } else { "PING" };
+            match self.r.call(&mut self.s, self.addr, &self.cmd, what).await? {
+                Reply::Simple(_) | Reply::Bulk(_) => Ok(()),
+                Reply::Error(e) => Err(self.r.refused(&e, what)),
+                other => Err(self.r.unexpected(self.addr, what, &other)),
+            }
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::bounded::excerpt;
+use super::load::{Load, Session};
 use super::net::{host_port, io_outcome};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
 
@@ -58,6 +59,46 @@ impl Probe for Tcp {
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { ctx.each_addr(&self.host, self.port, |a| self.once(ctx, a)).await })
+    }
+
+    fn load(&self) -> Option<std::sync::Arc<dyn Load>> {
+        Some(std::sync::Arc::new(TcpLoad {
+            host: self.host.clone(),
+            port: self.port,
+        }))
+    }
+}
+
+/// A load of connections: each request opens one (the latency is the
+/// connect time) and closes it.
+struct TcpLoad {
+    host: String,
+    port: u16,
+}
+
+impl Load for TcpLoad {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::new(&self.host, self.port)
+    }
+
+    fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Box<dyn Session>, Outcome>> {
+        Box::pin(async move {
+            Ok(Box::new(TcpSession {
+                ctx: ctx.cloned(),
+                addr,
+            }) as Box<dyn Session>)
+        })
+    }
+}
+
+struct TcpSession {
+    ctx: Ctx,
+    addr: SocketAddr,
+}
+
+impl Session for TcpSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move { self.ctx.connect(self.addr).await.map(drop) })
     }
 }
 

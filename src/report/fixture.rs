@@ -117,6 +117,23 @@ pub fn report() -> Report {
             ..probe("assets-bucket", "s3", Status::Skipped, "filtered out by --tag db")
         },
         CheckResult {
+            target: Some("https://orders.prod.example.com/v1/orders".into()),
+            attempts: Some(1),
+            duration_ms: Some(1290),
+            help: Some(
+                "a [probe.load] budget failed: look up the slowest or first failed request by its id in the service's logs"
+                    .into(),
+            ),
+            load: Some(Box::new(load())),
+            ..probe(
+                "orders-latency",
+                "http",
+                Status::Fail,
+                "latency: p95 50.3ms is over its budget of 40ms by 10.3ms (500 requests, 20 at once, in 1.27s: \
+                 p50 50.1ms, p90 50.2ms, p95 50.3ms, p99 51.0ms, max 53.0ms; 394/s; 2 errors (2 status))",
+            )
+        },
+        CheckResult {
             target: Some("db.prod.example.com".into()),
             attempts: Some(1),
             duration_ms: Some(4),
@@ -161,6 +178,59 @@ pub fn report() -> Report {
         ],
         2345,
     )
+}
+
+/// A load that broke its p95 budget and kept its error budget.
+fn load() -> crate::outcome::LoadReport {
+    use crate::outcome::{Budget, LoadReport, Percentile};
+    let dist = [
+        (0.0, 49.8),
+        (10.0, 49.9),
+        (25.0, 50.0),
+        (50.0, 50.1),
+        (75.0, 50.2),
+        (90.0, 50.2),
+        (95.0, 50.3),
+        (99.0, 51.0),
+        (99.9, 52.7),
+        (100.0, 53.0),
+    ];
+    LoadReport {
+        count: 500,
+        errors: 2,
+        errors_by_class: [("status".to_string(), 2)].into_iter().collect(),
+        concurrency: 20,
+        rate: None,
+        duration_ms: 1270,
+        p50_ms: 50.1,
+        p90_ms: 50.2,
+        p95_ms: 50.3,
+        p99_ms: 51.0,
+        max_ms: 53.0,
+        throughput: 393.7,
+        distribution: dist
+            .iter()
+            .map(|&(percentile, ms)| Percentile { percentile, ms })
+            .collect(),
+        budgets: vec![
+            Budget {
+                name: "p95".into(),
+                limit: "40ms".into(),
+                measured: "50.3ms".into(),
+                held: false,
+            },
+            Budget {
+                name: "max_error_rate".into(),
+                limit: "1%".into(),
+                measured: "0.4%".into(),
+                held: true,
+            },
+        ],
+        slowest_request_id: Some("envgate-5f3a9c1e-orders-latency-318".into()),
+        failed_request_id: Some("envgate-5f3a9c1e-orders-latency-77".into()),
+        first_error: Some("status: expected 200-299, got 503 from 10.20.0.30:443".into()),
+        stopped: None,
+    }
 }
 
 fn result(category: Category, id: &str, name: &str, status: Status, message: &str) -> CheckResult {

@@ -179,6 +179,12 @@ fn row(o: &mut String, env: &str, r: &CheckResult) {
     if let Some(d) = r.duration_ms {
         add("duration", format!("{d} ms"));
     }
+    if let Some(l) = &r.load {
+        add("load", load_html(l));
+    }
+    if let Some(id) = &r.request_id {
+        add("request id", format!("<code>{}</code>", esc(id)));
+    }
     add("severity", severity(r.severity).to_string());
     let open = if matches!(r.status, Status::Fail | Status::Blocked | Status::Warn) {
         " open"
@@ -190,6 +196,68 @@ fn row(o: &mut String, env: &str, r: &CheckResult) {
         "<details{open}><summary>details</summary><dl>{}</dl></details></td><td>{origin}</td></tr>",
         details.concat()
     );
+}
+
+/// A load's figures, budgets, request ids and a small latency chart: one
+/// bar per percentile of the distribution, inline SVG (nothing fetched).
+fn load_html(l: &crate::outcome::LoadReport) -> String {
+    use super::text::{load_budgets, load_ms};
+    let mut o = format!(
+        "{} requests, {} errors, {}/s<br>p50 {} · p90 {} · p95 {} · p99 {} · max {}",
+        l.count,
+        l.errors,
+        l.throughput.round(),
+        load_ms(l.p50_ms),
+        load_ms(l.p90_ms),
+        load_ms(l.p95_ms),
+        load_ms(l.p99_ms),
+        load_ms(l.max_ms)
+    );
+    if !l.budgets.is_empty() {
+        let _ = write!(o, "<br>budgets: {}", esc(&load_budgets(l)));
+    }
+    if let Some(id) = &l.slowest_request_id {
+        let _ = write!(o, "<br>slowest request: <code>{}</code>", esc(id));
+    }
+    if let Some(id) = &l.failed_request_id {
+        let _ = write!(o, "<br>first failed request: <code>{}</code>", esc(id));
+    }
+    let top = l.distribution.iter().map(|p| p.ms).fold(0.0_f64, f64::max).max(0.001);
+    let (w, h, bar) = (40 * l.distribution.len(), 120usize, 30);
+    let _ = write!(
+        o,
+        "<br><svg class=\"latency\" role=\"img\" aria-label=\"latency by percentile\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\">",
+        h + 30,
+        h + 30
+    );
+    for (i, p) in l.distribution.iter().enumerate() {
+        let bh = ((p.ms / top) * (h - 14) as f64).round().max(1.0) as usize;
+        let x = i * 40 + 5;
+        let label = if p.percentile == 100.0 {
+            "max".to_string()
+        } else {
+            format!("p{}", p.percentile)
+        };
+        let _ = write!(
+            o,
+            "<rect x=\"{x}\" y=\"{}\" width=\"{bar}\" height=\"{bh}\" fill=\"#4a78c2\"><title>{label}: {}</title></rect>\
+             <text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"middle\">{}</text>\
+             <text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"middle\">{label}</text>",
+            h - bh,
+            load_ms(p.ms),
+            x + bar / 2,
+            (h - bh).saturating_sub(2).max(9),
+            load_ms(p.ms).trim_end_matches("ms"),
+            x + bar / 2,
+            h + 12
+        );
+    }
+    let _ = write!(
+        o,
+        "<text x=\"0\" y=\"{}\" font-size=\"9\">latency (ms) by percentile</text></svg>",
+        h + 27
+    );
+    o
 }
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ impl Reporter for Human {
             out.push('\n');
         }
 
+        // Every load, passed or not: its percentiles and budgets.
+        for env in &report.environments {
+            for r in env.results.iter().filter(|r| r.load.is_some()) {
+                let lines = super::text::load_lines(r).join("; ");
+                let lines = lines.strip_prefix("load: ").unwrap_or(&lines);
+                out.push_str(&format!("load [{}] {}: {lines}\n", env.name, r.name));
+            }
+        }
         let mut table = Table::new();
         table
             .load_style(presets::UTF8_FULL_CONDENSED)

@@ -106,6 +106,7 @@ fn details(r: &CheckResult) -> String {
     if let Some(d) = r.duration_ms {
         lines.push(format!("duration: {d}ms"));
     }
+    lines.extend(super::text::load_lines(r));
     if let Some(h) = &r.help {
         lines.push(format!("help: {h}"));
     }

@@ -79,7 +79,7 @@ fn render_limited(report: &Report, limit: usize) -> String {
                     badge(r.status),
                     code(&r.id),
                     cell(env),
-                    cell(&r.message)
+                    cell(&with_load(r))
                 );
                 if out.len() + row.len() > budget {
                     cut += others.len() - i;
@@ -137,10 +137,27 @@ fn badge(s: Status) -> &'static str {
 
 /// The message, with what to do about it for problems.
 fn message(r: &CheckResult) -> String {
-    match &r.help {
-        Some(h) => format!("{}\nhelp: {h}", r.message),
-        None => r.message.clone(),
+    let mut m = r.message.clone();
+    if r.load.is_some() || r.request_id.is_some() {
+        m = with_load(r);
     }
+    match &r.help {
+        Some(h) => format!("{m}\nhelp: {h}"),
+        None => m,
+    }
+}
+
+/// The message, then the load's budgets and the request ids to look up.
+fn with_load(r: &CheckResult) -> String {
+    let mut m = r.message.clone();
+    for l in super::text::load_lines(r)
+        .into_iter()
+        .skip(usize::from(r.load.is_some()))
+    {
+        m.push('\n');
+        m.push_str(&l);
+    }
+    m
 }
 
 /// Text in a table cell: nothing in it may end the row or the cell, open an

@@ -60,6 +60,55 @@ impl Reporter for Prometheus {
             .environments
             .iter()
             .flat_map(|e| &e.results)
+            .any(|r| r.load.is_some())
+        {
+            header(
+                &mut out,
+                "envgate_load_latency_seconds",
+                "Latency of a [probe.load]'s successful requests at a quantile (1 is the slowest).",
+            );
+            for (labels, r) in checks() {
+                if let Some(l) = &r.load {
+                    for (q, ms) in [
+                        ("0.5", l.p50_ms),
+                        ("0.9", l.p90_ms),
+                        ("0.95", l.p95_ms),
+                        ("0.99", l.p99_ms),
+                        ("1", l.max_ms),
+                    ] {
+                        let _ = writeln!(
+                            out,
+                            "envgate_load_latency_seconds{{{labels},quantile=\"{q}\"}} {}",
+                            ms / 1000.0
+                        );
+                    }
+                }
+            }
+            header(
+                &mut out,
+                "envgate_load_throughput",
+                "Successful requests per second of a [probe.load].",
+            );
+            for (labels, r) in checks() {
+                if let Some(l) = &r.load {
+                    let _ = writeln!(out, "envgate_load_throughput{{{labels}}} {}", l.throughput);
+                }
+            }
+            header(
+                &mut out,
+                "envgate_load_errors",
+                "Failed requests of a [probe.load], after the warmup.",
+            );
+            for (labels, r) in checks() {
+                if let Some(l) = &r.load {
+                    let _ = writeln!(out, "envgate_load_errors{{{labels}}} {}", l.errors);
+                }
+            }
+        }
+        if report
+            .environments
+            .iter()
+            .flat_map(|e| &e.results)
             .any(|r| !r.metrics.is_empty())
         {
             header(

@@ -140,6 +140,66 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 }
 
 /// For text inside HTML elements and attributes.
+/// Milliseconds as a load report shows them: "50.3ms", "0.82ms", "250ms".
+pub(crate) fn load_ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}ms")
+    } else if v >= 10.0 {
+        format!("{v:.1}ms")
+    } else {
+        format!("{v:.2}ms")
+    }
+}
+
+/// Every budget of a load, held or not: "p95 50.3ms > 40ms ✗, error rate 0.0% ≤ 1% ✓".
+pub(crate) fn load_budgets(l: &crate::outcome::LoadReport) -> String {
+    l.budgets
+        .iter()
+        .map(|b| {
+            let (name, ok, bad) = match b.name.as_str() {
+                "max_error_rate" => ("error rate", "≤", ">"),
+                "min_throughput" => ("throughput", "≥", "<"),
+                n => (n, "≤", ">"),
+            };
+            let (op, mark) = if b.held { (ok, "✓") } else { (bad, "✗") };
+            format!("{name} {} {op} {} {mark}", b.measured, b.limit)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a load measured and which request to look for, one `name: value`
+/// per line, plus a single probe's failed request id.
+pub(crate) fn load_lines(r: &CheckResult) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(l) = &r.load {
+        out.push(format!(
+            "load: {} requests, {} errors, p50 {}, p90 {}, p95 {}, p99 {}, max {}, {}/s",
+            l.count,
+            l.errors,
+            load_ms(l.p50_ms),
+            load_ms(l.p90_ms),
+            load_ms(l.p95_ms),
+            load_ms(l.p99_ms),
+            load_ms(l.max_ms),
+            l.throughput.round()
+        ));
+        if !l.budgets.is_empty() {
+            out.push(format!("budgets: {}", load_budgets(l)));
+        }
+        if let Some(id) = &l.slowest_request_id {
+            out.push(format!("slowest request: {id}"));
+        }
+        if let Some(id) = &l.failed_request_id {
+            out.push(format!("first failed request: {id}"));
+        }
+    }
+    if let Some(id) = &r.request_id {
+        out.push(format!("request id: {id}"));
+    }
+    out
+}
+
 pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

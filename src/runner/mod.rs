@@ -90,6 +90,10 @@ pub struct Finished {
     pub metrics: Vec<Metric>,
     /// The entry of a list parameter the failure is about (`tables`, `orders`).
     pub about: Option<(String, String)>,
+    /// The id the failed HTTP request carried.
+    pub request_id: Option<String>,
+    /// What a `[probe.load]` measured.
+    pub load: Option<Box<crate::outcome::LoadReport>>,
 }
 
 impl Finished {
@@ -106,6 +110,8 @@ impl Finished {
             root: None,
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         }
     }
 }
@@ -311,6 +317,7 @@ impl Task {
                 timeout: budget,
                 net: self.net.clone(),
                 guard: job.guard.clone(),
+                name: Arc::from(job.name.as_str()),
             };
             let outcome = tokio::select! {
                 r = tokio::time::timeout(budget + GRACE, probe.run(&ctx)) => match r {
@@ -379,6 +386,8 @@ impl Task {
         Finished {
             metrics: o.metrics,
             about: o.about,
+            request_id: o.request_id,
+            load: o.load,
             status,
             category: if isolation {
                 Category::Isolation
@@ -420,6 +429,8 @@ impl Task {
             root: None,
             metrics: Vec::new(),
             about: None,
+            request_id: None,
+            load: None,
         }
     }
 }
