@@ -30,6 +30,9 @@ mod isolation;
 #[path = "services/queries.rs"]
 mod queries;
 
+#[path = "services/nats_auth.rs"]
+mod nats_auth;
+
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
