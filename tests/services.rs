@@ -33,6 +33,9 @@ mod queries;
 #[path = "services/nats_auth.rs"]
 mod nats_auth;
 
+#[path = "services/redis_topologies.rs"]
+mod redis_topologies;
+
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;

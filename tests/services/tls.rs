@@ -98,7 +98,7 @@ fn arg(p: &Path) -> String {
 
 /// redis-server on a TLS port only, with a password; `clients`: whether it
 /// requires a client certificate its CA signed.
-fn redis_tls(pki: &Pki) -> Server {
+pub fn redis_tls(pki: &Pki) -> Server {
     redis_tls_with(pki, false)
 }
 
