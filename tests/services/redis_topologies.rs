@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use envgate::outcome::Status;
 use envgate::probes::ProbeDef;
 
+use super::envs::{named, project, run_staging};
 use super::support::*;
 
 fn redis_server(args: &[&str], dir: &Path) -> Server {
@@ -105,6 +106,43 @@ async fn redis_behind_sentinel_probes_the_master_the_sentinel_names() {
     assert_status(&f, Status::Fail, "auth: Redis");
     assert!(f.message.contains("master `orders`"), "{}", f.message);
     assert!(!f.message.contains("wrong-Pa55"), "{}", f.message);
+}
+
+#[test]
+fn a_sentinel_that_names_a_master_in_another_environment_is_refused() {
+    // The master listens on 127.0.0.2 too; the sentinel names it there.
+    let dir = tempfile::tempdir().unwrap();
+    let master = redis_server(&["--bind", "127.0.0.1 127.0.0.2"], dir.path());
+    let (port, sdir) = (free_port(), tempfile::tempdir().unwrap());
+    let conf = sdir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor orders 127.0.0.2 {} 1\n",
+            sdir.path().display(),
+            master.port
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&conf).arg("--sentinel");
+    let sentinel = Server::spawn(&mut cmd, port, String::new(), sdir);
+    let staging = format!(
+        "[cache]\nurl = \"redis+sentinel://127.0.0.1:{}/orders\"\n",
+        sentinel.port
+    );
+    let checks = "[[probe]]\nname = \"cache\"\nkind = \"redis\"\ntarget = \"${cache.url}\"\n";
+    let dir = project("[isolation.prod]\nhosts = [\"127.0.0.2/32\"]\n", &staging, checks);
+    let (code, results, all) = run_staging(dir.path(), "check");
+    assert_eq!(code, Some(1), "{all}");
+    let r = named(&results, "cache");
+    assert_eq!(r["category"], "isolation", "{r:#}");
+    assert!(r["message"].as_str().unwrap().contains("127.0.0.2"), "{r:#}");
+    // With prod elsewhere, the same master passes.
+    let dir = project("[isolation.prod]\nhosts = [\"10.9.9.9/32\"]\n", &staging, checks);
+    let (code, results, all) = run_staging(dir.path(), "check");
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(named(&results, "cache")["status"], "pass", "{results:#?}");
 }
 
 #[test]
