@@ -237,7 +237,7 @@ impl Probe for Redis {
             let Some(sentinel) = &self.sentinel else {
                 return self.t.sessions(ctx, |addr| self.once(ctx, &self.t, addr, false)).await;
             };
-            let (host, port, asked) = match self.ask_sentinels(ctx, sentinel).await {
+            let (host, port, asked, skipped) = match self.ask_sentinels(ctx, sentinel).await {
                 Ok(found) => found,
                 Err(o) => return self.t.named(o),
             };
@@ -245,7 +245,16 @@ impl Probe for Redis {
             master.host.clone_from(&host);
             master.port = port;
             let mut o = master.sessions(ctx, |addr| self.once(ctx, &master, addr, true)).await;
-            let found = format!("master `{}` at {host}:{port} (from sentinel {asked})", sentinel.master);
+            // Clients try the sentinels in turn too: one that did not answer
+            // is worth knowing, not a failure.
+            let skipped = match skipped {
+                0 => String::new(),
+                n => format!(", {n} before it did not answer"),
+            };
+            let found = format!(
+                "master `{}` at {host}:{port} (from sentinel {asked}{skipped})",
+                sentinel.master
+            );
             if o.verdict == super::Verdict::Pass {
                 o.message = format!("{found}: {}", o.message);
             } else {
@@ -302,7 +311,7 @@ fn redirect(e: &str) -> Option<(bool, String, u16)> {
 impl Redis {
     /// Ask the sentinels in turn for the master's address: the first answer
     /// wins; the host and port, and which sentinel said so.
-    async fn ask_sentinels(&self, ctx: &Ctx, s: &Sentinel) -> Result<(String, u16, String), Outcome> {
+    async fn ask_sentinels(&self, ctx: &Ctx, s: &Sentinel) -> Result<(String, u16, String, usize), Outcome> {
         let mut failures = Vec::new();
         for (host, port) in &s.nodes {
             let mut st = self.t.clone();
@@ -338,7 +347,7 @@ impl Redis {
                             }
                             Ok(Reply::Bulk(None)) => st.fail(
                                 Class::NotFound,
-                                format!("{addr} does not monitor a master named `{}`", s.master),
+                                format!("does not monitor a master named `{}` (asked {addr})", s.master),
                             ),
                             Ok(Reply::Error(e)) => self.refused(st, &e, "SENTINEL"),
                             Ok(other) => self.unexpected(st, addr, "SENTINEL get-master-addr-by-name", &other),
@@ -348,7 +357,7 @@ impl Redis {
                 })
                 .await;
             if let Some((ip, p)) = found.into_inner().expect("no poisoning") {
-                return Ok((ip, p, format!("{host}:{port}")));
+                return Ok((ip, p, format!("{host}:{port}"), failures.len()));
             }
             if o.class == Some(Class::Isolation) {
                 return Err(o);
@@ -362,7 +371,17 @@ impl Redis {
             .or(failures.first())
             .and_then(|o| o.class)
             .unwrap_or(Class::Refused);
-        let all: Vec<String> = failures.into_iter().map(|o| o.message).collect();
+        // Each without its class word: the outcome has one.
+        let all: Vec<String> = failures
+            .into_iter()
+            .map(|o| match o.class {
+                Some(c) => o
+                    .message
+                    .strip_prefix(&format!("{}: ", c.as_str()))
+                    .map_or(o.message.clone(), String::from),
+                None => o.message,
+            })
+            .collect();
         Err(self.t.fail(
             class,
             format!("no sentinel named master `{}`: {}", s.master, all.join("; ")),

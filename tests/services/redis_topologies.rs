@@ -326,3 +326,44 @@ async fn valkey_urls_speak_the_same_protocol() {
         "tls: Redis valkeys://",
     );
 }
+
+#[tokio::test]
+async fn rediss_sentinel_speaks_tls_to_the_sentinel_and_the_master() {
+    let pki = super::tls::Pki::new();
+    let master = super::tls::redis_tls(&pki);
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port 0\ntls-port {port}\nbind 127.0.0.1\ndir {}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n\
+             sentinel monitor orders 127.0.0.1 {} 1\nsentinel auth-pass orders {}\n",
+            dir.path().display(),
+            pki.cert().display(),
+            pki.key_for("root").display(),
+            pki.ca_file,
+            master.port,
+            master.secret
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&conf).arg("--sentinel");
+    let sentinel = Server::spawn(&mut cmd, port, String::new(), dir);
+    let url = format!(
+        "rediss+sentinel://:{}@127.0.0.1:{}/orders/0",
+        master.secret, sentinel.port
+    );
+    wait_until_passes_with("redis", &url, pki.trusted()).await;
+    let f = probe("redis", &url, pki.trusted()).await;
+    assert_status(
+        &f,
+        Status::Pass,
+        &format!("master `orders` at 127.0.0.1:{}", master.port),
+    );
+    // Verified against the system's roots, the sentinel's certificate fails.
+    let f = probe("redis", &url, |_| {}).await;
+    assert_status(&f, Status::Fail, "tls: Redis rediss+sentinel://");
+    assert!(!f.message.contains(&master.secret), "{}", f.message);
+}
