@@ -184,6 +184,8 @@ fn sentinel_url(
 ) -> Result<(Target, u32, Option<Sentinel>), ParamError> {
     let shown = crate::config::secrets::redact_url_passwords(target);
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    // Options after `?` are not part of the master's name or the database.
+    let path = path.split(['?', '#']).next().unwrap_or_default();
     let (userinfo, hosts) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),

@@ -166,6 +166,7 @@ fn sentinel_targets_and_parameters_that_cannot_work_say_why() {
     let (param, _) = build("redis://127.0.0.1/0", &|d| d.set("sentinels", vec!["a:1"])).unwrap();
     assert_eq!(param, "sentinels");
     assert!(build("redis+sentinel://a:26379,b/orders/2", &|_| {}).is_none());
+    assert!(build("redis+sentinel://a:26379/orders/2?protocol=resp2", &|_| {}).is_none());
 }
 
 /// Three masters, each with its cluster bus on a port of its own.
