@@ -63,8 +63,10 @@ struct Params {
     sentinels: Vec<String>,
     /// The master's name as the sentinels know it (`sentinel monitor NAME ...`); with `sentinels`.
     master_name: Option<String>,
-    /// The password the sentinels require (their own `requirepass`), when they require one.
+    /// The password the sentinels require (their own `requirepass`, or `sentinel_user`'s), when they require one.
     sentinel_password: Option<String>,
+    /// The ACL user to authenticate to the sentinels as, with `sentinel_password`.
+    sentinel_user: Option<String>,
     /// A Redis Cluster node: `CLUSTER INFO` must say `cluster_state:ok` (MOVED and ASK are followed either way).
     cluster: Option<bool>,
 }
@@ -83,6 +85,7 @@ struct Redis {
 struct Sentinel {
     nodes: Vec<(String, u16)>,
     master: String,
+    user: Option<String>,
     password: Option<String>,
 }
 
@@ -99,6 +102,12 @@ const MAX_HOPS: usize = 5;
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     let target = spec.target.trim();
     let d: Params = spec.params()?;
+    if d.sentinel_user.is_some() && d.sentinel_password.is_none() {
+        return Err(ParamError::new(
+            "sentinel_user",
+            "`sentinel_user` logs in with `sentinel_password`: set it too",
+        ));
+    }
     let (t, db, sentinel) = match target.split_once("://") {
         Some((scheme @ ("redis+sentinel" | "rediss+sentinel"), rest)) => {
             if !d.sentinels.is_empty() || d.master_name.is_some() {
@@ -107,7 +116,13 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
                     "a redis+sentinel:// target names its sentinels and master: drop `sentinels` and `master_name`",
                 ));
             }
-            sentinel_url(target, scheme, rest, d.sentinel_password.clone())?
+            sentinel_url(
+                target,
+                scheme,
+                rest,
+                d.sentinel_user.clone(),
+                d.sentinel_password.clone(),
+            )?
         }
         _ => {
             let t = Target::parse("Redis", target, SCHEMES)?;
@@ -118,6 +133,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
                 (false, Some(master)) => Some(Sentinel {
                     nodes: sentinel_nodes(d.sentinels.iter().map(String::as_str), "sentinels")?,
                     master,
+                    user: d.sentinel_user.clone(),
                     password: d.sentinel_password.clone(),
                 }),
                 (true, Some(_)) => {
@@ -180,6 +196,7 @@ fn sentinel_url(
     target: &str,
     scheme: &str,
     rest: &str,
+    user: Option<String>,
     password: Option<String>,
 ) -> Result<(Target, u32, Option<Sentinel>), ParamError> {
     let shown = crate::config::secrets::redact_url_passwords(target);
@@ -219,6 +236,7 @@ fn sentinel_url(
         Some(Sentinel {
             nodes,
             master,
+            user,
             password,
         }),
     ))
@@ -321,7 +339,7 @@ impl Redis {
             st.host.clone_from(host);
             st.port = *port;
             st.shown = format!("{host}:{port}");
-            st.user = String::new();
+            st.user = s.user.clone().unwrap_or_default();
             st.password.clone_from(&s.password);
             let found = Mutex::new(None);
             let o = ctx

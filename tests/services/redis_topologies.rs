@@ -108,6 +108,38 @@ async fn redis_behind_sentinel_probes_the_master_the_sentinel_names() {
     assert!(!f.message.contains("wrong-Pa55"), "{}", f.message);
 }
 
+#[tokio::test]
+async fn a_sentinel_with_acl_users_takes_sentinel_user_and_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = redis_server(&[], dir.path());
+    let (port, sdir) = (free_port(), tempfile::tempdir().unwrap());
+    let conf = sdir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nuser default off\nuser watcher on >w4tch-pw ~* &* +@all\n\
+             sentinel monitor orders 127.0.0.1 {} 1\n",
+            sdir.path().display(),
+            master.port
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&conf).arg("--sentinel");
+    let sentinel = Server::spawn(&mut cmd, port, String::new(), sdir);
+    let url = format!("redis+sentinel://127.0.0.1:{}/orders", sentinel.port);
+    let acl = |d: &mut ProbeDef| {
+        d.set("sentinel_user", "watcher");
+        d.set("sentinel_password", "w4tch-pw");
+    };
+    wait_until_passes_with("redis", &url, acl).await;
+    assert_status(&probe("redis", &url, acl).await, Status::Pass, "master `orders`");
+    let f = probe("redis", &url, |d| d.set("sentinel_password", "w4tch-pw")).await;
+    assert_status(&f, Status::Fail, "auth: Redis");
+    assert!(f.message.contains("Redis Sentinel"), "{}", f.message);
+    assert!(!f.message.contains("w4tch-pw"), "{}", f.message);
+}
+
 #[test]
 fn a_sentinel_that_names_a_master_in_another_environment_is_refused() {
     // The master listens on 127.0.0.2 too; the sentinel names it there.
@@ -166,6 +198,8 @@ fn sentinel_targets_and_parameters_that_cannot_work_say_why() {
     let (param, _) = build("redis://127.0.0.1/0", &|d| d.set("sentinels", vec!["a:1"])).unwrap();
     assert_eq!(param, "sentinels");
     assert!(build("redis+sentinel://a:26379,b/orders/2", &|_| {}).is_none());
+    let (param, _) = build("redis+sentinel://a/orders", &|d| d.set("sentinel_user", "w")).unwrap();
+    assert_eq!(param, "sentinel_user");
     assert!(build("redis+sentinel://a:26379/orders/2?protocol=resp2", &|_| {}).is_none());
 }
 
