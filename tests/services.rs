@@ -30,6 +30,12 @@ mod isolation;
 #[path = "services/queries.rs"]
 mod queries;
 
+#[path = "services/nats_auth.rs"]
+mod nats_auth;
+
+#[path = "services/redis_topologies.rs"]
+mod redis_topologies;
+
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;

@@ -26,6 +26,7 @@ mod amqp;
 mod mqtt;
 mod mysql;
 mod nats;
+mod nats_auth;
 pub mod param;
 mod pg_wire;
 mod postgres;

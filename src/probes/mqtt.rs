@@ -38,6 +38,10 @@ struct Params {
     ca_file: Option<String>,
     /// mqtts: verify the certificate chain and host name (default true).
     tls_verify: Option<bool>,
+    /// mqtts: client certificate to present (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// mqtts: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
 }
 
 struct Mqtt {
@@ -69,7 +73,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     Ok(Box::new(Mqtt {
         client_id,
         max_latency: d.max_latency.map(|m| m.0),
-        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true)
+            .with_client(super::certs::ClientCert::from_params(d.cert_file, d.key_file)?),
         t,
     }))
 }
@@ -88,6 +93,12 @@ impl Probe for Mqtt {
 const LIMIT: u64 = 256 << 10;
 
 impl Mqtt {
+    /// Whether a client certificate was there to present, for a TLS alert
+    /// after the handshake.
+    fn presented(&self) -> Option<bool> {
+        Some(self.tls.client.is_some())
+    }
+
     async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         let mut s = match service::open(ctx, &self.t, &self.tls, addr, LIMIT).await {
@@ -105,11 +116,17 @@ impl Mqtt {
         let user = (!self.t.user.is_empty() || self.t.password.is_some()).then_some(self.t.user.as_str());
         let packet = connect_packet(&id, user, self.t.password.as_deref());
         if let Err(e) = write(&mut s, &packet).await {
-            return (service::io_error(&self.t, addr, "sending CONNECT", &e), None);
+            return (
+                service::io_error_presenting(&self.t, addr, "sending CONNECT", &e, self.presented()),
+                None,
+            );
         }
         let mut ack = [0u8; 4];
         if let Err(e) = s.read_exact(&mut ack).await {
-            return (service::io_error(&self.t, addr, "waiting for CONNACK", &e), None);
+            return (
+                service::io_error_presenting(&self.t, addr, "waiting for CONNACK", &e, self.presented()),
+                None,
+            );
         }
         let latency = start.elapsed();
         if bounded::tls_record(&ack).is_some() {

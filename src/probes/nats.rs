@@ -1,7 +1,14 @@
 //! `nats`: the server's INFO, CONNECT with the URL's user/password or token,
-//! a PING/PONG round trip; optionally JetStream is enabled for the account
-//! and streams exist (`$JS.API.*.INFO` requests: read-only). Speaks the NATS
-//! text protocol itself.
+//! a user nkey or a JWT `.creds` file (signing the server's nonce, see
+//! `nats_auth`), a PING/PONG round trip; optionally JetStream is enabled for
+//! the account and streams exist (`$JS.API.*.INFO` requests: read-only).
+//! TLS after INFO (as the server asks) or before it (`tls_first`), with a
+//! client certificate when `cert_file` is set. A target may list several
+//! servers (`nats://a:4222,nats://b:4222`): each is probed.
+//!
+//! Speaks the NATS text protocol itself rather than through async-nats: that
+//! client resolves names and opens sockets itself (no way to dial through
+//! the isolation guard), and reads a server line into an unbounded buffer.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +18,8 @@ use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::bounded::{self, Limited, Meter, number, read_line, word};
+use super::nats_auth::Identity;
+use super::net::{combine, join_all};
 use super::param::Dur;
 use super::service::{self, Ended, Io, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -18,7 +27,7 @@ use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, S
 pub static KIND: Kind = Kind {
     name: "nats",
     doc: "a NATS server accepts the credentials and answers a PING; optionally JetStream and its streams",
-    target: "a nats:// or tls:// URL: nats://[user:password@ | token@]host[:port]",
+    target: "a nats:// or tls:// URL, or several separated by commas: nats://[user:password@ | token@]host[:port][,nats://host2:port]",
     schemes: &["nats"],
     params: || schemars::schema_for!(Params),
     build,
@@ -38,20 +47,33 @@ struct Params {
     ca_file: Option<String>,
     /// TLS: verify the certificate chain and host name (default true).
     tls_verify: Option<bool>,
+    /// TLS: client certificate to present (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// TLS: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
+    /// TLS before the server's INFO (a server with `handshake_first`); implies TLS.
+    tls_first: Option<bool>,
+    /// A user nkey seed (`SU...`): a file's path, or the seed via `${secret:file:...}`; signs the server's nonce.
+    nkey_file: Option<String>,
+    /// A JWT `.creds` file (user JWT and seed): its path, or its text via `${secret:file:...}`.
+    creds_file: Option<String>,
 }
 
 struct Nats {
-    t: Target,
+    /// Every server the target lists, in order.
+    servers: Vec<Target>,
     jetstream: bool,
     streams: Vec<String>,
     max_latency: Option<Duration>,
     tls: TlsOpts,
+    tls_first: bool,
+    identity: Option<Identity>,
 }
 
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     let target = spec.target;
     let d: Params = spec.params()?;
-    let t = Target::parse("NATS", target, &[("nats", 4222, false), ("tls", 4222, true)])?;
+    let servers = servers(target)?;
     if let Some(s) = d
         .streams
         .iter()
@@ -66,18 +88,65 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         jetstream: d.jetstream.unwrap_or(false) || !d.streams.is_empty(),
         streams: d.streams,
         max_latency: d.max_latency.map(|m| m.0),
-        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
-        t,
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true)
+            .with_client(super::certs::ClientCert::from_params(d.cert_file, d.key_file)?),
+        tls_first: d.tls_first.unwrap_or(false),
+        identity: Identity::from_params(d.nkey_file, d.creds_file)?,
+        servers,
     }))
+}
+
+const SCHEMES: &[(&str, u16, bool)] = &[("nats", 4222, false), ("tls", 4222, true)];
+
+/// The servers of a target: `nats://a:4222,nats://b:4222`, or
+/// `nats://user:pw@a:4222,b:4222` where a later server without a scheme
+/// takes the first one's, and one without credentials takes the first's.
+fn servers(target: &str) -> Result<Vec<Target>, ParamError> {
+    let mut out: Vec<Target> = Vec::new();
+    for part in target.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let t = match out.first() {
+            None => Target::parse("NATS", part, SCHEMES)?,
+            Some(first) => {
+                let mut url = if part.contains("://") {
+                    part.to_string()
+                } else {
+                    format!("{}://{part}", first.url.scheme())
+                };
+                if !url.contains('@') && !first.url.username().is_empty() {
+                    let (scheme, rest) = url.split_once("://").unwrap_or(("nats", &url));
+                    let auth = match first.url.password() {
+                        Some(p) => format!("{}:{p}", first.url.username()),
+                        None => first.url.username().to_string(),
+                    };
+                    url = format!("{scheme}://{auth}@{rest}");
+                }
+                Target::parse("NATS", &url, SCHEMES)?
+            }
+        };
+        out.push(t);
+    }
+    if out.is_empty() {
+        return Err(ParamError::new("target", "the NATS target names no server"));
+    }
+    Ok(out)
 }
 
 impl Probe for Nats {
     fn hosts(&self) -> Vec<Endpoint> {
-        vec![self.t.endpoint()]
+        self.servers.iter().map(Target::endpoint).collect()
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move { self.t.sessions(ctx, |addr| self.once(ctx, addr)).await })
+        Box::pin(async move {
+            if let [t] = self.servers.as_slice() {
+                return t.sessions(ctx, |addr| self.once(ctx, t, addr)).await;
+            }
+            let tries = self.servers.iter().map(|t| async move {
+                let o = t.sessions(ctx, |addr| self.once(ctx, t, addr)).await;
+                (format!("{}:{}", t.host, t.port), o)
+            });
+            combine(join_all(tries).await, "servers")
+        })
     }
 }
 
@@ -104,40 +173,48 @@ enum Msg {
 static INBOX: AtomicU64 = AtomicU64::new(0);
 
 impl Nats {
-    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Ended {
+    async fn once(&self, ctx: &Ctx, t: &Target, addr: SocketAddr) -> Ended {
         let start = Instant::now();
         let tcp = match ctx.connect(addr).await {
             Ok(s) => Limited::new(s, Meter::new(LIMIT)),
             Err(o) => return (o, None),
         };
         let mut s: BufReader<Box<dyn Io>> = BufReader::new(Box::new(tcp));
+        // TLS first: before the server says anything.
+        if self.tls_first {
+            let tcp = s.into_inner();
+            s = match service::tls(ctx, &self.tls, &t.host, addr, tcp).await {
+                Ok(tls) => BufReader::new(tls),
+                Err(o) => return (t.named(o), None),
+            };
+        }
         let line = match read_line(&mut s, INFO_LINE).await {
             Ok(l) => l,
-            Err(e) => return (service::io_error(&self.t, addr, "waiting for INFO", &e), None),
+            Err(e) => return (self.io_error(t, addr, "waiting for INFO", &e), None),
         };
         let info = match word(&line) {
             (op, json) if op.eq_ignore_ascii_case(b"INFO") => serde_json::from_slice::<Json>(json).ok(),
             _ => None,
         };
         let Some(info) = info.filter(Json::is_object) else {
-            return (self.t.garbage(addr, "waiting for INFO", &line), None);
+            return (t.garbage(addr, "waiting for INFO", &line), None);
         };
-        // TLS starts after INFO, when either side asks for it.
-        if self.t.tls || info["tls_required"].as_bool() == Some(true) {
+        // Otherwise TLS starts after INFO, when either side asks for it.
+        if !self.tls_first && (t.tls || info["tls_required"].as_bool() == Some(true)) {
             let tcp = s.into_inner();
-            s = match service::tls(ctx, &self.tls, &self.t.host, addr, tcp).await {
-                Ok(t) => BufReader::new(t),
-                Err(o) => return (self.t.named(o), None),
+            s = match service::tls(ctx, &self.tls, &t.host, addr, tcp).await {
+                Ok(tls) => BufReader::new(tls),
+                Err(o) => return (t.named(o), None),
             };
         }
-        let o = self.session(&mut s, addr, start, &info).await;
+        let o = self.session(&mut s, t, addr, start, &info).await;
         let goodbye = async move {
             let _ = s.get_mut().shutdown().await;
         };
         (o, Some(Box::pin(goodbye)))
     }
 
-    async fn session<S>(&self, s: &mut S, addr: SocketAddr, start: Instant, info: &Json) -> Outcome
+    async fn session<S>(&self, s: &mut S, t: &Target, addr: SocketAddr, start: Instant, info: &Json) -> Outcome
     where
         S: AsyncBufRead + AsyncWrite + Unpin,
     {
@@ -145,25 +222,28 @@ impl Nats {
             "verbose": false, "pedantic": false, "lang": "rust", "name": "envgate",
             "version": env!("CARGO_PKG_VERSION"), "protocol": 1, "headers": true, "no_responders": true,
         });
-        match (&self.t.password, self.t.user.is_empty()) {
+        match (&t.password, t.user.is_empty()) {
             (Some(p), _) => {
-                connect["user"] = json!(self.t.user);
+                connect["user"] = json!(t.user);
                 connect["pass"] = json!(p);
             }
-            (None, false) => connect["auth_token"] = json!(self.t.user),
+            (None, false) => connect["auth_token"] = json!(t.user),
             (None, true) => {}
+        }
+        if let Some(id) = &self.identity
+            && let Err(o) = id.sign_into(&mut connect, info["nonce"].as_str())
+        {
+            return t.named(o);
         }
         let hello = format!("CONNECT {connect}\r\nPING\r\n");
         if let Err(e) = write(s, hello.as_bytes()).await {
-            return service::io_error(&self.t, addr, "sending CONNECT", &e);
+            return self.io_error(t, addr, "sending CONNECT", &e);
         }
-        match self.next(s, addr, "waiting for PONG").await {
+        match self.next(s, t, addr, "waiting for PONG").await {
             Ok(Msg::Pong) => {}
-            Ok(Msg::Err(e)) => return self.refused(&e),
+            Ok(Msg::Err(e)) => return refused(t, &e),
             Ok(Msg::Reply { .. }) => {
-                return self
-                    .t
-                    .fail(Class::Protocol, format!("{addr} sent a message before PONG"));
+                return t.fail(Class::Protocol, format!("{addr} sent a message before PONG"));
             }
             Err(o) => return o,
         }
@@ -195,11 +275,11 @@ impl Nats {
                 out.push_str(&format!("PUB {subject} {inbox}.{i} 0\r\n\r\n"));
             }
             if let Err(e) = write(s, out.as_bytes()).await {
-                return service::io_error(&self.t, addr, "asking JetStream", &e);
+                return self.io_error(t, addr, "asking JetStream", &e);
             }
             let mut answers: Vec<Option<(Option<String>, Vec<u8>)>> = vec![None; reqs.len()];
             while answers.iter().any(Option::is_none) {
-                match self.next(s, addr, "waiting for JetStream").await {
+                match self.next(s, t, addr, "waiting for JetStream").await {
                     Ok(Msg::Reply {
                         subject,
                         status,
@@ -210,7 +290,7 @@ impl Nats {
                             *slot = Some((status, payload));
                         }
                     }
-                    Ok(Msg::Err(e)) => return self.refused(&e),
+                    Ok(Msg::Err(e)) => return refused(t, &e),
                     Ok(Msg::Pong) => {}
                     Err(o) => return o,
                 }
@@ -229,7 +309,7 @@ impl Nats {
             for (i, ((_, what), answer)) in reqs.iter().zip(answers).take(checked).enumerate() {
                 let (status, payload) = answer.unwrap_or_default();
                 if status.as_deref().is_some_and(|st| st.starts_with("503")) {
-                    return self.t.fail(
+                    return t.fail(
                         Class::NotFound,
                         "JetStream is not enabled on this server (no responders)",
                     );
@@ -251,7 +331,7 @@ impl Nats {
                         .and_then(|st| crate::config::suggest::did_you_mean(st, names.iter().map(String::as_str)))
                         .map(|n| format!(" (did you mean `{n}`?)"))
                         .unwrap_or_default();
-                    let o = self.t.fail(class, format!("{what}: {text} (code {code}){hint}"));
+                    let o = t.fail(class, format!("{what}: {text} (code {code}){hint}"));
                     return match stream {
                         Some(st) => o.about("streams", st),
                         None => o,
@@ -263,18 +343,18 @@ impl Nats {
                 msg.push_str(&format!(", {} stream(s) exist", self.streams.len()));
             }
         }
-        if let Some(o) = service::over_latency(&self.t, "connect, authenticate and PING", latency, self.max_latency) {
+        if let Some(o) = service::over_latency(t, "connect, authenticate and PING", latency, self.max_latency) {
             return o;
         }
         Outcome::pass(msg)
     }
 
     /// The next message the probe cares about; server PINGs are answered.
-    async fn next<S>(&self, s: &mut S, addr: SocketAddr, doing: &str) -> Result<Msg, Outcome>
+    async fn next<S>(&self, s: &mut S, t: &Target, addr: SocketAddr, doing: &str) -> Result<Msg, Outcome>
     where
         S: AsyncBufRead + AsyncWrite + Unpin,
     {
-        let err = |e: std::io::Error| service::io_error(&self.t, addr, doing, &e);
+        let err = |e: std::io::Error| self.io_error(t, addr, doing, &e);
         loop {
             let line = read_line(s, LINE).await.map_err(err)?;
             let (op, rest) = word(&line);
@@ -289,7 +369,7 @@ impl Nats {
                 let text = String::from_utf8_lossy(rest);
                 return Ok(Msg::Err(bounded::cut(text.trim().trim_matches('\''), 200)));
             } else if is(b"MSG") && (3..=4).contains(&args.len()) {
-                let n = number(args[args.len() - 1]).ok_or_else(|| self.t.garbage(addr, doing, &line))?;
+                let n = number(args[args.len() - 1]).ok_or_else(|| t.garbage(addr, doing, &line))?;
                 let payload = read_payload(s, n).await.map_err(err)?;
                 return Ok(Msg::Reply {
                     subject: String::from_utf8_lossy(args[0]).into_owned(),
@@ -299,10 +379,10 @@ impl Nats {
             } else if is(b"HMSG") && (4..=5).contains(&args.len()) {
                 let sizes = (number(args[args.len() - 2]), number(args[args.len() - 1]));
                 let (Some(hdr), Some(total)) = sizes else {
-                    return Err(self.t.garbage(addr, doing, &line));
+                    return Err(t.garbage(addr, doing, &line));
                 };
                 if hdr > total {
-                    return Err(self.t.garbage(addr, doing, &line));
+                    return Err(t.garbage(addr, doing, &line));
                 }
                 let mut all = read_payload(s, total).await.map_err(err)?;
                 let payload = all.split_off(hdr as usize);
@@ -318,24 +398,32 @@ impl Nats {
                     payload,
                 });
             } else {
-                return Err(self.t.garbage(addr, doing, &line));
+                return Err(t.garbage(addr, doing, &line));
             }
         }
     }
+}
 
-    fn refused(&self, e: &str) -> Outcome {
-        let lower = e.to_ascii_lowercase();
-        let class = if lower.contains("authorization") || lower.contains("authentication") || lower.contains("user") {
-            Class::Auth
-        } else if lower.contains("permission") {
-            Class::Permission
-        } else if lower.contains("maximum") {
-            Class::Capacity
-        } else {
-            Class::Status
-        };
-        self.t.fail(class, format!("the server answered: {e}"))
+impl Nats {
+    /// An I/O error in the exchange; a TLS alert knows whether a client
+    /// certificate was there to present.
+    fn io_error(&self, t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -> Outcome {
+        service::io_error_presenting(t, addr, doing, e, Some(self.tls.client.is_some()))
     }
+}
+
+fn refused(t: &Target, e: &str) -> Outcome {
+    let lower = e.to_ascii_lowercase();
+    let class = if lower.contains("authorization") || lower.contains("authentication") || lower.contains("user") {
+        Class::Auth
+    } else if lower.contains("permission") {
+        Class::Permission
+    } else if lower.contains("maximum") {
+        Class::Capacity
+    } else {
+        Class::Status
+    };
+    t.fail(class, format!("the server answered: {e}"))
 }
 
 async fn write<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> std::io::Result<()> {

@@ -363,13 +363,26 @@ pub async fn open(
 /// passed, a TLS answer on a plain connection or garbage is classified;
 /// everything else as the connection error it is.
 pub fn io_error(t: &Target, addr: SocketAddr, doing: &str, e: &std::io::Error) -> Outcome {
+    io_error_presenting(t, addr, doing, e, None)
+}
+
+/// [`io_error`] for a caller that knows whether it had a client
+/// certificate to present: a TLS 1.3 server that wanted one and got none
+/// sends `BadCertificate` after the handshake (Go's servers do).
+pub fn io_error_presenting(
+    t: &Target,
+    addr: SocketAddr,
+    doing: &str,
+    e: &std::io::Error,
+    presented: Option<bool>,
+) -> Outcome {
     // A server that judges the client certificate after the handshake (TLS
     // 1.3) says so with an alert on the first read.
     if let Some(tls) = super::bounded::innermost(e)
         .get_ref()
         .and_then(|i| i.downcast_ref::<rustls::Error>())
     {
-        return match super::certs::client_cert_refused(tls, None) {
+        return match super::certs::client_cert_refused(tls, presented) {
             Some(why) => t.fail(Class::Tls, format!("{doing} on {addr}: {why}")),
             None => t.fail(Class::Tls, format!("{doing} on {addr}: {tls}")),
         };

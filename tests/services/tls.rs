@@ -98,7 +98,7 @@ fn arg(p: &Path) -> String {
 
 /// redis-server on a TLS port only, with a password; `clients`: whether it
 /// requires a client certificate its CA signed.
-fn redis_tls(pki: &Pki) -> Server {
+pub fn redis_tls(pki: &Pki) -> Server {
     redis_tls_with(pki, false)
 }
 
@@ -244,4 +244,28 @@ async fn redis_that_requires_a_client_certificate_passes_with_it_and_says_so_wit
     let (param, message) = spec_err.flatten().unwrap();
     assert_eq!(param, "cert_file");
     assert!(message.contains("set `key_file` too"), "{message}");
+}
+
+#[tokio::test]
+async fn mqtt_that_requires_a_client_certificate_passes_with_it_and_says_so_without_it() {
+    let pki = Pki::new();
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let conf = dir.path().join("mosquitto.conf");
+    let text = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\ncertfile {}\nkeyfile {}\n\
+         cafile {}\nrequire_certificate true\n",
+        pki.cert().display(),
+        pki.key_for("mosquitto").display(),
+        pki.ca_file
+    );
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = Command::new("mosquitto");
+    cmd.arg("-c").arg(&conf);
+    let server = Server::spawn(&mut cmd, port, String::new(), dir);
+    let url = format!("mqtts://127.0.0.1:{}", server.port);
+    wait_until_passes_with("mqtt", &url, pki.identified()).await;
+    assert_status(&probe("mqtt", &url, pki.identified()).await, Status::Pass, "CONNACK");
+    let f = probe("mqtt", &url, pki.trusted()).await;
+    assert_status(&f, Status::Fail, "tls: MQTT mqtts://");
+    assert!(f.message.contains("requires a client certificate"), "{}", f.message);
 }
