@@ -266,7 +266,11 @@ impl Probe for LoadProbe {
                 return o;
             }
             let Some(load) = self.inner.load() else {
-                return Outcome::fail(Class::Unknown, "this kind of probe cannot run a load");
+                return Outcome::fail(
+                    Class::Unknown,
+                    "this probe cannot run a load on its target (a Redis behind Sentinel is found only at run time: \
+                     give the load a probe of its own that names the master)",
+                );
             };
             match drive(load, one, &self.spec, deadline).await {
                 Ok(m) => judge(&self.spec, &m, first.verdict),

@@ -87,6 +87,7 @@ struct Redis {
 }
 
 /// Where the master is found: sentinels asked in order.
+#[derive(Clone)]
 struct Sentinel {
     nodes: Vec<(String, u16)>,
     master: String,
@@ -291,6 +292,11 @@ impl Probe for Redis {
     }
 
     fn load(&self) -> Option<std::sync::Arc<dyn Load>> {
+        // A load goes to the one server the target names; behind Sentinel
+        // that server is only known once a sentinel has been asked.
+        if self.sentinel.is_some() {
+            return None;
+        }
         Some(std::sync::Arc::new(RedisLoad(self.clone())))
     }
 }
@@ -313,7 +319,7 @@ impl Load for RedisLoad {
             let mut s = service::open(ctx, &r.t, &r.tls, addr, LOAD_LIMIT)
                 .await
                 .map_err(|o| r.t.named(o))?;
-            let o = r.session(&mut s, addr, Instant::now()).await;
+            let o = r.session(ctx, &mut s, &r.t, addr, Instant::now(), false).await;
             if o.verdict == super::Verdict::Fail {
                 return Err(o);
             }
@@ -342,10 +348,10 @@ impl Session for RedisSession {
     fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
         Box::pin(async move {
             let what = if self.r.load_key.is_some() { "GET" } else { "PING" };
-            match self.r.call(&mut self.s, self.addr, &self.cmd, what).await? {
+            match self.r.call(&mut self.s, &self.r.t, self.addr, &self.cmd, what).await? {
                 Reply::Simple(_) | Reply::Bulk(_) => Ok(()),
-                Reply::Error(e) => Err(self.r.refused(&e, what)),
-                other => Err(self.r.unexpected(self.addr, what, &other)),
+                Reply::Error(e) => Err(self.r.refused(&self.r.t, &e, what)),
+                other => Err(self.r.unexpected(&self.r.t, self.addr, what, &other)),
             }
         })
     }
