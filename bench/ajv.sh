@@ -8,8 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+# ENVGATE_BIN=path measures a binary built earlier instead of building one.
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+fi
 OUT=$PWD/bench/out/ajv-$N
 rm -rf "$OUT"
 python3 bench/gen_configs.py "$OUT" "$N"

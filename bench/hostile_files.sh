@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+# ENVGATE_BIN=path measures a binary built earlier instead of building one.
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+fi
 OUT=$PWD/bench/out/hostile
 rm -rf "$OUT" && mkdir -p "$OUT/environments"
 printf '[project]\nname = "svc"\n' > "$OUT/envgate.toml"

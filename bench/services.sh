@@ -10,8 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup/services.sh >/dev/null
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+# ENVGATE_BIN=path measures a binary built earlier instead of building one.
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+fi
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
 if [ ! -x /usr/bin/time ]; then

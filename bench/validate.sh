@@ -6,8 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVS=${1:-100} KEYS=${2:-2000} RULES=${3:-0}
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+# ENVGATE_BIN=path measures a binary built earlier instead of building one.
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+fi
 OUT=$PWD/bench/out/validate-$ENVS-$KEYS-$RULES
 rm -rf "$OUT"
 python3 bench/gen_project.py "$OUT" "$ENVS" "$KEYS" "$RULES"
