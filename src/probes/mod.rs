@@ -25,6 +25,7 @@ mod amqp;
 mod mqtt;
 mod mysql;
 mod nats;
+mod objects;
 pub mod param;
 mod pg_wire;
 mod postgres;
