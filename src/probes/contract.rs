@@ -34,6 +34,13 @@ const SAMPLES: &[(&str, &str, &str, &[&str])] = &[
         "endpoint = \"http://0x0a.0.0.7:9000\"",
         &["10.0.0.7"],
     ),
+    ("gcs", "gs://orders/app-", "endpoint = \"http://10.0.0.8:4443\"", &["10.0.0.8"]),
+    (
+        "azblob",
+        "az://invoices/app-",
+        "connection_string = \"AccountName=dev;AccountKey=a2V5;BlobEndpoint=http://10.0.0.9:10000/dev\"",
+        &["10.0.0.9"],
+    ),
 ];
 
 #[test]

@@ -22,6 +22,8 @@ mod tcp;
 mod tls;
 // Service probes, and what they share.
 mod amqp;
+mod azblob;
+mod gcs;
 mod mqtt;
 mod mysql;
 mod nats;
@@ -304,6 +306,8 @@ pub static KINDS: &[&Kind] = &[
     &nats::KIND,
     &mqtt::KIND,
     &s3::KIND,
+    &gcs::KIND,
+    &azblob::KIND,
 ];
 
 pub fn kind(name: &str) -> Option<&'static Kind> {
