@@ -103,7 +103,11 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         spec.target,
         &[("az", 443, true), ("https", 443, true), ("http", 80, false)],
     )?;
-    let cs = d.connection_string.as_deref().map(connection_string).unwrap_or_default();
+    let cs = d
+        .connection_string
+        .as_deref()
+        .map(connection_string)
+        .unwrap_or_default();
     let cs_get = |k: &str| cs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let dev = cs_get("usedevelopmentstorage").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if d.connection_string.is_some() && cs.is_empty() {
@@ -152,14 +156,19 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             )
         })?;
     let endpoint = match d.endpoint.clone().or_else(|| cs_get("blobendpoint")) {
-        Some(e) => Some(Url::parse(&e).map_err(|err| ParamError::new("endpoint", format!("`{e}` is not a URL: {err}")))?),
+        Some(e) => {
+            Some(Url::parse(&e).map_err(|err| ParamError::new("endpoint", format!("`{e}` is not a URL: {err}")))?)
+        }
         None if dev => Some(Url::parse(&format!("http://127.0.0.1:10000/{DEV_ACCOUNT}")).expect("a URL")),
         None => t_endpoint,
     };
     let service = match endpoint {
         Some(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
         Some(u) => {
-            return Err(ParamError::new("endpoint", format!("`{u}` is not an http:// or https:// endpoint")));
+            return Err(ParamError::new(
+                "endpoint",
+                format!("`{u}` is not an http:// or https:// endpoint"),
+            ));
         }
         None => {
             let suffix = cs_get("endpointsuffix").unwrap_or_else(|| "core.windows.net".into());
@@ -172,7 +181,10 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     if container.is_empty() || container.contains('/') {
         return Err(ParamError::new(
             "container",
-            format!("`{}` names no container: write az://container or set `container`", parsed.shown),
+            format!(
+                "`{}` names no container: write az://container or set `container`",
+                parsed.shown
+            ),
         ));
     }
     let prefix = d.prefix.clone().unwrap_or(t_prefix);
@@ -216,7 +228,11 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             "anonymous requests carry no credentials: drop the key, SAS token or secret, or `anonymous`",
         ));
     }
-    let host = service.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
+    let host = service
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
     let t = Target {
         component: "Azure Blob",
         host,
@@ -284,6 +300,11 @@ impl Dialect for Azure {
     }
 
     fn classify(&self, r: &Refusal) -> Class {
+        // "Server failed to authenticate the request": a signature or
+        // token that does not check out, whatever the code says.
+        if r.text().contains("failed to authenticate") {
+            return Class::Auth;
+        }
         match (r.status, r.code().as_str()) {
             (_, "ContainerNotFound" | "ResourceNotFound" | "AccountNotFound") | (404, "") => Class::NotFound,
             (_, "AuthenticationFailed" | "InvalidAuthenticationInfo" | "NoAuthenticationInformation") | (401, _) => {
@@ -346,7 +367,13 @@ impl AzBlob {
     }
 
     async fn once(&self, ctx: &Ctx, addr: std::net::SocketAddr) -> Outcome {
-        let transport = match Transport::new(ctx, &self.opts, &self.t.host, addr) {
+        let transport = match Transport::new(
+            ctx,
+            &self.opts,
+            &format!("{}/{}", self.service.as_str().trim_end_matches('/'), self.container),
+            &self.t.host,
+            addr,
+        ) {
             Ok(t) => t,
             Err(o) => return self.t.named(o),
         };
@@ -410,7 +437,9 @@ mod tests {
     #[test]
     fn targets_name_the_account_endpoint() {
         assert_eq!(
-            hosts("https://orders.blob.core.windows.net/invoices/app-", "").unwrap().0,
+            hosts("https://orders.blob.core.windows.net/invoices/app-", "")
+                .unwrap()
+                .0,
             "orders.blob.core.windows.net"
         );
         assert_eq!(

@@ -34,7 +34,12 @@ const SAMPLES: &[(&str, &str, &str, &[&str])] = &[
         "endpoint = \"http://0x0a.0.0.7:9000\"",
         &["10.0.0.7"],
     ),
-    ("gcs", "gs://orders/app-", "endpoint = \"http://10.0.0.8:4443\"", &["10.0.0.8"]),
+    (
+        "gcs",
+        "gs://orders/app-",
+        "endpoint = \"http://10.0.0.8:4443\"",
+        &["10.0.0.8"],
+    ),
     (
         "azblob",
         "az://invoices/app-",

@@ -87,8 +87,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
                 .map(|h| if h.contains("://") { h } else { format!("http://{h}") })
         })
         .unwrap_or_else(|| "https://storage.googleapis.com".into());
-    let base = Url::parse(&endpoint)
-        .map_err(|e| ParamError::new("endpoint", format!("`{endpoint}` is not a URL: {e}")))?;
+    let base =
+        Url::parse(&endpoint).map_err(|e| ParamError::new("endpoint", format!("`{endpoint}` is not a URL: {e}")))?;
     if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
         return Err(ParamError::new(
             "endpoint",
@@ -220,7 +220,13 @@ impl Gcs {
     }
 
     async fn once(&self, ctx: &Ctx, addr: std::net::SocketAddr) -> Outcome {
-        let transport = match Transport::new(ctx, &self.opts, &self.t.host, addr) {
+        let transport = match Transport::new(
+            ctx,
+            &self.opts,
+            &format!("{}/{}", self.base.as_str().trim_end_matches('/'), self.bucket),
+            &self.t.host,
+            addr,
+        ) {
             Ok(t) => t,
             Err(o) => return self.t.named(o),
         };

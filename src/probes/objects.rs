@@ -55,8 +55,9 @@ pub fn retry(timeout: Duration) -> RetryConfig {
 /// What the transport saw go wrong, in envgate's words.
 #[derive(Debug, Default)]
 pub struct Seen {
-    /// A request that got no answer: its host and the failure.
-    pub failed: Option<(String, Outcome)>,
+    /// A request that got no answer: its host, whether it asked for
+    /// credentials (not the store), and the failure.
+    pub failed: Option<(String, bool, Outcome)>,
     /// The last error answer: host, status, body (bounded) and S3's
     /// `x-amz-bucket-region`.
     pub refused: Option<Refusal>,
@@ -67,6 +68,8 @@ pub struct Seen {
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub host: String,
+    /// A credential endpoint's answer, not the store's.
+    pub credential: bool,
     pub status: u16,
     pub body: String,
 }
@@ -119,6 +122,9 @@ pub struct Transport {
     timeout: Duration,
     /// The store's host and the address it is pinned to.
     host: String,
+    /// The URL every request to the store starts with (the bucket's);
+    /// any other asks for credentials (STS, a metadata service, OAuth).
+    store: String,
     addr: SocketAddr,
     pub seen: Arc<Mutex<Seen>>,
 }
@@ -134,7 +140,7 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     /// The run's guarded client for `host` pinned to `addr`.
-    pub fn new(ctx: &Ctx, opts: &ClientOpts, host: &str, addr: SocketAddr) -> Result<Transport, Outcome> {
+    pub fn new(ctx: &Ctx, opts: &ClientOpts, store: &str, host: &str, addr: SocketAddr) -> Result<Transport, Outcome> {
         let client = ctx
             .http_client(opts, host, addr)
             .map_err(|e| Outcome::fail(Class::Tls, e))?;
@@ -143,6 +149,7 @@ impl Transport {
             guard: ctx.guard.clone(),
             timeout: ctx.timeout,
             host: host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            store: store.trim_end_matches('/').to_string(),
             addr,
             seen: Arc::default(),
         })
@@ -157,9 +164,9 @@ impl Transport {
         g.addr(host, ip)
     }
 
-    fn fail(&self, host: &str, o: Outcome) -> HttpError {
+    fn fail(&self, host: &str, credential: bool, o: Outcome) -> HttpError {
         let message = o.message.clone();
-        self.seen.lock().expect("no poisoning").failed = Some((host.to_string(), o));
+        self.seen.lock().expect("no poisoning").failed = Some((host.to_string(), credential, o));
         HttpError::new(HttpErrorKind::Unknown, Failed(message))
     }
 }
@@ -213,9 +220,11 @@ impl HttpService for Service {
         let url = Url::parse(&parts.uri.to_string()).map_err(|e| {
             t.fail(
                 "",
+                false,
                 Outcome::fail(Class::Protocol, format!("cannot build a request URL: {e}")),
             )
         })?;
+        let cred = !url.as_str().starts_with(&t.store);
         let host = url
             .host_str()
             .unwrap_or_default()
@@ -223,11 +232,12 @@ impl HttpService for Service {
             .to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(443);
         if let Some(why) = t.refused(&host) {
-            return Err(t.fail(&host, Outcome::fail(Class::Isolation, why)));
+            return Err(t.fail(&host, cred, Outcome::fail(Class::Isolation, why)));
         }
         if self.https_only && url.scheme() != "https" {
             return Err(t.fail(
                 &host,
+                cred,
                 Outcome::fail(
                     Class::Tls,
                     format!(
@@ -239,7 +249,7 @@ impl HttpService for Service {
         let body = body
             .collect()
             .await
-            .map_err(|e| t.fail(&host, Outcome::fail(Class::Io, format!("request body: {e}"))))?
+            .map_err(|e| t.fail(&host, cred, Outcome::fail(Class::Io, format!("request body: {e}"))))?
             .to_bytes();
         let timeout = if self.quick { t.timeout.min(METADATA) } else { t.timeout };
         let addr = if host == t.host {
@@ -266,7 +276,13 @@ impl HttpService for Service {
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| t.fail(&host, shown(super::http::request_error(addr, &host, &url, timeout, &e))))?;
+            .map_err(|e| {
+                t.fail(
+                    &host,
+                    cred,
+                    shown(super::http::request_error(addr, &host, &url, timeout, &e)),
+                )
+            })?;
         let status = resp.status();
         if let Some(r) = resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()) {
             t.seen.lock().expect("no poisoning").bucket_region = Some(r.to_string());
@@ -280,7 +296,7 @@ impl HttpService for Service {
             let h2 = host.clone();
             let body = limited.map_err(move |e| {
                 if e.is::<http_body_util::LengthLimitError>() {
-                    t2.fail(&h2, Outcome::fail(Class::Protocol, too_much.clone()))
+                    t2.fail(&h2, cred, Outcome::fail(Class::Protocol, too_much.clone()))
                 } else {
                     HttpError::new_boxed(HttpErrorKind::Interrupted, e)
                 }
@@ -291,15 +307,16 @@ impl HttpService for Service {
         let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
             Ok(Ok(b)) => b.to_bytes(),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(t.fail(&host, Outcome::fail(Class::Protocol, too_much(addr))));
+                return Err(t.fail(&host, cred, Outcome::fail(Class::Protocol, too_much(addr))));
             }
-            Ok(Err(e)) => return Err(t.fail(&host, Outcome::fail(Class::Refused, format!("{addr}: {e}")))),
+            Ok(Err(e)) => return Err(t.fail(&host, cred, Outcome::fail(Class::Refused, format!("{addr}: {e}")))),
             Err(_) => {
-                return Err(t.fail(&host, shown(super::net::timed_out(addr, timeout))));
+                return Err(t.fail(&host, cred, shown(super::net::timed_out(addr, timeout))));
             }
         };
         t.seen.lock().expect("no poisoning").refused = Some(Refusal {
             host: host.clone(),
+            credential: cred,
             status: status.as_u16(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         });
@@ -433,11 +450,11 @@ impl Check<'_> {
         }
         let noun = self.dialect.noun();
         let container = self.container;
-        if let Some((host, o)) = &seen.failed {
+        if let Some((host, credential, o)) = &seen.failed {
             if o.class == Some(Class::Isolation) {
                 return o.clone();
             }
-            if !host.is_empty() && *host != self.transport.host {
+            if *credential {
                 let from = self.dialect.credential_source(host);
                 let detail = o.message.split_once(": ").map_or(o.message.as_str(), |(_, m)| m);
                 let class = o.class.unwrap_or(Class::Auth).as_str();
@@ -465,7 +482,7 @@ impl Check<'_> {
             } else {
                 format!("HTTP {} {why}", r.status)
             };
-            if r.host != self.transport.host {
+            if r.credential {
                 let from = self.dialect.credential_source(&r.host);
                 return self.t.fail(
                     Class::Auth,
@@ -543,6 +560,7 @@ mod tests {
     fn error_documents_are_read_in_xml_and_json() {
         let r = Refusal {
             host: String::new(),
+            credential: false,
             status: 403,
             body: "<Error><Code>AccessDenied</Code><Message>Access Denied\nmore</Message></Error>".into(),
         };
@@ -552,6 +570,7 @@ mod tests {
         );
         let r = Refusal {
             host: String::new(),
+            credential: false,
             status: 400,
             body: r#"{"error":"invalid_grant","error_description":"bad token"}"#.into(),
         };

@@ -554,8 +554,18 @@ impl Dialect for Aws {
 }
 
 impl S3 {
+    /// The URL every request about the bucket starts with.
+    fn store_url(&self) -> String {
+        let base = self.base.as_str().trim_end_matches('/');
+        if self.virtual_hosted {
+            base.to_string()
+        } else {
+            format!("{base}/{}", self.bucket)
+        }
+    }
+
     async fn once(&self, ctx: &Ctx, addr: std::net::SocketAddr, creds: &Creds) -> Outcome {
-        let transport = match Transport::new(ctx, &self.opts, &self.t.host, addr) {
+        let transport = match Transport::new(ctx, &self.opts, &self.store_url(), &self.t.host, addr) {
             Ok(t) => t,
             Err(o) => return self.t.named(o),
         };
