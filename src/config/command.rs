@@ -187,7 +187,10 @@ mod tests {
     fn a_command_prints_its_secret_and_failures_name_the_command() {
         let t = Duration::from_secs(5);
         assert_eq!(run(&split("printf s3cret").unwrap(), t).unwrap(), "s3cret");
-        let e = run(&split("sh -c 'echo s3cret; echo nope >&2; exit 3'").unwrap(), t).unwrap_err();
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "s3cret").unwrap();
+        let line = format!("sh -c 'cat {}; echo nope >&2; exit 3'", f.path().display());
+        let e = run(&split(&line).unwrap(), t).unwrap_err();
         assert!(e.contains("exited with 3: nope") && !e.contains("s3cret"), "{e}");
         let e = run(&split("/nonexistent/vault read x").unwrap(), t).unwrap_err();
         assert!(e.starts_with("cannot run `/nonexistent/vault read x`"), "{e}");

@@ -91,6 +91,10 @@ struct S3 {
 }
 
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
+    Ok(Box::new(parse(spec)?))
+}
+
+fn parse(spec: &Spec<'_>) -> Result<S3, ParamError> {
     let target = spec.target;
     let d: Params = spec.params()?;
     let parsed = Target::parse(
@@ -207,7 +211,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         tls_hint: "use an https:// endpoint".into(),
         url: parsed.url,
     };
-    Ok(Box::new(S3 {
+    Ok(S3 {
         t,
         base,
         virtual_hosted,
@@ -225,7 +229,7 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             verify: d.tls_verify.unwrap_or(true),
             client: None,
         },
-    }))
+    })
 }
 
 impl Probe for S3 {
@@ -693,6 +697,38 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(e.param, "anonymous");
+    }
+
+    #[test]
+    fn a_bucket_in_another_region_is_reported_as_such() {
+        let params: toml::Table = toml::from_str("region = \"us-east-1\"").unwrap();
+        let p = parse(&Spec {
+            target: "s3://orders",
+            params: &params,
+        })
+        .unwrap();
+        // S3's answer to a request signed for the wrong region.
+        let seen = Seen {
+            refused: Some(Refusal {
+                host: "orders.s3.us-east-1.amazonaws.com".into(),
+                credential: false,
+                status: 400,
+                body: "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>".into(),
+            }),
+            ..Seen::default()
+        };
+        let o = p.region_mismatch(&seen).unwrap();
+        assert!(
+            o.message
+                .starts_with("status: S3 s3://orders: bucket `orders` is in region `eu-west-1`, not `us-east-1`: set `region = \"eu-west-1\"`"),
+            "{}",
+            o.message
+        );
+        let seen = Seen {
+            bucket_region: Some("us-east-1".into()),
+            ..Seen::default()
+        };
+        assert!(p.region_mismatch(&seen).is_none());
     }
 
     #[test]
