@@ -335,7 +335,7 @@ impl Dialect for Azure {
 }
 
 impl AzBlob {
-    fn from_env(&self) -> (Vec<(AzureConfigKey, String)>, String) {
+    fn chain_credentials(&self) -> (Vec<(AzureConfigKey, String)>, String) {
         let mut config = self.config.clone();
         let mut from = self.from.clone();
         if from.is_empty() && !self.anonymous {
@@ -377,7 +377,7 @@ impl AzBlob {
             Ok(t) => t,
             Err(o) => return self.t.named(o),
         };
-        let (config, from) = self.from_env();
+        let (config, from) = self.chain_credentials();
         let mut b = MicrosoftAzureBuilder::new()
             .with_account(&self.account)
             .with_container_name(&self.container)

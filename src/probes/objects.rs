@@ -320,10 +320,7 @@ impl HttpService for Service {
             status: status.as_u16(),
             body: String::from_utf8_lossy(&bytes).into_owned(),
         });
-        Ok(HttpResponse::from_parts(
-            parts,
-            HttpResponseBody::from(Bytes::from(bytes)),
-        ))
+        Ok(HttpResponse::from_parts(parts, HttpResponseBody::from(bytes)))
     }
 }
 

@@ -276,7 +276,7 @@ async fn s3_fails_permission_when_the_keys_may_list_but_not_write() {
 async fn s3_over_tls_fails_tls_with_an_untrusted_certificate() {
     let pki = Pki::new();
     let moto = moto_tls(&pki);
-    let f = probe("s3", &format!("s3://bk/app-"), |d| {
+    let f = probe("s3", "s3://bk/app-", |d| {
         d.set("endpoint", format!("https://127.0.0.1:{}", moto.port));
         d.set("access_key", "AKIAEXAMPLE");
         d.set("secret_key", "secret-key-example");
