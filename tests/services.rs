@@ -29,6 +29,9 @@ mod check_s3;
 #[path = "services/storage.rs"]
 mod storage;
 
+#[path = "services/client_certs.rs"]
+mod client_certs;
+
 #[path = "common/envs.rs"]
 mod envs;
 #[path = "services/isolation.rs"]
