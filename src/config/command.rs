@@ -79,11 +79,21 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
 /// its standard output, at most [`MAX_OUTPUT`] bytes, as text. Killed when
 /// it takes longer or prints more.
 pub fn run(argv: &[String], timeout: Duration) -> Result<String, String> {
+    run_in(argv, timeout, None)
+}
+
+/// [`run`] in the directory `cwd` (the project's root for
+/// `${secret:cmd:...}`, so relative paths mean what they do for `file:`).
+pub fn run_in(argv: &[String], timeout: Duration, cwd: Option<&std::path::Path>) -> Result<String, String> {
     let shown = argv.join(" ");
     let Some((program, args)) = argv.split_first() else {
         return Err("the command is empty".into());
     };
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

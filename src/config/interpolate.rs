@@ -357,7 +357,7 @@ fn source(
         if !commands {
             return Err(SourceError::CmdNotRun { cmd: line.to_string() });
         }
-        return match super::command::run(&argv, SECRET_COMMAND_TIMEOUT) {
+        return match super::command::run_in(&argv, SECRET_COMMAND_TIMEOUT, Some(project_root)) {
             Ok(out) => Ok(Source::Value {
                 text: out.trim_end_matches(['\n', '\r']).to_string(),
                 secret: true,
