@@ -341,6 +341,13 @@ impl Creds {
             "ECS container credentials".to_string()
         } else if env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some() {
             "EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)".to_string()
+        } else if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Err(
+                "no AWS credentials: none in the configuration, AWS_ACCESS_KEY_ID, a shared credentials \
+                 profile, web identity or container credentials, and AWS_EC2_METADATA_DISABLED=true rules out \
+                 the instance profile"
+                    .into(),
+            );
         } else {
             "the EC2 instance profile through IMDSv2: no keys in the configuration, \
              AWS_ACCESS_KEY_ID, a shared credentials profile, web identity or container credentials"
