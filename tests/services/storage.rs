@@ -488,3 +488,46 @@ async fn object_stores_fail_refused_and_timeout_like_every_kind() {
         }
     }
 }
+
+#[test]
+fn a_credential_endpoint_of_another_environment_is_refused_before_it_is_dialed() {
+    // STS at an address that belongs to prod, asked from staging: the
+    // transport refuses it as it refuses the bucket's own host.
+    let sts = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let sts_port = sts.local_addr().unwrap().port();
+    let closed = ClosedPort::new();
+    let dir = super::envs::project(
+        "[isolation.prod]\nhosts = [\"127.0.0.2/32\"]\n",
+        "",
+        &format!(
+            "[[probe]]\nname = \"storage\"\nkind = \"s3\"\ntarget = \"s3://orders\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            closed.port
+        ),
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a.b.c").unwrap();
+    let out = assert_cmd::Command::cargo_bin("envgate")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_clear()
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app")
+        .env("AWS_ENDPOINT_URL_STS", format!("https://127.0.0.2:{sts_port}"))
+        .args(["check", "--env", "staging", "--format", "json"])
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let r = report["environments"][0]["results"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == "storage"))
+        .unwrap_or_else(|| panic!("{all}"));
+    let m = r["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("isolation: ") && m.contains("127.0.0.2") && m.contains("prod"),
+        "{m}"
+    );
+    // Nothing was dialed: the listener never saw a connection.
+    sts.set_nonblocking(true).unwrap();
+    assert!(sts.accept().is_err(), "STS at 127.0.0.2 was dialed");
+}
