@@ -349,9 +349,7 @@ impl Creds {
                     .into(),
             );
         } else {
-            "the EC2 instance profile through IMDSv2: no keys in the configuration, \
-             AWS_ACCESS_KEY_ID, a shared credentials profile, web identity or container credentials"
-                .to_string()
+            "the EC2 instance profile through IMDSv2, the chain's last resort".to_string()
         };
         Ok(Creds::Chain { config, from })
     }

@@ -3,7 +3,9 @@
 //! port: moto's S3 and STS (over TLS with a certificate made here, for web
 //! identity), Azurite for Azure Blob Storage, fake-gcs-server for GCS.
 //! The AWS credential chain runs in the real binary, with the environment a
-//! pod or a developer's shell would give it.
+//! pod or a developer's shell would give it: shared profiles and their
+//! credential_process, web identity (STS over TLS), IMDSv2 (moto's, through
+//! AWS_METADATA_ENDPOINT: no test ever asks 169.254.169.254).
 
 use std::path::Path;
 use std::process::Command;
@@ -530,4 +532,35 @@ fn a_credential_endpoint_of_another_environment_is_refused_before_it_is_dialed()
     // Nothing was dialed: the listener never saw a connection.
     sts.set_nonblocking(true).unwrap();
     assert!(sts.accept().is_err(), "STS at 127.0.0.2 was dialed");
+}
+
+#[test]
+fn s3_takes_the_instance_profile_from_imdsv2_when_nothing_else_is_set() {
+    // moto answers the instance metadata service's IMDSv2 calls (token,
+    // role, keys) on its own port: AWS_METADATA_ENDPOINT points the chain
+    // there instead of 169.254.169.254. Its keys are not IAM users', so
+    // authentication stays off; the request path is the real one.
+    let moto = Server::moto();
+    let base = format!("http://127.0.0.1:{}", moto.port);
+    let bucket = unique("imds").replace('_', "-");
+    moto_iam_with(&base, None, &bucket, "\"s3:*\"", false);
+    let dir = project(&format!(
+        "kind = \"s3\"\ntarget = \"s3://{bucket}/app-\"\nendpoint = \"{base}\"\nwrite = true\n"
+    ));
+    let (status, message, all) = check(dir.path(), &[("AWS_METADATA_ENDPOINT", base.as_str())]);
+    assert_eq!(status, "pass", "{all}");
+    assert!(
+        message.contains("the EC2 instance profile through IMDSv2") && message.contains("canary put"),
+        "{message}"
+    );
+    // Nothing answers where the metadata service should be: `auth`, and
+    // the message says which source failed and how.
+    let closed = ClosedPort::new();
+    let nowhere = format!("http://127.0.0.1:{}", closed.port);
+    let (status, message, all) = check(dir.path(), &[("AWS_METADATA_ENDPOINT", nowhere.as_str())]);
+    assert_eq!(status, "fail", "{all}");
+    assert!(
+        message.starts_with("auth: S3") && message.contains("no credentials") && message.contains("refused"),
+        "{message}"
+    );
 }
