@@ -22,6 +22,9 @@ pub struct Cli {
     /// When to use colour (also honours NO_COLOR).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Run `${secret:cmd:...}` commands offline too (`validate`, `--offline`).
+    #[arg(long, global = true)]
+    pub allow_secret_commands: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,6 +14,8 @@ mod hostile;
 mod leaks;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
+#[path = "cli/secret_cmd.rs"]
+mod secret_cmd;
 
 /// The worked example at the repository root, copied into a temp dir.
 fn example() -> TempDir {

@@ -277,7 +277,13 @@ fn a_slowloris_on_any_protocol_ends_at_the_timeout() {
         Case::new("amqp", "amqp", "amqp://{a}/", slow(&[1, 0, 0, 0, 0])).classes(t),
         Case::new("nats", "nats", "nats://{a}", slow(b"INFO {\"server_id\":")).classes(t),
         Case::new("mqtt", "mqtt", "mqtt://{a}", slow(&[0x20, 0x02, 0x00])).classes(t),
-        Case::new("s3", "s3", "http://{a}/bucket", slow(b"HTTP/1.1 200 OK\r\n")).classes(t),
+        Case::new(
+            "s3",
+            "s3",
+            "http://AKIAEXAMPLE:example-secret@{a}/bucket",
+            slow(b"HTTP/1.1 200 OK\r\n"),
+        )
+        .classes(t),
     ]);
 }
 
@@ -339,7 +345,7 @@ fn an_endless_or_gigantic_reply_fails_within_the_kinds_memory_bound() {
         Case::new(
             "s3",
             "s3",
-            "http://{a}/bucket",
+            "http://AKIAEXAMPLE:example-secret@{a}/bucket",
             endless(
                 b"HTTP/1.1 403 Forbidden\r\nContent-Length: 1000000000000\r\n\r\n<Error><Code>",
                 b'A',
@@ -364,7 +370,7 @@ fn random_bytes_on_any_protocol_are_a_classified_failure() {
         Case::new("amqp", "amqp", "amqp://{a}/", r(7)).classes(any),
         Case::new("nats", "nats", "nats://{a}", r(8)).classes(any),
         Case::new("mqtt", "mqtt", "mqtt://{a}", r(9)).classes(any),
-        Case::new("s3", "s3", "http://{a}/bucket", r(10)).classes(any),
+        Case::new("s3", "s3", "http://AKIAEXAMPLE:example-secret@{a}/bucket", r(10)).classes(any),
     ]);
 }
 
@@ -385,7 +391,7 @@ fn a_reset_in_the_middle_of_the_handshake_is_a_classified_failure() {
         Case::new("amqp", "amqp", "amqp://{a}/", r()).classes(closed),
         Case::new("nats", "nats", "nats://{a}", r()).classes(closed),
         Case::new("mqtt", "mqtt", "mqtt://{a}", r()).classes(closed),
-        Case::new("s3", "s3", "http://{a}/bucket", r()).classes(closed),
+        Case::new("s3", "s3", "http://AKIAEXAMPLE:example-secret@{a}/bucket", r()).classes(closed),
     ]);
 }
 
@@ -398,7 +404,7 @@ fn plain_text_on_a_tls_port_is_a_protocol_failure_not_refused() {
         Case::new("rediss", "redis", "rediss://{a}/0", p()).params("tls_verify = false"),
         Case::new("amqps", "amqp", "amqps://{a}/", p()).params("tls_verify = false"),
         Case::new("mqtts", "mqtt", "mqtts://{a}", p()).params("tls_verify = false"),
-        Case::new("s3 https", "s3", "https://{a}/bucket", p()),
+        Case::new("s3 https", "s3", "https://AKIAEXAMPLE:example-secret@{a}/bucket", p()),
         Case::new(
             "postgres require",
             "postgres",
@@ -417,7 +423,7 @@ fn tls_on_a_plain_port_says_the_port_speaks_tls() {
         Case::new("redis", "redis", "redis://{a}/0", a()),
         Case::new("amqp", "amqp", "amqp://{a}/", a()),
         Case::new("mqtt", "mqtt", "mqtt://{a}", a()),
-        Case::new("s3", "s3", "http://{a}/bucket", a()),
+        Case::new("s3", "s3", "http://AKIAEXAMPLE:example-secret@{a}/bucket", a()),
         Case::new("postgres", "postgres", "postgres://u@{a}/d?sslmode=disable", a()),
         // A TLS port says nothing until it hears a TLS hello: a probe
         // that waits for a greeting can only time out.

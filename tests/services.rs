@@ -12,6 +12,9 @@
 //! name that resolves into another environment, and fills probe parameters
 //! in from the configuration.
 //! services/queries.rs proves a `query` never writes.
+//! services/storage.rs probes S3 (web identity, shared profiles), Azure
+//! Blob Storage (Azurite) and GCS (fake-gcs-server) through their
+//! credential chains.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -22,6 +25,12 @@ mod tls;
 
 #[path = "services/check_s3.rs"]
 mod check_s3;
+
+#[path = "services/storage.rs"]
+mod storage;
+
+#[path = "services/client_certs.rs"]
+mod client_certs;
 
 #[path = "common/envs.rs"]
 mod envs;

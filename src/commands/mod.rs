@@ -78,6 +78,7 @@ impl Context {
         let mut p = Project::load(&root, self.env_vars.clone())?;
         p.offline = offline;
         p.lenient_secrets = lenient_secrets;
+        p.secret_commands = !offline || cli.allow_secret_commands;
         Ok(p)
     }
 }

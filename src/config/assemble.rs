@@ -129,6 +129,7 @@ impl Project {
             &self.root,
             &self.env_vars,
             self.lenient_secrets,
+            self.secret_commands,
             &mut redactor,
         );
         let mut a = Assembled {

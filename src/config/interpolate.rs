@@ -91,6 +91,8 @@ struct Ctx<'a> {
     project_root: &'a Path,
     vars: &'a IndexMap<String, String>,
     offline: bool,
+    /// `${secret:cmd:...}` commands may run.
+    commands: bool,
     state: HashMap<Vec<String>, State>,
     /// Keys being resolved, outermost first: the chain a cycle names.
     stack: Vec<Vec<String>>,
@@ -108,6 +110,7 @@ pub fn resolve_all(
     project_root: &Path,
     vars: &IndexMap<String, String>,
     offline: bool,
+    commands: bool,
     redactor: &mut Redactor,
 ) -> (Vec<Finding>, UnresolvedLeaves) {
     let paths = root.paths_where(&|l| needs_work(&l.value));
@@ -119,6 +122,7 @@ pub fn resolve_all(
             project_root,
             vars,
             offline,
+            commands,
             state: HashMap::new(),
             stack: Vec::new(),
             problems: Vec::new(),
@@ -172,6 +176,7 @@ pub fn fill(
     unresolved: &UnresolvedLeaves,
     project_root: &Path,
     vars: &IndexMap<String, String>,
+    commands: bool,
 ) -> Result<Filled, Unresolved> {
     let parts = pieces(text).map_err(|()| Unresolved::Other {
         message: "unterminated `${` (write `$${` for a literal `${`)".into(),
@@ -191,7 +196,7 @@ pub fn fill(
             }
             Piece::Ref(expr) => expr,
         };
-        let v = match source(expr, project_root, vars) {
+        let v = match source(expr, project_root, vars, commands) {
             Ok(Source::Value { text, secret }) => {
                 if secret {
                     filled.secrets.push(text.clone());
@@ -241,9 +246,28 @@ enum Source {
 
 /// Why an `env:`, `file:` or `secret:` reference has no value.
 enum SourceError {
-    Var { name: String, secret: bool },
-    File { file: String, reason: String, secret: bool },
-    UnknownSecret { expr: String },
+    Var {
+        name: String,
+        secret: bool,
+    },
+    File {
+        file: String,
+        reason: String,
+        secret: bool,
+    },
+    UnknownSecret {
+        expr: String,
+    },
+    /// `${secret:cmd:...}` failed: the command as written and why.
+    Cmd {
+        cmd: String,
+        reason: String,
+    },
+    /// `${secret:cmd:...}` while commands may not run (offline, without
+    /// `--allow-secret-commands`).
+    CmdNotRun {
+        cmd: String,
+    },
 }
 
 impl SourceError {
@@ -252,6 +276,10 @@ impl SourceError {
             SourceError::Var { name, .. } => format!("environment variable {name} is not set"),
             SourceError::File { file, reason, .. } => format!("cannot read {file}: {reason}"),
             SourceError::UnknownSecret { expr } => format!("unknown secret reference `secret:{expr}`"),
+            SourceError::Cmd { reason, .. } => format!("secret command {reason}"),
+            SourceError::CmdNotRun { cmd } => {
+                format!("secret command `{cmd}` not run (offline: pass --allow-secret-commands to run it)")
+            }
         }
     }
 
@@ -263,7 +291,13 @@ impl SourceError {
                 format!("set {name}, or give a default: ${{env:{name}:-value}}")
             }
             SourceError::File { .. } => "paths are relative to the project root".into(),
-            SourceError::UnknownSecret { .. } => "write ${secret:env:NAME} or ${secret:file:path}".into(),
+            SourceError::UnknownSecret { .. } => {
+                "write ${secret:env:NAME}, ${secret:file:path} or ${secret:cmd:COMMAND ARGS}".into()
+            }
+            SourceError::Cmd { cmd, .. } => {
+                format!("run `{cmd}` where envgate runs: it must print the secret on standard output and exit 0")
+            }
+            SourceError::CmdNotRun { .. } => "offline runs do not run secret commands unless allowed".into(),
         }
     }
 
@@ -283,6 +317,14 @@ impl SourceError {
                 what: format!("file {file} cannot be read ({reason})"),
                 key,
             },
+            SourceError::Cmd { reason, .. } => Unresolved::Secret {
+                what: format!("command {reason}"),
+                key,
+            },
+            SourceError::CmdNotRun { cmd } => Unresolved::Secret {
+                what: format!("command `{cmd}` was not run (offline)"),
+                key,
+            },
             other => Unresolved::Other {
                 message: other.message(),
             },
@@ -290,13 +332,42 @@ impl SourceError {
     }
 }
 
+/// The longest a `${secret:cmd:...}` command may run.
+pub const SECRET_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Read `${expr}`'s source: `[secret:]env:NAME[:-default]`,
-/// `[secret:]file:path` (a regular file, bounded), or a key.
-fn source(expr: &str, project_root: &Path, vars: &IndexMap<String, String>) -> Result<Source, SourceError> {
+/// `[secret:]file:path` (a regular file, bounded), `secret:cmd:COMMAND`
+/// (run without a shell when `commands`, its standard output), or a key.
+fn source(
+    expr: &str,
+    project_root: &Path,
+    vars: &IndexMap<String, String>,
+    commands: bool,
+) -> Result<Source, SourceError> {
     let (secret, expr) = match expr.strip_prefix("secret:") {
         Some(e) => (true, e),
         None => (false, expr),
     };
+    if secret && let Some(line) = expr.strip_prefix("cmd:") {
+        let line = line.trim();
+        let argv = super::command::split(line).map_err(|e| SourceError::Cmd {
+            cmd: line.to_string(),
+            reason: format!("`{line}` {e}"),
+        })?;
+        if !commands {
+            return Err(SourceError::CmdNotRun { cmd: line.to_string() });
+        }
+        return match super::command::run_in(&argv, SECRET_COMMAND_TIMEOUT, Some(project_root)) {
+            Ok(out) => Ok(Source::Value {
+                text: out.trim_end_matches(['\n', '\r']).to_string(),
+                secret: true,
+            }),
+            Err(reason) => Err(SourceError::Cmd {
+                cmd: line.to_string(),
+                reason,
+            }),
+        };
+    }
     if let Some(var) = expr.strip_prefix("env:") {
         let (name, default) = match var.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -529,7 +600,7 @@ impl Ctx<'_> {
             let cause = Unresolved::Other { message: msg.clone() };
             return fail(self, msg, help, cause);
         }
-        let target = match source(expr, self.project_root, self.vars) {
+        let target = match source(expr, self.project_root, self.vars, self.commands) {
             Ok(Source::Value { text, secret }) => {
                 if secret {
                     self.secrets.push(text.clone());
@@ -551,6 +622,19 @@ impl Ctx<'_> {
                     .push(Finding::new(Category::Config, format!("config/{here}"), Some(here.clone()), p).warning());
                 let value = format!("unset-secret-{name}");
                 self.secrets.push(value.clone());
+                return Ok((Json::String(value), true));
+            }
+            Err(SourceError::CmdNotRun { cmd }) if self.offline => {
+                let p = Problem::new(
+                    "envgate::config::secret-command-not-run",
+                    format!("`{here}`: secret command `{cmd}` not run (offline: not checked)"),
+                )
+                .label("read from a command's output")
+                .help("pass --allow-secret-commands to run secret commands offline")
+                .at_origin(origin);
+                self.problems
+                    .push(Finding::new(Category::Config, format!("config/{here}"), Some(here.clone()), p).warning());
+                let value = "unread-secret-command".to_string();
                 return Ok((Json::String(value), true));
             }
             Err(e) => {
@@ -655,9 +739,51 @@ mod tests {
             Path::new("."),
             &IndexMap::new(),
             false,
+            true,
             &mut Redactor::default(),
         );
         (root, problems)
+    }
+
+    #[test]
+    fn a_secret_command_prints_the_secret_and_a_failure_names_the_command() {
+        let f = SourceFile::new(
+            "t.toml",
+            "[db]\npassword = \"${secret:cmd:printf 'pa ss\\n'}\"\nbad = \"${secret:cmd:sh -c 'exit 4'}\"\n",
+        );
+        let mut root = Node::default();
+        root.merge_table(&parse(&f, Format::Toml, "t").unwrap());
+        let mut redactor = Redactor::default();
+        let (problems, unresolved) =
+            resolve_all(&mut root, Path::new("."), &IndexMap::new(), false, true, &mut redactor);
+        assert_eq!(
+            root.leaf(&parse_key("db.password")).unwrap().value,
+            Json::String("pa ss".into())
+        );
+        assert!(root.leaf(&parse_key("db.password")).unwrap().secret);
+        assert_eq!(redactor.scrub("it was pa ss"), "it was ***");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let text = problems[0].problem.message.clone();
+        assert!(text.contains("`sh -c exit 4` exited with 4"), "{text}");
+        assert!(unresolved.contains_key(&parse_key("db.bad")));
+        // Offline, a command is not run: a warning and a placeholder.
+        let mut root = Node::default();
+        root.merge_table(&parse(&f, Format::Toml, "t").unwrap());
+        let (problems, _) = resolve_all(
+            &mut root,
+            Path::new("."),
+            &IndexMap::new(),
+            true,
+            false,
+            &mut Redactor::default(),
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.problem.message.contains("not run (offline: not checked)")),
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 2);
     }
 
     fn toml_string(s: &str) -> String {
@@ -735,7 +861,7 @@ mod tests {
         let mut root = Node::default();
         root.merge_table(&parse(&f, Format::Toml, "staging").unwrap());
         let vars: IndexMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (_, unresolved) = resolve_all(&mut root, Path::new("."), &vars, false, &mut Redactor::default());
+        let (_, unresolved) = resolve_all(&mut root, Path::new("."), &vars, false, true, &mut Redactor::default());
         (root, unresolved, vars)
     }
 
@@ -743,7 +869,7 @@ mod tests {
     fn probe_text_is_filled_by_the_configuration_rules() {
         let (root, unresolved, vars) =
             resolved("[api]\nport = 8080\nhost = \"api.example.com\"\n", &[("REGION", "eu")]);
-        let fill = |t: &str| fill(t, &root, &unresolved, Path::new("."), &vars);
+        let fill = |t: &str| fill(t, &root, &unresolved, Path::new("."), &vars, true);
         let f = fill("http://${api.host}:${api.port}/${env:REGION}/$${literal}").unwrap();
         assert_eq!(f.value, "http://api.example.com:8080/eu/${literal}");
         assert_eq!(f.keys, [parse_key("api.host"), parse_key("api.port")]);
@@ -773,7 +899,7 @@ mod tests {
             key: Some(parse_key("db.password")),
         };
         assert_eq!(unresolved.get(&parse_key("db.url")), Some(&cause));
-        let err = fill("${db.url}", &root, &unresolved, Path::new("."), &vars).unwrap_err();
+        let err = fill("${db.url}", &root, &unresolved, Path::new("."), &vars, true).unwrap_err();
         assert_eq!(err, cause);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod assemble;
 pub mod audit;
+pub mod command;
 pub mod dotenv;
 pub mod interpolate;
 pub mod json;

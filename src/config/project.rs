@@ -29,6 +29,8 @@ pub struct Project {
     /// instead of errors: offline validation and commands that only show
     /// configuration, where production secrets are rightly absent.
     pub lenient_secrets: bool,
+    /// `${secret:cmd:...}` commands run (not offline, unless allowed).
+    pub secret_commands: bool,
     files: Mutex<HashMap<PathBuf, Arc<Parsed>>>,
 }
 
@@ -145,6 +147,7 @@ impl Project {
             env_vars,
             offline: false,
             lenient_secrets: false,
+            secret_commands: true,
             files: Mutex::new(HashMap::new()),
         })
     }

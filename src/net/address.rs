@@ -253,7 +253,7 @@ impl Found {
         let jdbc = t[..i].to_ascii_lowercase().starts_with("jdbc:");
         // An object store URL names a bucket, not a host: only its query
         // (`?endpoint=`) says where to connect.
-        let bucket = matches!(scheme.as_str(), "s3" | "s3a" | "s3n" | "gs");
+        let bucket = matches!(scheme.as_str(), "s3" | "s3a" | "s3n" | "gs" | "az");
         // What the URL standard (and so reqwest) does for these schemes:
         // more slashes are skipped, `\` ends the authority, ports default.
         let default_port = match scheme.as_str() {

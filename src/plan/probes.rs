@@ -305,7 +305,14 @@ fn fill_in(
     project: &Project,
     secrets: &mut Vec<String>,
 ) -> Result<(serde_json::Value, Option<(String, Origin)>), Unresolved> {
-    let f = fill(text, &a.root, &a.unresolved, &project.root, &project.env_vars)?;
+    let f = fill(
+        text,
+        &a.root,
+        &a.unresolved,
+        &project.root,
+        &project.env_vars,
+        project.secret_commands,
+    )?;
     secrets.extend(f.secrets);
     let from = f
         .keys

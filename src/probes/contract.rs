@@ -34,6 +34,18 @@ const SAMPLES: &[(&str, &str, &str, &[&str])] = &[
         "endpoint = \"http://0x0a.0.0.7:9000\"",
         &["10.0.0.7"],
     ),
+    (
+        "gcs",
+        "gs://orders/app-",
+        "endpoint = \"http://10.0.0.8:4443\"",
+        &["10.0.0.8"],
+    ),
+    (
+        "azblob",
+        "az://invoices/app-",
+        "connection_string = \"AccountName=dev;AccountKey=a2V5;BlobEndpoint=http://10.0.0.9:10000/dev\"",
+        &["10.0.0.9"],
+    ),
 ];
 
 #[test]
@@ -158,6 +170,11 @@ fn no_kind_dials_except_through_the_guarded_network() {
         let text = std::fs::read_to_string(&path).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
+            // object_store's client around the guarded transport, whose
+            // requests all go through `Ctx::http_client`.
+            if file == "objects.rs" && code.contains("HttpClient::new(Service") {
+                continue;
+            }
             for d in DIALING {
                 if code.contains(d) {
                     found.push(format!("src/probes/{file}:{}: {d}", n + 1));

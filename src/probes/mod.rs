@@ -23,10 +23,13 @@ mod tcp;
 mod tls;
 // Service probes, and what they share.
 mod amqp;
+mod azblob;
+mod gcs;
 mod mqtt;
 mod mysql;
 mod nats;
 mod nats_auth;
+mod objects;
 pub mod param;
 mod pg_wire;
 mod postgres;
@@ -321,6 +324,8 @@ pub static KINDS: &[&Kind] = &[
     &nats::KIND,
     &mqtt::KIND,
     &s3::KIND,
+    &gcs::KIND,
+    &azblob::KIND,
 ];
 
 pub fn kind(name: &str) -> Option<&'static Kind> {

@@ -52,12 +52,24 @@ struct Params {
     expect: Option<serde_json::Value>,
     /// Slowest acceptable connect + authenticate + SELECT 1, e.g. "200ms".
     max_latency: Option<Dur>,
+    /// PEM file of the CA roots to trust for TLS instead of the built-in ones (implies TLS).
+    ca_file: Option<String>,
+    /// Verify the server certificate (default true).
+    tls_verify: Option<bool>,
+    /// Client certificate to present (PEM file, or PEM text from ${secret:file:...}), for REQUIRE X509 accounts (implies TLS).
+    cert_file: Option<String>,
+    /// The client certificate's private key (PEM file, or PEM text from ${secret:file:...}).
+    key_file: Option<String>,
 }
 
 #[derive(Clone)]
 struct Mysql {
     t: Target,
     opts: Opts,
+    /// TLS settings from the parameters, over the URL's `require_ssl`.
+    ssl: Option<mysql_async::SslOpts>,
+    /// A client certificate is presented.
+    identified: bool,
     tables: Vec<String>,
     query: Option<String>,
     expect: Option<String>,
@@ -77,14 +89,42 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     if let Some(q) = &d.query {
         single_read(q, Dialect::Mysql).map_err(|m| ParamError::new("query", m))?;
     }
+    let client = super::certs::ClientCert::from_params(d.cert_file, d.key_file)?;
+    let identified = client.is_some();
+    let ssl = (d.ca_file.is_some() || d.tls_verify.is_some() || client.is_some()).then(|| {
+        use mysql_async::{ClientIdentity, SslOpts};
+        let mut o = opts.ssl_opts().cloned().unwrap_or_default();
+        if let Some(ca) = &d.ca_file {
+            o = o.with_root_certs(vec![pob(ca)]).with_disable_built_in_roots(true);
+        }
+        if let Some(c) = &client {
+            o = o.with_client_identity(Some(ClientIdentity::new(pob(&c.cert), pob(&c.key))));
+        }
+        let verify = d.tls_verify.unwrap_or(true);
+        SslOpts::with_danger_accept_invalid_certs(o, !verify)
+            // The probe dials an address: the certificate is checked for
+            // the name the target gives.
+            .with_danger_tls_hostname_override(Some(t.host.clone()))
+    });
     Ok(Box::new(Mysql {
         t,
         opts,
+        ssl,
+        identified,
         expect: service::expect_text(d.expect.as_ref(), d.query.as_deref())?,
         tables: d.tables,
         query: d.query,
         max_latency: d.max_latency.map(|m| m.0),
     }))
+}
+
+/// A path, or PEM text as `${secret:file:...}` gives it, as the driver takes it.
+fn pob<T: From<Vec<u8>> + From<std::path::PathBuf>>(v: &str) -> T {
+    if v.trim_start().starts_with("-----BEGIN") {
+        v.as_bytes().to_vec().into()
+    } else {
+        std::path::PathBuf::from(v).into()
+    }
 }
 
 impl Probe for Mysql {
@@ -178,6 +218,10 @@ impl Mysql {
             .prefer_socket(false)
             .stmt_cache_size(0)
             .max_allowed_packet(Some(PACKET));
+        let opts = match &self.ssl {
+            Some(ssl) => opts.ssl_opts(ssl.clone()),
+            None => opts,
+        };
         let mut conn = match Conn::new(opts).await {
             Ok(c) => c,
             Err(e) => return (self.error(addr, "logging in", &e), None),
@@ -273,10 +317,26 @@ impl Mysql {
                     1040 | 1203 => Class::Capacity,
                     _ => Class::Body,
                 };
+                // An account that REQUIRE X509 (or SSL) is refused like a
+                // wrong password: say what else it may be.
+                let hint = if s.code == 1045 && !self.identified {
+                    "; if the account requires a client certificate (REQUIRE X509), set `cert_file` and `key_file`"
+                } else {
+                    ""
+                };
                 self.t.fail(
                     class,
-                    format!("{doing} on {addr}: {} (error {})", cut(&s.message, 300), s.code),
+                    format!("{doing} on {addr}: {} (error {}){hint}", cut(&s.message, 300), s.code),
                 )
+            }
+            // A TLS failure (rustls inside an I/O error): the certificate
+            // or the handshake, said as the other kinds say it.
+            E::Io(IoError::Io(io))
+                if super::bounded::innermost(io)
+                    .get_ref()
+                    .is_some_and(|i| i.is::<rustls::Error>()) =>
+            {
+                self.t.named(service::handshake_failed(addr, &self.t.host, io))
             }
             // The driver's own refusals (a packet over the bound, a
             // malformed one) come as I/O errors without an OS error.

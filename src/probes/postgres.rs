@@ -61,6 +61,10 @@ struct Params {
     ca_file: Option<String>,
     /// Verify the server certificate (default: only for sslmode=verify-full/verify-ca or with ca_file).
     tls_verify: Option<bool>,
+    /// Client certificate to present (PEM file, or PEM text from ${secret:file:...}), for clientcert=verify-full.
+    cert_file: Option<String>,
+    /// The client certificate's private key (PEM file, or PEM text from ${secret:file:...}).
+    key_file: Option<String>,
 }
 
 #[derive(Clone)]
@@ -124,8 +128,15 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     // says otherwise) and falls back to plain text when the server declines:
     // so does the probe, or a server that admits TLS logins only would fail
     // here while the service connects fine.
-    let tls =
-        (config.get_ssl_mode() != SslMode::Disable).then(|| TlsOpts::new(d.ca_file.clone(), d.tls_verify, verify));
+    let client = super::certs::ClientCert::from_params(d.cert_file.clone(), d.key_file.clone())?;
+    if client.is_some() && config.get_ssl_mode() == SslMode::Disable {
+        return Err(ParamError::new(
+            "cert_file",
+            "a client certificate needs TLS: drop sslmode=disable",
+        ));
+    }
+    let tls = (config.get_ssl_mode() != SslMode::Disable)
+        .then(|| TlsOpts::new(d.ca_file.clone(), d.tls_verify, verify).with_client(client));
     Ok(Box::new(Postgres {
         t,
         dials,
@@ -498,6 +509,24 @@ impl Postgres {
     fn error(&self, addr: SocketAddr, doing: &str, e: &tokio_postgres::Error) -> Outcome {
         if let Some(db) = e.as_db_error() {
             let code = db.code();
+            // pg_hba's `cert` / `clientcert=verify-*` refuse after the
+            // handshake: "connection requires a valid client certificate".
+            if code.code().starts_with("28") && db.message().contains("client certificate") {
+                let has = self.tls.as_ref().is_some_and(|t| t.client.is_some());
+                let why = if has {
+                    "the server refused the client certificate: check that its CA trusts `cert_file` and that the certificate's CN is the user"
+                } else {
+                    "the server requires a client certificate: set `cert_file` and `key_file`"
+                };
+                return self.t.fail(
+                    Class::Tls,
+                    format!(
+                        "{doing} on {addr}: {why} (server said: {}, SQLSTATE {})",
+                        super::bounded::cut(db.message(), 300),
+                        code.code()
+                    ),
+                );
+            }
             let class = if *code == SqlState::INVALID_PASSWORD || code.code().starts_with("28") {
                 Class::Auth
             } else if *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::UNDEFINED_TABLE {

@@ -199,6 +199,8 @@ fn every_kind_checks_what_a_name_resolves_to_before_dialing() {
         ("nats", format!("nats://localhost:{p}")),
         ("mqtt", format!("mqtt://localhost:{p}")),
         ("s3", format!("http://localhost:{p}/orders")),
+        ("gcs", format!("gs://orders?endpoint=http://localhost:{p}")),
+        ("azblob", format!("http://localhost:{p}/devstoreaccount1/orders")),
     ];
     // Every kind that connects to what its target names is here: a new
     // one must be added.

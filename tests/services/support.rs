@@ -328,10 +328,16 @@ impl Postgres {
     /// With `ssl = on` and this certificate and key (PEM), and a pg_hba.conf
     /// that admits TCP logins over TLS only.
     pub fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
-        Postgres::start_with(Some((cert_pem, key_pem)))
+        Postgres::start_with(Some((cert_pem, key_pem, None)))
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Postgres {
+    /// [`Postgres::start_tls`], and TCP logins need a client certificate
+    /// that `ca_pem` signed too (`clientcert=verify-ca`).
+    pub fn start_client_certs(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Postgres {
+        Postgres::start_with(Some((cert_pem, key_pem, Some(ca_pem))))
+    }
+
+    fn start_with(tls: Option<(&str, &str, Option<&str>)>) -> Postgres {
         use std::os::unix::fs::PermissionsExt;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .unwrap()
@@ -372,11 +378,16 @@ impl Postgres {
             "-c",
             "fsync=off",
         ]);
-        if let Some((cert, key)) = tls {
+        if let Some((cert, key, ca)) = tls {
             let cert = write("server.crt", cert);
             let key = write("server.key", key);
-            let hba = "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n";
+            let clients = if ca.is_some() { " clientcert=verify-ca" } else { "" };
+            let hba = format!("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256{clients}\n");
             std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+            if let Some(ca) = ca {
+                let ca = write("ca.crt", ca);
+                cmd.arg("-c").arg(format!("ssl_ca_file={}", ca.display()));
+            }
             cmd.args(["-c", "ssl=on"])
                 .arg("-c")
                 .arg(format!("ssl_cert_file={}", cert.display()))
