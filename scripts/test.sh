@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tests reach loopback only: should one forget to give an s3 probe its keys,
+# the AWS credential chain still never asks a cloud metadata service.
+export AWS_EC2_METADATA_DISABLED=true
+
 for setup in scripts/setup/*.sh; do
   [ -e "$setup" ] || continue
   echo "==> $setup"
