@@ -289,6 +289,13 @@ async fn a_failed_single_probe_reports_its_request_id() {
     let id = r["request_id"].as_str().unwrap();
     let seen = server.received_requests().await.unwrap();
     assert_eq!(seen[0].headers["x-request-id"].to_str().unwrap(), id);
+    let out = envgate(dir.path())
+        .env("ENVGATE_RUN_ID", "ci-7")
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("request id: envgate-ci-7-api-1"), "{text}");
 }
 
 #[tokio::test]

@@ -852,7 +852,8 @@ mod tests {
         let o = judge(&s, &measured(&[], 10), Verdict::Pass);
         assert_eq!(o.verdict, Verdict::Fail);
         assert!(
-            o.message.contains("p95: no request succeeded, so nothing was within its budget of 40ms"),
+            o.message
+                .contains("p95: no request succeeded, so nothing was within its budget of 40ms"),
             "{}",
             o.message
         );
