@@ -58,17 +58,17 @@ echo "== 1. nginx answering at once, 64 connections, ~${SECS}s each"
 "$BIN" probe --load 20000x64 "$fast_url" > /dev/null   # warm-up
 timed envgate-fast "$BIN" probe --format json --load "$((SECS * 25000))x64" "$fast_url"
 timed wrk-fast wrk -t1 -c64 -d"${SECS}s" --latency "$fast_url"
-timed locust-fast locust -f bench/locustfile.py --headless -u 64 -r 64 -t "${SECS}s" --host "$fast_url" \
-  --only-summary --csv "$OUT/locust-fast" --loglevel WARNING
+timed locust-fast locust -f bench/locustfile.py --headless -u 64 -r 64 -t "${SECS}s" --host "http://127.0.0.1:$FAST" \
+  --only-summary --loglevel WARNING
 
 echo "== 2. a server answering in 50 ms, 20 connections"
 timed envgate-slow "$BIN" probe --format json --load "$((SECS * 400))x20" "$slow_url"
 timed wrk-slow wrk -t1 -c20 -d"${SECS}s" --latency "$slow_url"
-timed locust-slow locust -f bench/locustfile.py --headless -u 20 -r 20 -t "${SECS}s" --host "$slow_url" \
-  --only-summary --csv "$OUT/locust-slow" --loglevel WARNING
+timed locust-slow locust -f bench/locustfile.py --headless -u 20 -r 20 -t "${SECS}s" --host "http://127.0.0.1:$SLOW" \
+  --only-summary --loglevel WARNING
 
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.txt"
-import csv, json, re, sys
+import json, re, sys
 out = sys.argv[1]
 
 def cpu(name):
@@ -92,10 +92,16 @@ def wrk(name):
                 p50=ms(lat["50"]), p90=ms(lat["90"]), p99=ms(lat["99"]), errors=0)
 
 def locust(name):
-    rows = list(csv.DictReader(open(f"{out}/{name}_stats.csv")))
-    a = [r for r in rows if r["Name"] == "Aggregated"][0]
-    return dict(count=int(a["Request Count"]), rps=float(a["Requests/s"]), p50=float(a["50%"]),
-                p90=float(a["90%"]), p99=float(a["99%"]), errors=int(a["Failure Count"]))
+    # Locust's own end-of-run summary (its CSV stays empty with --only-summary).
+    t = open(f"{out}/{name}.err").read()
+    head, pct = t.rsplit("Response time percentiles", 1)
+    req = [l for l in head.splitlines() if l.startswith("GET ")][-1]
+    counts, rest = req.split("|", 1)
+    count = int(counts.split()[-2])
+    fails = int(counts.split()[-1].split("(")[0])
+    rps = float(rest.split("|")[1].split()[0])
+    p = [l for l in pct.splitlines() if l.startswith("GET ")][-1].split()[2:]
+    return dict(count=count, rps=rps, p50=float(p[0]), p90=float(p[4]), p99=float(p[7]), errors=fails)
 
 print("1. nginx answering at once, 64 connections")
 print(f"{'client':10} {'requests':>9} {'req/s':>9} {'CPU s':>7} {'req per CPU-s':>14}")

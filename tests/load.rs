@@ -91,13 +91,28 @@ async fn percentiles_match_a_server_that_answers_in_50ms_and_a_40ms_p95_budget_f
             "requests = 60\nconcurrency = 2\nwarmup = 4\np95 = \"40ms\"\nmax_error_rate = \"1%\"",
         ),
     );
+    // On a shared machine every wake-up can be late: a thread that sleeps
+    // 50 ms while the load runs measures how late, and that lateness (its
+    // median) is allowed on top of "a few ms".
+    let late = std::thread::spawn(|| {
+        let mut over: Vec<f64> = (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::thread::sleep(Duration::from_millis(50));
+                t.elapsed().as_secs_f64() * 1000.0 - 50.0
+            })
+            .collect();
+        over.sort_by(f64::total_cmp);
+        over[over.len() / 2]
+    });
     let (code, r) = check(dir.path(), "staging", &[], "api");
+    let late = late.join().unwrap();
     assert_eq!(code, 1, "{r}");
     let load = &r["load"];
     let p50 = load["p50_ms"].as_f64().unwrap();
     assert!(
-        (49.5..=55.0).contains(&p50),
-        "p50 {p50} is not within a few ms of 50: {load}"
+        (49.5..=55.0 + late).contains(&p50),
+        "p50 {p50} is not within a few ms of 50 (wake-ups {late:.1} ms late): {load}"
     );
     assert_eq!(load["count"], 60);
     assert_eq!(load["errors"], 0);
@@ -274,6 +289,13 @@ async fn a_failed_single_probe_reports_its_request_id() {
     let id = r["request_id"].as_str().unwrap();
     let seen = server.received_requests().await.unwrap();
     assert_eq!(seen[0].headers["x-request-id"].to_str().unwrap(), id);
+    let out = envgate(dir.path())
+        .env("ENVGATE_RUN_ID", "ci-7")
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("request id: envgate-ci-7-api-1"), "{text}");
 }
 
 #[tokio::test]

@@ -259,8 +259,8 @@ impl Probe for Http {
     }
 }
 
-/// The probe's request, sent again and again over one pooled client per
-/// worker (kept-alive connections). Only the status is checked: the body
+/// The probe's request, sent again and again by every worker over one shared
+/// pooled client (kept-alive connections). Only the status is checked: the body
 /// expectations were checked by the probe itself, before the load; the body
 /// is read (at most 1 MiB) so the connection can carry the next request.
 struct HttpLoad {

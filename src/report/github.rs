@@ -83,7 +83,7 @@ mod tests {
             out.contains("::error file=environments/prod.toml,line=2,col=11,title=envgate [prod] schema/http.client.timeout::bare number 30"),
             "{out}"
         );
-        assert_eq!(out.lines().filter(|l| l.starts_with("::")).count(), 7, "{out}");
+        assert_eq!(out.lines().filter(|l| l.starts_with("::")).count(), 8, "{out}");
         assert!(
             out.lines()
                 .last()

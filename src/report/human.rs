@@ -49,6 +49,9 @@ impl Reporter for Human {
                 p.severity = MSeverity::Warning;
             }
             out.push_str(&diagnostic(&p, style));
+            if let (Some(id), None) = (&r.request_id, &r.load) {
+                out.push_str(&format!("  request id: {id}\n"));
+            }
             out.push('\n');
         }
 

@@ -121,7 +121,11 @@ mod tests {
     #[test]
     fn failures_carry_origin_and_flaky_records_the_retry() {
         let xml = Junit.render(&fixture::report(), fixture::style());
-        assert!(xml.contains(r#"<testsuite name="prod" tests="10""#), "{xml}");
+        assert!(xml.contains(r#"<testsuite name="prod" tests="11""#), "{xml}");
+        assert!(
+            xml.contains(r#"<failure message="latency: p95 50.3ms is over its budget of 40ms by 10.3ms"#),
+            "{xml}"
+        );
         assert!(xml.contains("at: environments/prod.toml:2:11"), "{xml}");
         assert!(xml.contains("<flakyFailure"), "{xml}");
         assert!(xml.contains(r#"<skipped message="blocked: not probed"#), "{xml}");

@@ -186,7 +186,7 @@ mod tests {
         let v: Value = serde_json::from_str(&Sarif.render(&fixture::report(), fixture::style())).unwrap();
         let results = v["runs"][0]["results"].as_array().unwrap();
         let levels: Vec<_> = results.iter().map(|r| r["level"].as_str().unwrap()).collect();
-        assert_eq!(levels, ["error", "warning", "error", "error", "error", "note"]);
+        assert_eq!(levels, ["error", "warning", "error", "error", "error", "note", "error"]);
         let first = &results[0]["locations"][0]["physicalLocation"];
         assert_eq!(first["artifactLocation"]["uri"], "environments/prod.toml");
         assert_eq!(first["region"]["startLine"], 2);
