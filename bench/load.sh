@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 
-bash scripts/setup/load.sh >/dev/null
+bash bench/load_tools.sh >/dev/null
 cargo build --profile profiling --quiet
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/profiling/envgate
 OUT=$PWD/bench/out/load

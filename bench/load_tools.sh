@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What bench/load.sh needs: nginx (the server that answers at once), and the
+# What bench/load.sh needs (it runs this first; the test suite needs none of it): nginx (the server that answers at once), and the
 # load generators envgate is compared with, wrk (Debian) and Locust (PyPI,
 # headless), plus uvloop for the 50 ms server. The timed tests need none of
 # these: they use their own local servers and the shared PostgreSQL, MariaDB
