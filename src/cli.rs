@@ -56,6 +56,35 @@ pub enum Command {
     Audit(AuditArgs),
     /// Per check: state, streak, last pass, uptime over 1d/7d/30d, incidents.
     History(HistoryArgs),
+    /// Print a shell completion script (completes this project's environments,
+    /// probes and rules too).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `envgate man | man -l -`.
+    Man,
+    /// Names for shell completion, from the project in the current directory.
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(value_enum)]
+    pub what: CompleteWhat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompleteWhat {
+    /// Environment names.
+    Envs,
+    /// Probe names and rule ids (what `--only` and `--skip` take).
+    Checks,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod completions;
 mod diff;
 mod explain;
 pub mod formats;
@@ -104,6 +105,9 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::History(a) => ctx
             .project(&cli, true, true)
             .and_then(|p| history::history(&p, a, style, out)),
+        Command::Completions(a) => completions::completions(a.shell, out),
+        Command::Man => completions::man(out),
+        Command::Complete(a) => completions::names(ctx.project(&cli, true, true), a.what, out),
     };
     match result {
         Ok(code) => Ok(code),
