@@ -128,6 +128,11 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
         })
         .collect();
     let mut report = Report::new(envs, start.elapsed().as_millis() as u64);
+    report.project = Some(project.manifest.project.name.clone());
+    report.shard = opts.choice.shard.map(|s| crate::outcome::ShardInfo {
+        index: s.index,
+        count: s.count,
+    });
     report.redact(&redactor);
     Ok(report)
 }

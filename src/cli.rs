@@ -56,6 +56,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Per check: state, streak, last pass, uptime over 1d/7d/30d, incidents.
     History(HistoryArgs),
+    /// Work with JSON reports: `report merge` combines the shards of a run.
+    Report(ReportArgs),
     /// Print a shell completion script (completes this project's environments,
     /// probes and rules too).
     Completions(CompletionsArgs),
@@ -64,6 +66,28 @@ pub enum Command {
     /// Names for shell completion, from the project in the current directory.
     #[command(name = "__complete", hide = true)]
     Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub action: ReportAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// Combine the JSON reports of `--shard K/N` runs (or of runs over
+    /// different environments) into one report, in any format.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `--format json` or `--report json=PATH`.
+    #[arg(value_name = "FILE.json", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod formats;
 mod history;
 mod init;
 mod list;
+mod merge;
 mod probe;
 mod progress;
 mod render;
@@ -105,6 +106,9 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::History(a) => ctx
             .project(&cli, true, true)
             .and_then(|p| history::history(&p, a, style, out)),
+        Command::Report(a) => match &a.action {
+            crate::cli::ReportAction::Merge(m) => merge::merge(ctx, m, style, out),
+        },
         Command::Completions(a) => completions::completions(a.shell, out),
         Command::Man => completions::man(out),
         Command::Complete(a) => completions::names(ctx.project(&cli, true, true), a.what, out),
