@@ -58,6 +58,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Work with JSON reports: `report merge` combines the shards of a run.
     Report(ReportArgs),
+    /// Work with the project's JSON Schema: `schema infer` writes a first one.
+    Schema(SchemaArgs),
     /// Print a shell completion script (completes this project's environments,
     /// probes and rules too).
     Completions(CompletionsArgs),
@@ -88,6 +90,23 @@ pub struct MergeArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[command(subcommand)]
+    pub action: SchemaAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Print a starting JSON Schema (draft 2020-12) inferred from the
+    /// environments: types, required keys, units, secrets, enums.
+    Infer {
+        /// Environment to learn from (repeatable; default: every one).
+        #[arg(short = 'e', long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod diff;
 mod explain;
 pub mod formats;
 mod history;
+mod infer;
 mod init;
 mod list;
 mod merge;
@@ -108,6 +109,11 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
             .and_then(|p| history::history(&p, a, style, out)),
         Command::Report(a) => match &a.action {
             crate::cli::ReportAction::Merge(m) => merge::merge(ctx, m, style, out),
+        },
+        Command::Schema(a) => match &a.action {
+            crate::cli::SchemaAction::Infer { envs } => {
+                ctx.project(&cli, true, true).and_then(|p| infer::infer(&p, envs, out))
+            }
         },
         Command::Completions(a) => completions::completions(a.shell, out),
         Command::Man => completions::man(out),

@@ -113,7 +113,7 @@ fn first_colon_outside_references(userinfo: &str) -> Option<usize> {
 }
 
 /// Does a `name=value` pair's name say its value is a credential?
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace('-', "_");
     n == "pass"
         || [
