@@ -337,9 +337,16 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Directory to scaffold (default: the current directory). Must be empty
-    /// of envgate files.
+    /// Directory to scaffold (default: the current directory, or NAME with
+    /// --name). Must be empty of envgate files.
     pub dir: Option<PathBuf>,
+    /// Project name; the env-source prefix and secret variables follow it
+    /// (`billing-api` → `BILLING__`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only a manifest, two environments and a four-key schema.
+    #[arg(long)]
+    pub minimal: bool,
 }
 
 /// `envgate audit`: run once, or manage the store and silences.
