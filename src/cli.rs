@@ -46,7 +46,7 @@ pub enum Command {
     /// Key-by-key differences between two environments, with origins.
     Diff(DiffArgs),
     /// List environments, layers and the schema's keys.
-    List,
+    List(ListArgs),
     /// Scaffold a working example project.
     Init(InitArgs),
     /// Probe URLs from the command line (no project); with `-- CMD`, exec CMD once all pass.
@@ -107,6 +107,13 @@ pub enum SchemaAction {
         #[arg(short = 'e', long = "env", value_name = "ENV")]
         envs: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output: the human listing, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +334,9 @@ pub struct DiffArgs {
     pub format: DiffFormat,
     #[arg(long)]
     pub offline: bool,
+    /// Exit 1 when the environments differ (like `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

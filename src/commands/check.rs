@@ -136,16 +136,20 @@ pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::
     specs
         .iter()
         .map(|s| {
+            let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
             let (f, p) = s.split_once('=').ok_or_else(|| {
                 Problem::new(
                     "envgate::cli::report",
                     format!("--report {s:?}: expected FORMAT=PATH, e.g. --report json=report.json"),
                 )
+                .help(format!("formats: {}", names.join(", ")))
             })?;
             let format = Format::parse(f).ok_or_else(|| {
-                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                Problem::new("envgate::cli::report", format!("--report: unknown format `{f}`"))
-                    .help(format!("formats: {}", names.join(", ")))
+                Problem::new(
+                    "envgate::cli::report",
+                    format!("--report: unknown format `{f}`; valid formats: {}", names.join(", ")),
+                )
+                .help(format!("e.g. --report json={p}"))
             })?;
             Ok((format, std::path::PathBuf::from(p)))
         })

@@ -129,5 +129,8 @@ pub fn diff(p: &Project, a: &DiffArgs, style: Style, out: &mut dyn Write) -> Res
         }
     };
     out.write_all(text.as_bytes()).map_err(io)?;
+    if a.exit_code && !rows.is_empty() {
+        return Ok(exit_codes::NOT_READY);
+    }
     Ok(exit_codes::OK)
 }

@@ -100,7 +100,10 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::Diff(a) => ctx
             .project(&cli, a.offline, true)
             .and_then(|p| diff::diff(&p, a, style, out)),
-        Command::List => ctx.project(&cli, true, true).and_then(|p| list::list(&p, out)),
+        Command::List(a) => ctx.project(&cli, true, true).and_then(|p| match a.format {
+            crate::cli::DiffFormat::Human => list::list(&p, out),
+            crate::cli::DiffFormat::Json => list::list_json(&p, out),
+        }),
         Command::Init(a) => init::init(ctx, a, out),
         Command::Probe(a) => probe::probe(ctx, a, style, out, err),
         Command::Audit(a) => audit::audit(&cli, ctx, a, style, out, err),

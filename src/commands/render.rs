@@ -18,14 +18,29 @@ pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write) -> Result<i32, P
         s.coerce(&mut asm);
     }
     let r = &asm.redactor;
+    let prefix = env_prefix(p);
     let text = if a.show_origin {
-        with_origins(&asm.root, a.format, r)
+        with_origins(&asm.root, a.format, r, &prefix)
     } else {
-        plain(&scrub(&asm.root.to_redacted_json(), r), a.format)
+        plain(&scrub(&asm.root.to_redacted_json(), r), a.format).map(|t| match a.format {
+            RenderFormat::Env => t.lines().map(|l| format!("{prefix}{l}\n")).collect(),
+            _ => t,
+        })
     };
     let text = text.map_err(|refusals| cannot_render(&a.env, a.format, &refusals))?;
     out.write_all(text.as_bytes()).map_err(io)?;
     Ok(exit_codes::OK)
+}
+
+/// The prefix of the manifest's first `kind = "env"` source (`ORDERS__`), so
+/// a rendered env file, given back as the environment, sets the same keys.
+fn env_prefix(p: &Project) -> String {
+    p.manifest
+        .source
+        .iter()
+        .find(|s| s.kind == crate::config::manifest::SourceKind::Env)
+        .and_then(|s| s.prefix.clone())
+        .unwrap_or_default()
 }
 
 fn format_name(f: RenderFormat) -> &'static str {
@@ -92,7 +107,7 @@ fn plain(v: &Json, f: RenderFormat) -> Result<String, Vec<Refusal>> {
     }
 }
 
-fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> Result<String, Vec<Refusal>> {
+fn with_origins(root: &Node, f: RenderFormat, r: &Redactor, prefix: &str) -> Result<String, Vec<Refusal>> {
     let leaves = root.leaves();
     match f {
         RenderFormat::Toml | RenderFormat::Env => {
@@ -103,7 +118,9 @@ fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> Result<String, Ve
                 let line = if f == RenderFormat::Toml {
                     formats::toml_value(p, &v).map(|t| format!("{} = {t}", key_string(p)))
                 } else {
-                    formats::env_line(p, &v).map_err(|r| vec![r])
+                    formats::env_line(p, &v)
+                        .map(|l| format!("{prefix}{l}"))
+                        .map_err(|r| vec![r])
                 };
                 match line {
                     Ok(line) => rows.push((l.origin.layer.clone(), l.origin.to_string(), line)),

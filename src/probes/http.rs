@@ -18,7 +18,7 @@ use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
 use super::param::Dur;
-use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
 use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
@@ -206,7 +206,16 @@ impl Probe for Http {
         Box::pin(async move {
             let host = self.url.host_str().unwrap_or_default();
             let port = self.url.port_or_known_default().unwrap_or(80);
-            ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await
+            let mut o = ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await;
+            // A failure names the request it is about, path and query included
+            // (a target plus `path = "/health"` is not what the user typed).
+            if o.verdict != Verdict::Pass {
+                let url = crate::config::secrets::redact_url_passwords(self.url.as_str());
+                if !o.message.contains(&url) {
+                    o.message = format!("{} {url}: {}", self.method, o.message);
+                }
+            }
+            o
         })
     }
 }
