@@ -168,6 +168,58 @@ fn probe_all(plans: Vec<Planned>, opts: &crate::runner::Options) -> Vec<(String,
         .collect()
 }
 
+const SECRET_UNSET: &str = "envgate::config::secret-unset";
+
+/// The id of the one informational result that lists, per environment, the
+/// secrets an offline run could not see.
+pub const SECRETS_OFFLINE: &str = "config/secrets-offline";
+
+/// Offline, production secrets are rightly absent (pull-request CI): one
+/// `skipped` result per environment saying which and where they are set,
+/// not a warning each, so `--fail-on warn` stays usable.
+fn secrets_not_checked(unset: &[Finding]) -> Option<CheckResult> {
+    let first = unset.first()?;
+    let mut names: Vec<String> = Vec::new();
+    let mut places: Vec<String> = Vec::new();
+    for f in unset {
+        let name = f
+            .problem
+            .message
+            .split_once("secret ")
+            .and_then(|(_, rest)| rest.split_once(" is not set"))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default();
+        let at = match f.problem.position() {
+            Some((file, line, column)) => format!("{file}:{line}:{column}"),
+            None => f.key.clone().unwrap_or_default(),
+        };
+        let key = f.key.clone().unwrap_or_default();
+        if !names.contains(&name) {
+            names.push(name.clone());
+        }
+        places.push(format!("{name} (`{key}`, {at})"));
+    }
+    let mut r = CheckResult::pass(
+        Category::Config,
+        SECRETS_OFFLINE,
+        "secrets",
+        format!(
+            "offline: {} secret{} not set, not checked: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            places.join(", ")
+        ),
+    );
+    r.status = Status::Skipped;
+    r.severity = Severity::Warning;
+    r.help = Some("`envgate check` without --offline, or --require-secrets, requires them".into());
+    r.location = first
+        .problem
+        .position()
+        .map(|(file, line, column)| crate::outcome::Location { file, line, column });
+    Some(r)
+}
+
 /// One environment: findings from assembly, units, strictness, schema,
 /// isolation and rules, and (unless offline) its probes planned. Returns the
 /// results, the plan, the assembled configuration and its CEL value for
@@ -182,7 +234,9 @@ fn evaluate(
 ) -> Result<(Vec<CheckResult>, Option<Planned>, Assembled, ::cel::Value), Problems> {
     let mut a = project.assemble(env, sets)?;
     let mut results = Vec::new();
-    let config_findings: Vec<Finding> = std::mem::take(&mut a.problems);
+    let (unset, config_findings): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut a.problems)
+        .into_iter()
+        .partition(|f| f.problem.code == SECRET_UNSET);
     if config_findings.iter().all(|f| f.warning) {
         results.push(CheckResult::pass(
             Category::Config,
@@ -198,6 +252,15 @@ fn evaluate(
             CheckResult::from_finding(f, Status::Fail, Severity::Error)
         }
     }));
+    if project.require_secrets {
+        results.extend(
+            unset
+                .into_iter()
+                .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
+        );
+    } else if let Some(r) = secrets_not_checked(&unset) {
+        results.push(r);
+    }
     if let Some(schema) = &project.schema {
         schema.coerce(&mut a);
         let findings = schema.validate(&a);

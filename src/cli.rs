@@ -188,6 +188,10 @@ pub struct CheckArgs {
     /// No network: `http` sources are not fetched and probes do not run.
     #[arg(long)]
     pub offline: bool,
+    /// An unset `${secret:...}` fails the run even offline (by default an
+    /// offline run lists them in one informational line per environment).
+    #[arg(long)]
+    pub require_secrets: bool,
     #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
@@ -200,6 +204,10 @@ pub struct CheckArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub select: Selection,
+    /// An unset `${secret:...}` fails validation (by default it is listed in
+    /// one informational line per environment).
+    #[arg(long)]
+    pub require_secrets: bool,
     #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]

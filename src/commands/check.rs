@@ -19,7 +19,8 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         .help("`envgate validate` checks every environment offline")
         .into());
     }
-    let project = ctx.project(cli, a.offline, a.offline)?;
+    let mut project = ctx.project(cli, a.offline, a.offline)?;
+    project.require_secrets = a.require_secrets;
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
@@ -51,7 +52,8 @@ pub fn validate(
     style: Style,
     out: &mut dyn Write,
 ) -> Result<i32, Problems> {
-    let project = ctx.project(cli, true, true)?;
+    let mut project = ctx.project(cli, true, true)?;
+    project.require_secrets = a.require_secrets;
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,

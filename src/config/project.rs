@@ -28,6 +28,8 @@ pub struct Project {
     /// instead of errors: offline validation and commands that only show
     /// configuration, where production secrets are rightly absent.
     pub lenient_secrets: bool,
+    /// `--require-secrets`: an unset secret fails even offline.
+    pub require_secrets: bool,
     files: Mutex<HashMap<PathBuf, Arc<Parsed>>>,
 }
 
@@ -217,6 +219,7 @@ impl Project {
             env_vars,
             offline: false,
             lenient_secrets: false,
+            require_secrets: false,
             files: Mutex::new(HashMap::new()),
         })
     }

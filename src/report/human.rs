@@ -51,6 +51,11 @@ impl Reporter for Human {
             out.push_str(&diagnostic(&p, style));
             out.push('\n');
         }
+        for env in &report.environments {
+            for r in env.results.iter().filter(|r| r.id == crate::check::SECRETS_OFFLINE) {
+                out.push_str(&format!("  ℹ [{}] {}\n", env.name, r.message));
+            }
+        }
 
         let mut table = Table::new();
         table
