@@ -319,6 +319,9 @@ pub struct RenderArgs {
     /// No network: `http` sources are not fetched.
     #[arg(long)]
     pub offline: bool,
+    /// Print secret values in clear (to generate the final file); warns on stderr.
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Debug, Args)]

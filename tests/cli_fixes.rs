@@ -190,3 +190,75 @@ async fn a_failing_http_probe_names_the_full_url_with_its_path() {
     );
     assert!(message.contains("got 503 Service Unavailable"), "{message}");
 }
+
+#[test]
+fn render_masks_only_the_secret_part_of_a_value() {
+    let root = Path::new(ROOT);
+    let vars = [("ORDERS_DB_PASSWORD".to_string(), "hunter2-db".to_string())];
+    for args in [
+        &["render", "--env", "staging"][..],
+        &["render", "--env", "staging", "--format", "json"],
+        &["render", "--env", "staging", "--show-origin"],
+        &["explain", "--env", "staging", "database.url"],
+        &["diff", "staging", "prod", "--format", "json"],
+    ] {
+        let r = envgate(root, args, &vars);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stdout.contains("hunter2-db"),
+            "{args:?} leaked the secret:\n{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .contains("postgres://orders:***@db.stg.example.com:5432/orders"),
+            "{args:?}:\n{}",
+            r.stdout
+        );
+    }
+    // A value the schema calls secret (writeOnly) stays masked whole, even
+    // one too short for the redactor to look for elsewhere.
+    for value in ["s3cr3t/with:parts@x", "ab"] {
+        let set = format!("storage.secret_key={value}");
+        let r = envgate(
+            root,
+            &["render", "--env", "local", "--format", "json", "--set", &set],
+            &vars,
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["storage"]["secret_key"], "***", "{}", r.stdout);
+    }
+}
+
+#[test]
+fn render_show_secrets_prints_real_values_and_warns_on_stderr() {
+    let root = Path::new(ROOT);
+    let vars = [
+        ("ORDERS_DB_PASSWORD".to_string(), "hunter2-db".to_string()),
+        ("ORDERS_AMQP_PASSWORD".to_string(), "rabbit-pw".to_string()),
+    ];
+    let r = envgate(
+        root,
+        &["render", "--env", "staging", "--format", "json", "--show-secrets"],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("postgres://orders:hunter2-db@db.stg.example.com"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("warning: --show-secrets prints secret values in clear"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("warning"), "the warning goes to stderr only");
+    // An unset secret cannot be shown: exit 2 naming it, no placeholder printed.
+    let r = envgate(root, &["render", "--env", "staging", "--show-secrets"], &vars[..1]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("ORDERS_AMQP_PASSWORD"), "{}", r.stderr);
+    assert!(!r.stdout.contains("unset-secret"), "{}", r.stdout);
+}

@@ -6,7 +6,7 @@ use super::io;
 use crate::cli::ExplainArgs;
 use crate::config::merge::{Node, key_string, parse_key};
 use crate::config::project::Project;
-use crate::config::secrets::MASK;
+use crate::config::secrets::mask_value;
 use crate::config::suggest::did_you_mean;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
@@ -55,10 +55,9 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
     };
     let r = &asm.redactor;
     let show = |v: &Json| -> String {
-        if leaf.secret {
-            MASK.to_string()
-        } else {
-            r.scrub(&v.to_string())
+        match mask_value(v, leaf.secret, r) {
+            Json::String(s) if leaf.secret => s,
+            other => other.to_string(),
         }
     };
     let mut s = String::new();

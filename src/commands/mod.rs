@@ -91,9 +91,10 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
     let result = match &cli.command {
         Command::Check(a) => check::check(&cli, ctx, a, style, out),
         Command::Validate(a) => check::validate(&cli, ctx, a, style, out),
+        // Printing real values needs real values: an unset secret is an error then.
         Command::Render(a) => ctx
-            .project(&cli, a.offline, true)
-            .and_then(|p| render::render(&p, a, out)),
+            .project(&cli, a.offline, !a.show_secrets)
+            .and_then(|p| render::render(&p, a, out, err)),
         Command::Explain(a) => ctx
             .project(&cli, a.offline, true)
             .and_then(|p| explain::explain(&p, a, out)),

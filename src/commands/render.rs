@@ -7,11 +7,18 @@ use super::io;
 use crate::cli::{RenderArgs, RenderFormat};
 use crate::config::merge::{Leaf, Node, key_string};
 use crate::config::project::Project;
-use crate::config::secrets::{MASK, Redactor};
+use crate::config::secrets::{Redactor, mask_value};
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
 
-pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write) -> Result<i32, Problems> {
+pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, Problems> {
+    if a.show_secrets {
+        writeln!(
+            err,
+            "warning: --show-secrets prints secret values in clear; keep this output out of logs and terminals others can see"
+        )
+        .map_err(io)?;
+    }
     let mut asm = p.assemble(&a.env, &a.sets)?;
     asm.require_resolved()?;
     if let Some(s) = &p.schema {
@@ -20,9 +27,9 @@ pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write) -> Result<i32, P
     let r = &asm.redactor;
     let prefix = env_prefix(p);
     let text = if a.show_origin {
-        with_origins(&asm.root, a.format, r, &prefix)
+        with_origins(&asm.root, a.format, r, &prefix, a.show_secrets)
     } else {
-        plain(&scrub(&asm.root.to_redacted_json(), r), a.format).map(|t| match a.format {
+        plain(&masked(&asm.root, r, a.show_secrets), a.format).map(|t| match a.format {
             RenderFormat::Env => t.lines().map(|l| format!("{prefix}{l}\n")).collect(),
             _ => t,
         })
@@ -86,16 +93,25 @@ fn cannot_render(env: &str, f: RenderFormat, refusals: &[Refusal]) -> Problems {
         .into()
 }
 
-fn shown(l: &Leaf, r: &Redactor) -> Json {
-    if l.secret {
-        Json::String(MASK.into())
+fn shown(l: &Leaf, r: &Redactor, show_secrets: bool) -> Json {
+    if show_secrets {
+        l.value.clone()
     } else {
-        scrub(&l.value, r)
+        mask_value(&l.value, l.secret, r)
     }
 }
 
-fn scrub(v: &Json, r: &Redactor) -> Json {
-    r.scrub_json(v)
+/// The whole configuration, each leaf as [`shown`].
+fn masked(n: &Node, r: &Redactor, show_secrets: bool) -> Json {
+    match n {
+        Node::Leaf(l) => shown(l, r, show_secrets),
+        Node::Table { children, .. } => Json::Object(
+            children
+                .iter()
+                .map(|(k, c)| (k.clone(), masked(c, r, show_secrets)))
+                .collect(),
+        ),
+    }
 }
 
 fn plain(v: &Json, f: RenderFormat) -> Result<String, Vec<Refusal>> {
@@ -107,14 +123,20 @@ fn plain(v: &Json, f: RenderFormat) -> Result<String, Vec<Refusal>> {
     }
 }
 
-fn with_origins(root: &Node, f: RenderFormat, r: &Redactor, prefix: &str) -> Result<String, Vec<Refusal>> {
+fn with_origins(
+    root: &Node,
+    f: RenderFormat,
+    r: &Redactor,
+    prefix: &str,
+    show_secrets: bool,
+) -> Result<String, Vec<Refusal>> {
     let leaves = root.leaves();
     match f {
         RenderFormat::Toml | RenderFormat::Env => {
             let mut rows = Vec::new();
             let mut refusals = Vec::new();
             for (p, l) in &leaves {
-                let v = shown(l, r);
+                let v = shown(l, r, show_secrets);
                 let line = if f == RenderFormat::Toml {
                     formats::toml_value(p, &v).map(|t| format!("{} = {t}", key_string(p)))
                 } else {
@@ -143,7 +165,7 @@ fn with_origins(root: &Node, f: RenderFormat, r: &Redactor, prefix: &str) -> Res
                 .map(|(p, l)| {
                     (
                         key_string(p),
-                        serde_json::json!({"value": shown(l, r), "layer": l.origin.layer, "origin": l.origin.to_string()}),
+                        serde_json::json!({"value": shown(l, r, show_secrets), "layer": l.origin.layer, "origin": l.origin.to_string()}),
                     )
                 })
                 .collect();

@@ -257,6 +257,21 @@ pub struct Redactor {
     secrets: Vec<String>,
 }
 
+/// How every command shows a configuration value (`render`, `diff`,
+/// `explain`): the secret parts as `***` and the rest as written —
+/// `postgres://app:***@db:5432/orders`, not `***` for the whole URL. A secret
+/// value with no part the redactor knows (a short literal, a number, a table)
+/// is `***` whole: never less masked than that.
+pub fn mask_value(value: &serde_json::Value, secret: bool, r: &Redactor) -> serde_json::Value {
+    use serde_json::Value as J;
+    let masked = r.scrub_json(value);
+    match (secret, value) {
+        (false, _) => masked,
+        (true, J::String(_)) if masked != *value => masked,
+        (true, _) => J::String(MASK.into()),
+    }
+}
+
 impl Redactor {
     pub fn add(&mut self, secret: &str) {
         // Very short values would mangle unrelated text and give little away.
