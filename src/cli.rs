@@ -193,6 +193,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub require_secrets: bool,
     #[command(flatten)]
+    pub verbosity: Verbosity,
+    #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
     pub run: RunFlags,
@@ -209,9 +211,22 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub require_secrets: bool,
     #[command(flatten)]
+    pub verbosity: Verbosity,
+    #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
     pub output: Output,
+}
+
+/// How much `check` and `validate` say.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Verbosity {
+    /// Only problems and the verdict; nothing at all when everything passed.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also list passing checks with their latencies.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Which checks run: names, globs, tags and shards.

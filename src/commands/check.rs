@@ -2,7 +2,7 @@ use std::io::Write;
 
 use super::{Context, io};
 use crate::check::{CheckOptions, run};
-use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs};
+use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs, Verbosity};
 use crate::config::project::Project;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
@@ -29,7 +29,10 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         concurrency: a.run.concurrency,
         fail_fast: a.run.fail_fast,
         wait: a.run.wait,
-        observer: super::progress::observer(),
+        observer: super::progress::observer_for(super::progress::Verbosity::from_flags(
+            a.verbosity.quiet,
+            a.verbosity.verbose,
+        )),
         ..Default::default()
     };
     execute(
@@ -39,6 +42,7 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         choice,
         runner,
         &a.output,
+        a.verbosity,
         a.fail_on_warn(),
         style,
         out,
@@ -65,6 +69,7 @@ pub fn validate(
         choice,
         crate::runner::Options::default(),
         &a.output,
+        a.verbosity,
         a.fail_on_warn(),
         style,
         out,
@@ -79,6 +84,7 @@ fn execute(
     choice: Choice,
     runner: crate::runner::Options,
     output: &Output,
+    verbosity: Verbosity,
     fail_on_warn: bool,
     style: Style,
     out: &mut dyn Write,
@@ -101,7 +107,13 @@ fn execute(
         )?;
     }
     let format = output.format.unwrap_or(Format::Human);
-    let text = format.reporter().render(&report, style);
+    let text = match format {
+        Format::Human if verbosity.quiet => crate::report::human::quiet(&report, style),
+        Format::Human if verbosity.verbose => {
+            crate::report::human::passing(&report) + &format.reporter().render(&report, style)
+        }
+        _ => format.reporter().render(&report, style),
+    };
     out.write_all(text.as_bytes()).map_err(io)?;
     if format == Format::Github || reports.iter().any(|(f, _)| *f == Format::Github) {
         append_step_summary(ctx, &report, style)?;

@@ -13,7 +13,7 @@ mod init;
 mod list;
 mod merge;
 mod probe;
-mod progress;
+pub mod progress;
 mod render;
 mod report_file;
 
