@@ -280,9 +280,23 @@ fn concurrency(s: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// http://, https://, tcp://HOST:PORT, dns://NAME or tls://HOST:PORT.
+    /// What to probe, by scheme: http:// https:// (GET, 2xx), HOST:PORT or
+    /// tcp://HOST:PORT (connect), tls://HOST:PORT (handshake, certificate),
+    /// dns://NAME (resolve), postgres:// postgresql:// mysql:// mariadb://
+    /// (log in, SELECT 1), redis:// rediss:// valkey:// (PING), amqp://
+    /// amqps:// (open a channel), nats:// (PING), mqtt:// mqtts:// (CONNACK),
+    /// s3://BUCKET (list).
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
+    /// HTTP: the status expected: 200, 2xx or 200-399 (default 2xx).
+    #[arg(long, value_name = "STATUS")]
+    pub expect_status: Option<String>,
+    /// HTTP: text the body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// HTTP: a JSON body's value at a JSON pointer: /status=ok (repeatable).
+    #[arg(long, value_name = "/POINTER=VALUE")]
+    pub expect_json: Vec<String>,
     /// Read more URLs from a file, one a line (`#` starts a comment).
     #[arg(long, value_name = "PATH")]
     pub targets_file: Option<PathBuf>,

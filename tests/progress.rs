@@ -70,21 +70,38 @@ fn a_finished_probe_is_logged_while_others_still_wait() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let first_at = start.elapsed();
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    // Each line with the time it arrived.
+    let timed: Vec<(Duration, String)> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map(|l| (start.elapsed(), l.unwrap()))
+        .collect();
     let status = child.wait().unwrap();
     let done_at = start.elapsed();
     assert_eq!(status.code(), Some(1));
-    assert!(first.starts_with("pass    dev/api ("), "{first}");
+    let (first_at, _) = timed
+        .iter()
+        .find(|(_, l)| l.starts_with("pass    dev/api ("))
+        .unwrap_or_else(|| panic!("{timed:?}"));
     assert!(
-        first_at + Duration::from_millis(1000) < done_at,
+        *first_at + Duration::from_millis(1000) < done_at,
         "the passing probe's line came at {first_at:?}, the run ended at {done_at:?}: not streamed"
     );
-    assert_eq!(rest.len(), 1, "{rest:?}");
-    assert!(rest[0].starts_with("fail    dev/late ("), "{rest:?}");
-    assert!(rest[0].contains("attempts"), "{rest:?}");
+    let rest: Vec<String> = timed
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| !l.starts_with("pass "))
+        .collect();
+    // While it waits, each failed attempt is a line; then its verdict.
+    let (retries, finals): (Vec<&String>, Vec<&String>) = rest.iter().partition(|l| l.starts_with("retry "));
+    assert!(retries.len() >= 2, "{rest:?}");
+    assert!(
+        retries[0].starts_with("retry   dev/late: attempt 1 failed: "),
+        "{rest:?}"
+    );
+    assert!(retries[0].contains("; next in "), "{rest:?}");
+    assert_eq!(finals.len(), 1, "{rest:?}");
+    assert!(finals[0].starts_with("fail    dev/late ("), "{rest:?}");
+    assert!(finals[0].contains("attempts"), "{rest:?}");
 }
 
 #[test]

@@ -34,10 +34,45 @@ impl Verbosity {
     }
 }
 
-/// The bar on a terminal, nothing elsewhere (`envgate probe`, which prints
-/// its own line per target).
+/// `envgate probe`, which prints its own line per target at the end: the
+/// bar on a terminal; elsewhere a line per failed attempt while it waits.
 pub fn observer() -> Option<Observer> {
-    std::io::stderr().is_terminal().then(|| bar(Verbosity::Normal))
+    if std::io::stderr().is_terminal() {
+        return Some(bar(Verbosity::Normal));
+    }
+    Some(Arc::new(|e: &Event| {
+        if let Event::Retrying { .. } = e
+            && let Some(l) = retry_line(e)
+        {
+            let _ = writeln!(std::io::stderr().lock(), "{l}");
+        }
+    }))
+}
+
+/// `retry   dev/db: attempt 2 failed: connection refused ...; next in 400ms`
+fn retry_line(e: &Event) -> Option<String> {
+    let Event::Retrying {
+        group,
+        name,
+        attempt,
+        message,
+        pause,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let who = if group.is_empty() {
+        name.to_string()
+    } else {
+        format!("{group}/{name}")
+    };
+    Some(format!(
+        "{:<7} {who}: attempt {attempt} failed: {}; next in {}",
+        "retry",
+        redact_url_passwords(&message.replace('\n', " ")),
+        format_duration(Duration::from_millis(pause.as_millis() as u64))
+    ))
 }
 
 /// `check`: the bar on a terminal, a line per finished probe elsewhere.
@@ -73,6 +108,12 @@ pub fn line(group: &str, name: &str, r: &Finished) -> String {
 /// Not a terminal: a line per finished probe (`-q`: problems only).
 fn lines(v: Verbosity) -> Observer {
     Arc::new(move |e: &Event| {
+        if v != Verbosity::Quiet
+            && let Some(l) = retry_line(e)
+        {
+            let _ = writeln!(std::io::stderr().lock(), "{l}");
+            return;
+        }
         if let Event::Finished {
             group, name, result, ..
         } = e
@@ -134,6 +175,13 @@ fn bar(v: Verbosity) -> Observer {
                 let text = running_text(&s.running);
                 if let Some(b) = s.bar.as_ref() {
                     b.set_message(text);
+                }
+            }
+            Event::Retrying { .. } => {
+                if v == Verbosity::Verbose
+                    && let (Some(b), Some(l)) = (s.bar.as_ref(), retry_line(e))
+                {
+                    b.println(l);
                 }
             }
             Event::Finished {
