@@ -262,3 +262,47 @@ fn render_show_secrets_prints_real_values_and_warns_on_stderr() {
     assert!(r.stderr.contains("ORDERS_AMQP_PASSWORD"), "{}", r.stderr);
     assert!(!r.stdout.contains("unset-secret"), "{}", r.stdout);
 }
+
+#[test]
+fn markdown_links_each_origin_to_its_line_on_github() {
+    let broken = Path::new(ROOT).join("examples/broken");
+    let vars: Vec<(String, String)> = [
+        ("GITHUB_REPOSITORY", "acme/orders"),
+        ("GITHUB_SHA", "0123abcd"),
+        ("GITHUB_SERVER_URL", "https://github.example.com"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let r = envgate(&broken, &["validate", "--format", "markdown"], &vars);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "[`environments/staging.toml:5`](https://github.example.com/acme/orders/blob/0123abcd/environments/staging.toml#L5)"
+        ),
+        "{}",
+        r.stdout
+    );
+    // Without the variables, the origin is plain text.
+    let r = envgate(&broken, &["validate", "--format", "markdown"], &[]);
+    assert!(r.stdout.contains("| `environments/staging.toml:5` |"), "{}", r.stdout);
+    assert!(!r.stdout.contains("/blob/"), "{}", r.stdout);
+}
+
+#[test]
+fn html_report_shows_inline_code_as_code() {
+    let broken = Path::new(ROOT).join("examples/broken");
+    let r = envgate(&broken, &["validate", "--format", "html"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("<code>http.request_timeout</code>"), "no inline code");
+    let messages: Vec<&str> = r
+        .stdout
+        .split("<div class=\"msg\">")
+        .skip(1)
+        .map(|s| s.split("</div>").next().unwrap())
+        .collect();
+    assert!(!messages.is_empty());
+    for m in messages {
+        assert!(!m.contains('`'), "literal backticks in {m}");
+    }
+}

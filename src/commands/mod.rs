@@ -64,7 +64,27 @@ impl Context {
             color,
             width: self.width,
             now: std::time::SystemTime::now(),
+            source_links: self.source_links(),
         }
+    }
+
+    /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/blob/$GITHUB_SHA/` plus where the
+    /// current directory is inside the checkout (`$GITHUB_WORKSPACE`).
+    fn source_links(&self) -> Option<&'static str> {
+        let var = |k: &str| self.env_vars.get(k).filter(|v| !v.is_empty());
+        let repo = var("GITHUB_REPOSITORY")?;
+        let sha = var("GITHUB_SHA")?;
+        let server = var("GITHUB_SERVER_URL").map_or("https://github.com", |s| s.as_str());
+        let sub = var("GITHUB_WORKSPACE")
+            .and_then(|w| self.cwd.strip_prefix(w).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
+        // Once per run: the style is copied into every reporter.
+        Some(Box::leak(
+            format!("{}/{repo}/blob/{sha}/{sub}", server.trim_end_matches('/')).into_boxed_str(),
+        ))
     }
 
     fn project(&self, cli: &Cli, offline: bool, lenient_secrets: bool) -> Result<Project, Problems> {
