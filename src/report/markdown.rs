@@ -25,11 +25,6 @@ impl Reporter for Markdown {
     }
 }
 
-#[cfg(test)]
-fn render_limited(report: &Report, limit: usize) -> String {
-    render_linked(report, limit, None)
-}
-
 /// What a path segment may not hold as is in a Markdown link's URL.
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
