@@ -210,6 +210,9 @@ pub struct ValidateArgs {
     /// one informational line per environment).
     #[arg(long)]
     pub require_secrets: bool,
+    /// Validate again on every save of a project file, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
     #[command(flatten)]

@@ -16,6 +16,7 @@ mod probe;
 pub mod progress;
 mod render;
 mod report_file;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -110,6 +111,7 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
     let style = ctx.style(cli.color);
     let result = match &cli.command {
         Command::Check(a) => check::check(&cli, ctx, a, style, out),
+        Command::Validate(a) if a.watch => watch::watch(&cli, ctx, a, style, out, err),
         Command::Validate(a) => check::validate(&cli, ctx, a, style, out),
         // Printing real values needs real values: an unset secret is an error then.
         Command::Render(a) => ctx
