@@ -209,7 +209,8 @@ impl Probe for Http {
             let mut o = ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await;
             // A failure names the request it is about, path and query included
             // (a target plus `path = "/health"` is not what the user typed).
-            if o.verdict != Verdict::Pass {
+            // An isolation refusal keeps its own first word: nothing was requested.
+            if o.verdict != Verdict::Pass && o.class != Some(Class::Isolation) {
                 let url = crate::config::secrets::redact_url_passwords(self.url.as_str());
                 if !o.message.contains(&url) {
                     o.message = format!("{} {url}: {}", self.method, o.message);
