@@ -185,7 +185,7 @@ async fn a_failing_http_probe_names_the_full_url_with_its_path() {
         .clone();
     let message = result["message"].as_str().unwrap();
     assert!(
-        message.starts_with(&format!("GET {}/api/health: ", server.uri())),
+        message.starts_with(&format!("status: GET {}/api/health: ", server.uri())),
         "{message}"
     );
     assert!(message.contains("got 503 Service Unavailable"), "{message}");

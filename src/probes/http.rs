@@ -213,7 +213,14 @@ impl Probe for Http {
             if o.verdict != Verdict::Pass && o.class != Some(Class::Isolation) {
                 let url = crate::config::secrets::redact_url_passwords(self.url.as_str());
                 if !o.message.contains(&url) {
-                    o.message = format!("{} {url}: {}", self.method, o.message);
+                    // After the failure's class (`status: `), which readers parse.
+                    let (class, rest) = match o.message.split_once(": ") {
+                        Some((c, r)) if !c.is_empty() && c.chars().all(|x| x.is_ascii_lowercase() || x == '-') => {
+                            (format!("{c}: "), r.to_string())
+                        }
+                        _ => (String::new(), o.message.clone()),
+                    };
+                    o.message = format!("{class}{} {url}: {rest}", self.method);
                 }
             }
             o
