@@ -112,10 +112,16 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
     for e in &mut evaluated {
         e.kept = None;
     }
-    let probed = probe_all(
-        evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(),
-        &opts.runner,
-    );
+    // What the run says while it runs is masked as the report will be.
+    let runner = crate::runner::Options {
+        concurrency: opts.runner.concurrency,
+        fail_fast: opts.runner.fail_fast,
+        wait: opts.runner.wait,
+        deadline: opts.runner.deadline,
+        default_timeout: opts.runner.default_timeout,
+        observer: opts.runner.observer.clone().map(|o| scrubbed(o, redactor.clone())),
+    };
+    let probed = probe_all(evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(), &runner);
     let envs: Vec<EnvReport> = evaluated
         .into_iter()
         .map(|e| {
@@ -135,6 +141,50 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
     });
     report.redact(&redactor);
     Ok(report)
+}
+
+/// An observer that sees every message with the run's secrets masked.
+fn scrubbed(inner: crate::runner::Observer, r: Redactor) -> crate::runner::Observer {
+    use crate::runner::Event;
+    std::sync::Arc::new(move |e: &Event| match e {
+        Event::Finished {
+            index,
+            group,
+            name,
+            result,
+        } => {
+            let mut f = (*result).clone();
+            f.message = r.scrub(&f.message);
+            if let Some((_, why)) = &mut f.root {
+                *why = r.scrub(why);
+            }
+            inner(&Event::Finished {
+                index: *index,
+                group,
+                name,
+                result: &f,
+            });
+        }
+        Event::Retrying {
+            index,
+            group,
+            name,
+            attempt,
+            message,
+            pause,
+        } => {
+            let m = r.scrub(message);
+            inner(&Event::Retrying {
+                index: *index,
+                group,
+                name,
+                attempt: *attempt,
+                message: &m,
+                pause: *pause,
+            });
+        }
+        other => inner(other),
+    })
 }
 
 /// Every environment's probes in one run of the runner, on one runtime:
