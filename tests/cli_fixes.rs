@@ -306,3 +306,20 @@ fn html_report_shows_inline_code_as_code() {
         assert!(!m.contains('`'), "literal backticks in {m}");
     }
 }
+
+#[test]
+fn markdown_report_with_links_matches_snapshot() {
+    use envgate::report::{Format, Style, fixture};
+    let style = Style {
+        source_links: Some("https://github.com/acme/orders/blob/0123abcd/"),
+        ..fixture::style()
+    };
+    let out = Format::Markdown.reporter().render(&fixture::report(), style);
+    assert!(
+        out.contains(
+            "[`environments/prod.toml:2`](https://github.com/acme/orders/blob/0123abcd/environments/prod.toml#L2)"
+        ),
+        "{out}"
+    );
+    insta::assert_snapshot!(out);
+}
