@@ -112,10 +112,16 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
     for e in &mut evaluated {
         e.kept = None;
     }
-    let probed = probe_all(
-        evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(),
-        &opts.runner,
-    );
+    // What the run says while it runs is masked as the report will be.
+    let runner = crate::runner::Options {
+        concurrency: opts.runner.concurrency,
+        fail_fast: opts.runner.fail_fast,
+        wait: opts.runner.wait,
+        deadline: opts.runner.deadline,
+        default_timeout: opts.runner.default_timeout,
+        observer: opts.runner.observer.clone().map(|o| scrubbed(o, redactor.clone())),
+    };
+    let probed = probe_all(evaluated.iter_mut().filter_map(|e| e.planned.take()).collect(), &runner);
     let envs: Vec<EnvReport> = evaluated
         .into_iter()
         .map(|e| {
@@ -128,8 +134,57 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
         })
         .collect();
     let mut report = Report::new(envs, start.elapsed().as_millis() as u64);
+    report.project = Some(project.manifest.project.name.clone());
+    report.shard = opts.choice.shard.map(|s| crate::outcome::ShardInfo {
+        index: s.index,
+        count: s.count,
+    });
     report.redact(&redactor);
     Ok(report)
+}
+
+/// An observer that sees every message with the run's secrets masked.
+fn scrubbed(inner: crate::runner::Observer, r: Redactor) -> crate::runner::Observer {
+    use crate::runner::Event;
+    std::sync::Arc::new(move |e: &Event| match e {
+        Event::Finished {
+            index,
+            group,
+            name,
+            result,
+        } => {
+            let mut f = (*result).clone();
+            f.message = r.scrub(&f.message);
+            if let Some((_, why)) = &mut f.root {
+                *why = r.scrub(why);
+            }
+            inner(&Event::Finished {
+                index: *index,
+                group,
+                name,
+                result: &f,
+            });
+        }
+        Event::Retrying {
+            index,
+            group,
+            name,
+            attempt,
+            message,
+            pause,
+        } => {
+            let m = r.scrub(message);
+            inner(&Event::Retrying {
+                index: *index,
+                group,
+                name,
+                attempt: *attempt,
+                message: &m,
+                pause: *pause,
+            });
+        }
+        other => inner(other),
+    })
 }
 
 /// Every environment's probes in one run of the runner, on one runtime:
@@ -163,6 +218,58 @@ fn probe_all(plans: Vec<Planned>, opts: &crate::runner::Options) -> Vec<(String,
         .collect()
 }
 
+const SECRET_UNSET: &str = "envgate::config::secret-unset";
+
+/// The id of the one informational result that lists, per environment, the
+/// secrets an offline run could not see.
+pub const SECRETS_OFFLINE: &str = "config/secrets-offline";
+
+/// Offline, production secrets are rightly absent (pull-request CI): one
+/// `skipped` result per environment saying which and where they are set,
+/// not a warning each, so `--fail-on warn` stays usable.
+fn secrets_not_checked(unset: &[Finding]) -> Option<CheckResult> {
+    let first = unset.first()?;
+    let mut names: Vec<String> = Vec::new();
+    let mut places: Vec<String> = Vec::new();
+    for f in unset {
+        let name = f
+            .problem
+            .message
+            .split_once("secret ")
+            .and_then(|(_, rest)| rest.split_once(" is not set"))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_default();
+        let at = match f.problem.position() {
+            Some((file, line, column)) => format!("{file}:{line}:{column}"),
+            None => f.key.clone().unwrap_or_default(),
+        };
+        let key = f.key.clone().unwrap_or_default();
+        if !names.contains(&name) {
+            names.push(name.clone());
+        }
+        places.push(format!("{name} (`{key}`, {at})"));
+    }
+    let mut r = CheckResult::pass(
+        Category::Config,
+        SECRETS_OFFLINE,
+        "secrets",
+        format!(
+            "offline: {} secret{} not set, not checked: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            places.join(", ")
+        ),
+    );
+    r.status = Status::Skipped;
+    r.severity = Severity::Warning;
+    r.help = Some("`envgate check` without --offline, or --require-secrets, requires them".into());
+    r.location = first
+        .problem
+        .position()
+        .map(|(file, line, column)| crate::outcome::Location { file, line, column });
+    Some(r)
+}
+
 /// One environment: findings from assembly, units, strictness, schema,
 /// isolation and rules, and (unless offline) its probes planned. Returns the
 /// results, the plan, the assembled configuration and its CEL value for
@@ -177,7 +284,9 @@ fn evaluate(
 ) -> Result<(Vec<CheckResult>, Option<Planned>, Assembled, ::cel::Value), Problems> {
     let mut a = project.assemble(env, sets)?;
     let mut results = Vec::new();
-    let config_findings: Vec<Finding> = std::mem::take(&mut a.problems);
+    let (unset, config_findings): (Vec<Finding>, Vec<Finding>) = std::mem::take(&mut a.problems)
+        .into_iter()
+        .partition(|f| f.problem.code == SECRET_UNSET);
     if config_findings.iter().all(|f| f.warning) {
         results.push(CheckResult::pass(
             Category::Config,
@@ -193,6 +302,15 @@ fn evaluate(
             CheckResult::from_finding(f, Status::Fail, Severity::Error)
         }
     }));
+    if project.require_secrets {
+        results.extend(
+            unset
+                .into_iter()
+                .map(|f| CheckResult::from_finding(f, Status::Fail, Severity::Error)),
+        );
+    } else if let Some(r) = secrets_not_checked(&unset) {
+        results.push(r);
+    }
     if let Some(schema) = &project.schema {
         schema.coerce(&mut a);
         let findings = schema.validate(&a);

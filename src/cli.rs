@@ -49,7 +49,7 @@ pub enum Command {
     /// Key-by-key differences between two environments, with origins.
     Diff(DiffArgs),
     /// List environments, layers and the schema's keys.
-    List,
+    List(ListArgs),
     /// Scaffold a working example project.
     Init(InitArgs),
     /// Probe URLs from the command line (no project); with `-- CMD`, exec CMD once all pass.
@@ -59,6 +59,85 @@ pub enum Command {
     Audit(AuditArgs),
     /// Per check: state, streak, last pass, uptime over 1d/7d/30d, incidents.
     History(HistoryArgs),
+    /// Work with JSON reports: `report merge` combines the shards of a run.
+    Report(ReportArgs),
+    /// Work with the project's JSON Schema: `schema infer` writes a first one.
+    Schema(SchemaArgs),
+    /// Print a shell completion script (completes this project's environments,
+    /// probes and rules too).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `envgate man | man -l -`.
+    Man,
+    /// Names for shell completion, from the project in the current directory.
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub action: ReportAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// Combine the JSON reports of `--shard K/N` runs (or of runs over
+    /// different environments) into one report, in any format.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `--format json` or `--report json=PATH`.
+    #[arg(value_name = "FILE.json", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[command(subcommand)]
+    pub action: SchemaAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Print a starting JSON Schema (draft 2020-12) inferred from the
+    /// environments: types, required keys, units, secrets, enums.
+    Infer {
+        /// Environment to learn from (repeatable; default: every one).
+        #[arg(short = 'e', long = "env", value_name = "ENV")]
+        envs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output: the human listing, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(value_enum)]
+    pub what: CompleteWhat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompleteWhat {
+    /// Environment names.
+    Envs,
+    /// Probe names and rule ids (what `--only` and `--skip` take).
+    Checks,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +191,12 @@ pub struct CheckArgs {
     /// No network: `http` sources are not fetched and probes do not run.
     #[arg(long)]
     pub offline: bool,
+    /// An unset `${secret:...}` fails the run even offline (by default an
+    /// offline run lists them in one informational line per environment).
+    #[arg(long)]
+    pub require_secrets: bool,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
     #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
@@ -124,10 +209,30 @@ pub struct CheckArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub select: Selection,
+    /// An unset `${secret:...}` fails validation (by default it is listed in
+    /// one informational line per environment).
+    #[arg(long)]
+    pub require_secrets: bool,
+    /// Validate again on every save of a project file, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
     #[command(flatten)]
     pub filter: Filter,
     #[command(flatten)]
     pub output: Output,
+}
+
+/// How much `check` and `validate` say.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Verbosity {
+    /// Only problems and the verdict; nothing at all when everything passed.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also list passing checks with their latencies.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Which checks run: names, globs, tags and shards.
@@ -184,9 +289,23 @@ fn concurrency(s: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
-    /// http://, https://, tcp://HOST:PORT, dns://NAME or tls://HOST:PORT.
+    /// What to probe, by scheme: http:// https:// (GET, 2xx), HOST:PORT or
+    /// tcp://HOST:PORT (connect), tls://HOST:PORT (handshake, certificate),
+    /// dns://NAME (resolve), postgres:// postgresql:// mysql:// mariadb://
+    /// (log in, SELECT 1), redis:// rediss:// valkey:// (PING), amqp://
+    /// amqps:// (open a channel), nats:// (PING), mqtt:// mqtts:// (CONNACK),
+    /// s3://BUCKET (list).
     #[arg(value_name = "URL")]
     pub urls: Vec<String>,
+    /// HTTP: the status expected: 200, 2xx or 200-399 (default 2xx).
+    #[arg(long, value_name = "STATUS")]
+    pub expect_status: Option<String>,
+    /// HTTP: text the body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// HTTP: a JSON body's value at a JSON pointer: /status=ok (repeatable).
+    #[arg(long, value_name = "/POINTER=VALUE")]
+    pub expect_json: Vec<String>,
     /// Read more URLs from a file, one a line (`#` starts a comment).
     #[arg(long, value_name = "PATH")]
     pub targets_file: Option<PathBuf>,
@@ -241,6 +360,9 @@ pub struct RenderArgs {
     /// No network: `http` sources are not fetched.
     #[arg(long)]
     pub offline: bool,
+    /// Print secret values in clear (to generate the final file); warns on stderr.
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +386,9 @@ pub struct DiffArgs {
     pub format: DiffFormat,
     #[arg(long)]
     pub offline: bool,
+    /// Exit 1 when the environments differ (like `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -274,9 +399,16 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Directory to scaffold (default: the current directory). Must be empty
-    /// of envgate files.
+    /// Directory to scaffold (default: the current directory, or NAME with
+    /// --name). Must be empty of envgate files.
     pub dir: Option<PathBuf>,
+    /// Project name; the env-source prefix and secret variables follow it
+    /// (`billing-api` → `BILLING__`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only a manifest, two environments and a four-key schema.
+    #[arg(long)]
+    pub minimal: bool,
 }
 
 /// `envgate audit`: run once, or manage the store and silences.

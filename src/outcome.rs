@@ -2,7 +2,7 @@
 //! the JSON report v1. Rules, probes and the runner produce these; every
 //! reporter only serialises them, and none reads files or the network.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::secrets::{Redactor, redact_problem};
 use crate::diagnostic::Problem;
@@ -10,22 +10,37 @@ use crate::findings::{Category, Finding};
 
 pub const REPORT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// Report format version; bumped when a field changes meaning.
     pub version: u32,
     pub tool: Tool,
+    /// The manifest's `[project] name`, so reports of different projects are
+    /// never merged.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub project: Option<String>,
+    /// The `--shard K/N` this report covers, when it covers one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard: Option<ShardInfo>,
     pub duration_ms: u64,
     pub environments: Vec<EnvReport>,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+/// `--shard 2/4` is `{"index": 2, "count": 4}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShardInfo {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
     pub name: String,
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvReport {
     pub name: String,
     pub status: Status,
@@ -33,7 +48,7 @@ pub struct EnvReport {
     pub results: Vec<CheckResult>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -57,7 +72,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,
@@ -65,7 +80,7 @@ pub enum Severity {
     Warning,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub pass: u32,
     pub warn: u32,
@@ -75,7 +90,7 @@ pub struct Summary {
     pub skipped: u32,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Location {
     /// Path relative to the project root.
     pub file: String,
@@ -86,7 +101,7 @@ pub struct Location {
 }
 
 /// Where a blamed value came from, whatever its layer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OriginInfo {
     /// The layer: `base`, an environment, a `[[source]]`'s name, or `--set`.
     pub layer: String,
@@ -111,7 +126,7 @@ impl OriginInfo {
 }
 
 /// One measurement: `time=0.002s` from a plugin is `{"name": "time", "value": 0.002, "unit": "s"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Metric {
     pub name: String,
     pub value: f64,
@@ -124,7 +139,7 @@ pub struct Metric {
 /// mode (`rate`) each is counted from when the request was due, not from
 /// when it was sent, so a server that stalls cannot hide its queue
 /// (coordinated omission).
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadReport {
     /// Requests measured (after the warmup), successes and errors.
     pub count: u64,
@@ -163,14 +178,14 @@ pub struct LoadReport {
     pub stopped: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Percentile {
     pub percentile: f64,
     pub ms: f64,
 }
 
 /// One budget of a load: `p95`, `max_error_rate`, `min_throughput`.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Budget {
     pub name: String,
     /// The limit as written: "40ms", "1%", "150/s".
@@ -180,7 +195,7 @@ pub struct Budget {
     pub held: bool,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     /// Stable identifier: `schema/<key>`, `config/<key>`, `rule/<id>`, `probe/<name>`.
     pub id: String,
@@ -323,6 +338,8 @@ impl Report {
                 name: "envgate".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
             },
+            project: None,
+            shard: None,
             duration_ms,
             environments,
         }

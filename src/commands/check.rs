@@ -2,7 +2,7 @@ use std::io::Write;
 
 use super::{Context, io};
 use crate::check::{CheckOptions, run};
-use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs};
+use crate::cli::{CheckArgs, Cli, Output, Selection, ValidateArgs, Verbosity};
 use crate::config::project::Project;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
@@ -19,7 +19,8 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         .help("`envgate validate` checks every environment offline")
         .into());
     }
-    let project = ctx.project(cli, a.offline, a.offline)?;
+    let mut project = ctx.project(cli, a.offline, a.offline)?;
+    project.require_secrets = a.require_secrets;
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
@@ -29,7 +30,10 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         concurrency: a.run.concurrency,
         fail_fast: a.run.fail_fast,
         wait: a.run.wait,
-        observer: super::progress::observer(),
+        observer: super::progress::observer_for(super::progress::Verbosity::from_flags(
+            a.verbosity.quiet,
+            a.verbosity.verbose,
+        )),
         ..Default::default()
     };
     execute(
@@ -39,6 +43,7 @@ pub fn check(cli: &Cli, ctx: &Context, a: &CheckArgs, style: Style, out: &mut dy
         choice,
         runner,
         &a.output,
+        a.verbosity,
         a.fail_on_warn(),
         style,
         out,
@@ -52,7 +57,8 @@ pub fn validate(
     style: Style,
     out: &mut dyn Write,
 ) -> Result<i32, Problems> {
-    let project = ctx.project(cli, true, true)?;
+    let mut project = ctx.project(cli, true, true)?;
+    project.require_secrets = a.require_secrets;
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
@@ -65,6 +71,7 @@ pub fn validate(
         choice,
         crate::runner::Options::default(),
         &a.output,
+        a.verbosity,
         a.fail_on_warn(),
         style,
         out,
@@ -79,6 +86,7 @@ fn execute(
     choice: Choice,
     runner: crate::runner::Options,
     output: &Output,
+    verbosity: Verbosity,
     fail_on_warn: bool,
     style: Style,
     out: &mut dyn Write,
@@ -101,7 +109,13 @@ fn execute(
         )?;
     }
     let format = output.format.unwrap_or(Format::Human);
-    let text = format.reporter().render(&report, style);
+    let text = match format {
+        Format::Human if verbosity.quiet => crate::report::human::quiet(&report, style),
+        Format::Human if verbosity.verbose => {
+            crate::report::human::passing(&report) + &format.reporter().render(&report, style)
+        }
+        _ => format.reporter().render(&report, style),
+    };
     out.write_all(text.as_bytes()).map_err(io)?;
     if format == Format::Github || reports.iter().any(|(f, _)| *f == Format::Github) {
         append_step_summary(ctx, &report, style)?;
@@ -138,16 +152,20 @@ pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, std::path::
     specs
         .iter()
         .map(|s| {
+            let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
             let (f, p) = s.split_once('=').ok_or_else(|| {
                 Problem::new(
                     "envgate::cli::report",
                     format!("--report {s:?}: expected FORMAT=PATH, e.g. --report json=report.json"),
                 )
+                .help(format!("formats: {}", names.join(", ")))
             })?;
             let format = Format::parse(f).ok_or_else(|| {
-                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                Problem::new("envgate::cli::report", format!("--report: unknown format `{f}`"))
-                    .help(format!("formats: {}", names.join(", ")))
+                Problem::new(
+                    "envgate::cli::report",
+                    format!("--report: unknown format `{f}`; valid formats: {}", names.join(", ")),
+                )
+                .help(format!("e.g. --report json={p}"))
             })?;
             Ok((format, std::path::PathBuf::from(p)))
         })

@@ -7,7 +7,7 @@ use super::io;
 use crate::cli::{DiffArgs, DiffFormat};
 use crate::config::merge::{Leaf, key_string};
 use crate::config::project::Project;
-use crate::config::secrets::Redactor;
+use crate::config::secrets::{Redactor, mask_value};
 use crate::diagnostic::Problems;
 use crate::exit_codes;
 use crate::report::Style;
@@ -59,7 +59,7 @@ pub fn diff(p: &Project, a: &DiffArgs, style: Style, out: &mut dyn Write) -> Res
     let show = |l: Option<&Leaf>| -> (Json, String) {
         match l {
             None => (Json::Null, String::new()),
-            Some(l) => (red.show(&l.value, l.secret), l.origin.to_string()),
+            Some(l) => (mask_value(&l.value, l.secret, &red), l.origin.to_string()),
         }
     };
     let text = match a.format {
@@ -128,5 +128,8 @@ pub fn diff(p: &Project, a: &DiffArgs, style: Style, out: &mut dyn Write) -> Res
         }
     };
     out.write_all(text.as_bytes()).map_err(io)?;
+    if a.exit_code && !rows.is_empty() {
+        return Ok(exit_codes::NOT_READY);
+    }
     Ok(exit_codes::OK)
 }

@@ -6,6 +6,7 @@ use super::io;
 use crate::cli::ExplainArgs;
 use crate::config::merge::{Node, key_string, parse_key};
 use crate::config::project::Project;
+use crate::config::secrets::mask_value;
 use crate::config::suggest::did_you_mean;
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
@@ -53,7 +54,12 @@ pub fn explain(p: &Project, a: &ExplainArgs, out: &mut dyn Write) -> Result<i32,
         }
     };
     let r = &asm.redactor;
-    let show = |v: &Json| -> String { r.show(v, leaf.secret).to_string() };
+    let show = |v: &Json| -> String {
+        match mask_value(v, leaf.secret, r) {
+            Json::String(s) if leaf.secret => s,
+            other => other.to_string(),
+        }
+    };
     let mut s = String::new();
     s.push_str(&format!("{} in {} = {}\n", key_string(&path), a.env, show(&leaf.value)));
     if leaf.secret {

@@ -26,6 +26,106 @@ pub fn list(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
     Ok(exit_codes::OK)
 }
 
+/// The same, as one JSON document for scripts.
+pub fn list_json(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
+    use serde_json::json;
+    let checks = crate::plan::Checks::load(p)?;
+    let rules = crate::rules::Rules::new(p, checks.rules)?;
+    let environments: Vec<_> = p
+        .environments
+        .iter()
+        .map(|env| {
+            let rel = p.env_file(env);
+            let extends = p.parsed(&rel, env).ok().flatten().and_then(|f| {
+                f.table
+                    .get("extends")
+                    .and_then(|e| e.node.to_json().as_str().map(str::to_string))
+            });
+            json!({"name": env, "file": rel, "extends": extends})
+        })
+        .collect();
+    let sources: Vec<_> = p
+        .manifest
+        .source
+        .iter()
+        .map(|src| {
+            json!({
+                "name": src.name,
+                "kind": format!("{:?}", src.kind).to_lowercase(),
+                "path": src.path,
+                "prefix": src.prefix,
+                "url": src.url.as_deref().map(crate::config::secrets::redact_url_passwords),
+                "optional": src.optional,
+            })
+        })
+        .collect();
+    let mut units = Vec::new();
+    if let Some(schema) = &p.schema {
+        collect_units(&schema.json, &mut Vec::new(), &mut units);
+    }
+    let rule_list: Vec<_> = rules
+        .compiled
+        .iter()
+        .map(|c| {
+            let d = &c.rule.def;
+            json!({
+                "id": c.id(),
+                "severity": match d.severity { RuleSeverity::Error => "error", RuleSeverity::Warning => "warning" },
+                "scope": match d.scope { Scope::Env => "env", Scope::AllEnvs => "all-envs" },
+                "tags": d.tags,
+                "message": d.message,
+            })
+        })
+        .collect();
+    let probes: Vec<_> = checks
+        .probes
+        .iter()
+        .map(|l| {
+            let d = &l.def;
+            json!({
+                "name": l.name,
+                "kind": d.kind,
+                "target": d.target.clone().or_else(|| l.schema_key.as_ref().map(|k| format!("${{{}}}", crate::config::merge::key_string(k)))),
+                "envs": d.envs,
+                "warn_in": d.warn_in,
+                "depends_on": d.depends_on,
+                "tags": d.tags,
+            })
+        })
+        .collect();
+    let isolation: serde_json::Map<String, serde_json::Value> = p
+        .manifest
+        .isolation
+        .iter()
+        .map(|(env, iso)| {
+            (
+                env.clone(),
+                json!({"hosts": iso.hosts, "deny_unknown_hosts": iso.deny_unknown_hosts, "enforce": iso.enforce}),
+            )
+        })
+        .collect();
+    let doc = json!({
+        "project": p.manifest.project.name,
+        "environments": environments,
+        "layers": {
+            "base": p.base_file(),
+            "environment": p.env_file("<env>"),
+            "sources": sources,
+        },
+        "schema": p.schema.as_ref().map(|s| s.file.name.clone()),
+        "units": units.into_iter().map(|(key, unit)| json!({"key": key, "unit": unit})).collect::<Vec<_>>(),
+        "rules": rule_list,
+        "probes": probes,
+        "probe_kinds": crate::probes::KINDS.iter().map(|k| k.name).collect::<Vec<_>>(),
+        "isolation": isolation,
+        "parity": p.manifest.parity.as_ref().map(|par| json!({"all": par.all, "required": par.required})),
+    });
+    let mut text = serde_json::to_string_pretty(&doc).expect("json");
+    text.push('\n');
+    out.write_all(text.as_bytes()).map_err(io)?;
+    Ok(exit_codes::OK)
+}
+
 fn environments(p: &Project, s: &mut String) {
     s.push_str("\nenvironments:\n");
     for env in &p.environments {

@@ -3,16 +3,20 @@
 
 mod audit;
 mod check;
+mod completions;
 mod diff;
 mod explain;
 pub mod formats;
 mod history;
+mod infer;
 mod init;
 mod list;
+mod merge;
 mod probe;
-mod progress;
+pub mod progress;
 mod render;
 mod report_file;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,7 +65,27 @@ impl Context {
             color,
             width: self.width,
             now: std::time::SystemTime::now(),
+            source_links: self.source_links(),
         }
+    }
+
+    /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/blob/$GITHUB_SHA/` plus where the
+    /// current directory is inside the checkout (`$GITHUB_WORKSPACE`).
+    fn source_links(&self) -> Option<&'static str> {
+        let var = |k: &str| self.env_vars.get(k).filter(|v| !v.is_empty());
+        let repo = var("GITHUB_REPOSITORY")?;
+        let sha = var("GITHUB_SHA")?;
+        let server = var("GITHUB_SERVER_URL").map_or("https://github.com", |s| s.as_str());
+        let sub = var("GITHUB_WORKSPACE")
+            .and_then(|w| self.cwd.strip_prefix(w).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{p}/"))
+            .unwrap_or_default();
+        // Once per run: the style is copied into every reporter.
+        Some(Box::leak(
+            format!("{}/{repo}/blob/{sha}/{sub}", server.trim_end_matches('/')).into_boxed_str(),
+        ))
     }
 
     fn project(&self, cli: &Cli, offline: bool, lenient_secrets: bool) -> Result<Project, Problems> {
@@ -88,23 +112,39 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
     let style = ctx.style(cli.color);
     let result = match &cli.command {
         Command::Check(a) => check::check(&cli, ctx, a, style, out),
+        Command::Validate(a) if a.watch => watch::watch(&cli, ctx, a, style, out, err),
         Command::Validate(a) => check::validate(&cli, ctx, a, style, out),
+        // Printing real values needs real values: an unset secret is an error then.
         Command::Render(a) => ctx
-            .project(&cli, a.offline, true)
-            .and_then(|p| render::render(&p, a, out)),
+            .project(&cli, a.offline, !a.show_secrets)
+            .and_then(|p| render::render(&p, a, out, err)),
         Command::Explain(a) => ctx
             .project(&cli, a.offline, true)
             .and_then(|p| explain::explain(&p, a, out)),
         Command::Diff(a) => ctx
             .project(&cli, a.offline, true)
             .and_then(|p| diff::diff(&p, a, style, out)),
-        Command::List => ctx.project(&cli, true, true).and_then(|p| list::list(&p, out)),
+        Command::List(a) => ctx.project(&cli, true, true).and_then(|p| match a.format {
+            crate::cli::DiffFormat::Human => list::list(&p, out),
+            crate::cli::DiffFormat::Json => list::list_json(&p, out),
+        }),
         Command::Init(a) => init::init(ctx, a, out),
         Command::Probe(a) => probe::probe(ctx, a, style, out, err),
         Command::Audit(a) => audit::audit(&cli, ctx, a, style, out, err),
         Command::History(a) => ctx
             .project(&cli, true, true)
             .and_then(|p| history::history(&p, a, style, out)),
+        Command::Report(a) => match &a.action {
+            crate::cli::ReportAction::Merge(m) => merge::merge(ctx, m, style, out),
+        },
+        Command::Schema(a) => match &a.action {
+            crate::cli::SchemaAction::Infer { envs } => {
+                ctx.project(&cli, true, true).and_then(|p| infer::infer(&p, envs, out))
+            }
+        },
+        Command::Completions(a) => completions::completions(a.shell, out),
+        Command::Man => completions::man(out),
+        Command::Complete(a) => completions::names(ctx.project(&cli, true, true), a.what, out),
     };
     match result {
         Ok(code) => Ok(code),

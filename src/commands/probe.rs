@@ -53,7 +53,12 @@ pub fn probe(
     let mut jobs = Vec::new();
     let mut names: Vec<(String, &'static str, &str)> = Vec::new();
     let mut problems = Vec::new();
-    for t in &targets {
+    let expectations = http_expectations(a)?;
+    let mut used_expectations = false;
+    for given in &targets {
+        // `db:5432` (as wait-for-it takes it) is a TCP target.
+        let with_scheme = (!given.contains("://") && is_host_port(given)).then(|| format!("tcp://{given}"));
+        let t = with_scheme.as_ref().unwrap_or(given);
         let scheme = t.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         let Some(kind) = scheme.as_deref().and_then(probes::kind_for_scheme) else {
             problems.push(
@@ -65,7 +70,12 @@ pub fn probe(
             );
             continue;
         };
-        let params = toml::Table::new();
+        let params = if kind.name == "http" {
+            used_expectations = true;
+            expectations.clone()
+        } else {
+            toml::Table::new()
+        };
         match (kind.build)(&probes::Spec {
             target: t,
             params: &params,
@@ -92,7 +102,7 @@ pub fn probe(
                     // The run's deadline bounds the load; each request keeps --timeout.
                     timeout = std::time::Duration::from_secs(24 * 3600);
                 }
-                let shown = redact_url_passwords(t);
+                let shown = redact_url_passwords(given);
                 let n = names
                     .iter()
                     .filter(|(x, _, _)| x.split(" #").next() == Some(shown.as_str()))
@@ -109,13 +119,22 @@ pub fn probe(
                     deps: Vec::new(),
                     guard: None,
                 });
-                names.push((name, kind.name, t.as_str()));
+                names.push((name, kind.name, given.as_str()));
             }
             Err(e) => problems.push(Problem::new(
                 "envgate::cli::probe",
                 format!("`{}`: {}", redact_url_passwords(t), scrub_for(t, &e.message)),
             )),
         }
+    }
+    if !expectations.is_empty() && !used_expectations {
+        problems.push(
+            Problem::new(
+                "envgate::cli::probe",
+                "--expect-status, --expect-body and --expect-json apply to http:// and https:// targets, and none was given",
+            )
+            .help("e.g. envgate probe http://127.0.0.1:8080/health --expect-status 200"),
+        );
     }
     if !problems.is_empty() {
         return Err(Problems(problems));
@@ -182,6 +201,60 @@ pub fn probe(
         .into());
     }
     Ok(exit_codes::OK)
+}
+
+/// `HOST:PORT`, `[v6]:PORT`: a name or address and a port number, nothing else.
+fn is_host_port(t: &str) -> bool {
+    let Some((host, port)) = t.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// `--expect-status`, `--expect-body`, `--expect-json /ptr=value` as the
+/// `http` kind's own parameters (`status`, `body_contains`, `json`).
+fn http_expectations(a: &ProbeArgs) -> Result<toml::Table, Problems> {
+    let mut t = toml::Table::new();
+    if let Some(s) = &a.expect_status {
+        let v = match s.parse::<i64>() {
+            Ok(n) => toml::Value::Integer(n),
+            Err(_) => toml::Value::String(s.clone()),
+        };
+        t.insert("status".into(), v);
+    }
+    if let Some(b) = &a.expect_body {
+        t.insert("body_contains".into(), toml::Value::String(b.clone()));
+    }
+    if !a.expect_json.is_empty() {
+        let mut json = toml::Table::new();
+        for e in &a.expect_json {
+            let Some((ptr, value)) = e.split_once('=').filter(|(p, _)| p.starts_with('/')) else {
+                return Err(Problem::new(
+                    "envgate::cli::probe",
+                    format!("--expect-json {e:?}: expected /JSON/POINTER=VALUE, e.g. /status=ok"),
+                )
+                .into());
+            };
+            // `/ready=true` and `/count=3` mean the JSON values; anything else is text.
+            let v = match serde_json::from_str::<serde_json::Value>(value) {
+                Ok(serde_json::Value::Bool(b)) => toml::Value::Boolean(b),
+                Ok(serde_json::Value::Number(n)) if n.is_i64() => toml::Value::Integer(n.as_i64().expect("i64")),
+                Ok(serde_json::Value::Number(n)) => toml::Value::Float(n.as_f64().unwrap_or_default()),
+                _ => toml::Value::String(value.to_string()),
+            };
+            json.insert(ptr.to_string(), v);
+        }
+        t.insert("json".into(), toml::Value::Table(json));
+    }
+    Ok(t)
 }
 
 /// A message about `target` with the target's credentials masked wherever

@@ -7,25 +7,47 @@ use super::io;
 use crate::cli::{RenderArgs, RenderFormat};
 use crate::config::merge::{Leaf, Node, key_string};
 use crate::config::project::Project;
-use crate::config::secrets::Redactor;
+use crate::config::secrets::{Redactor, mask_value};
 use crate::diagnostic::{Problem, Problems};
 use crate::exit_codes;
 
-pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write) -> Result<i32, Problems> {
+pub fn render(p: &Project, a: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32, Problems> {
+    if a.show_secrets {
+        writeln!(
+            err,
+            "warning: --show-secrets prints secret values in clear; keep this output out of logs and terminals others can see"
+        )
+        .map_err(io)?;
+    }
     let mut asm = p.assemble(&a.env, &a.sets)?;
     asm.require_resolved()?;
     if let Some(s) = &p.schema {
         s.coerce(&mut asm);
     }
     let r = &asm.redactor;
+    let prefix = env_prefix(p);
     let text = if a.show_origin {
-        with_origins(&asm.root, a.format, r)
+        with_origins(&asm.root, a.format, r, &prefix, a.show_secrets)
     } else {
-        plain(&scrub(&asm.root.to_redacted_json(), r), a.format)
+        plain(&masked(&asm.root, r, a.show_secrets), a.format).map(|t| match a.format {
+            RenderFormat::Env => t.lines().map(|l| format!("{prefix}{l}\n")).collect(),
+            _ => t,
+        })
     };
     let text = text.map_err(|refusals| cannot_render(&a.env, a.format, &refusals))?;
     out.write_all(text.as_bytes()).map_err(io)?;
     Ok(exit_codes::OK)
+}
+
+/// The prefix of the manifest's first `kind = "env"` source (`ORDERS__`), so
+/// a rendered env file, given back as the environment, sets the same keys.
+fn env_prefix(p: &Project) -> String {
+    p.manifest
+        .source
+        .iter()
+        .find(|s| s.kind == crate::config::manifest::SourceKind::Env)
+        .and_then(|s| s.prefix.clone())
+        .unwrap_or_default()
 }
 
 fn format_name(f: RenderFormat) -> &'static str {
@@ -71,12 +93,25 @@ fn cannot_render(env: &str, f: RenderFormat, refusals: &[Refusal]) -> Problems {
         .into()
 }
 
-fn shown(l: &Leaf, r: &Redactor) -> Json {
-    r.show(&l.value, l.secret)
+fn shown(l: &Leaf, r: &Redactor, show_secrets: bool) -> Json {
+    if show_secrets {
+        l.value.clone()
+    } else {
+        mask_value(&l.value, l.secret, r)
+    }
 }
 
-fn scrub(v: &Json, r: &Redactor) -> Json {
-    r.scrub_json(v)
+/// The whole configuration, each leaf as [`shown`].
+fn masked(n: &Node, r: &Redactor, show_secrets: bool) -> Json {
+    match n {
+        Node::Leaf(l) => shown(l, r, show_secrets),
+        Node::Table { children, .. } => Json::Object(
+            children
+                .iter()
+                .map(|(k, c)| (k.clone(), masked(c, r, show_secrets)))
+                .collect(),
+        ),
+    }
 }
 
 fn plain(v: &Json, f: RenderFormat) -> Result<String, Vec<Refusal>> {
@@ -88,18 +123,26 @@ fn plain(v: &Json, f: RenderFormat) -> Result<String, Vec<Refusal>> {
     }
 }
 
-fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> Result<String, Vec<Refusal>> {
+fn with_origins(
+    root: &Node,
+    f: RenderFormat,
+    r: &Redactor,
+    prefix: &str,
+    show_secrets: bool,
+) -> Result<String, Vec<Refusal>> {
     let leaves = root.leaves();
     match f {
         RenderFormat::Toml | RenderFormat::Env => {
             let mut rows = Vec::new();
             let mut refusals = Vec::new();
             for (p, l) in &leaves {
-                let v = shown(l, r);
+                let v = shown(l, r, show_secrets);
                 let line = if f == RenderFormat::Toml {
                     formats::toml_value(p, &v).map(|t| format!("{} = {t}", key_string(p)))
                 } else {
-                    formats::env_line(p, &v).map_err(|r| vec![r])
+                    formats::env_line(p, &v)
+                        .map(|l| format!("{prefix}{l}"))
+                        .map_err(|r| vec![r])
                 };
                 match line {
                     Ok(line) => rows.push((l.origin.layer.clone(), l.origin.to_string(), line)),
@@ -122,7 +165,7 @@ fn with_origins(root: &Node, f: RenderFormat, r: &Redactor) -> Result<String, Ve
                 .map(|(p, l)| {
                     (
                         key_string(p),
-                        serde_json::json!({"value": shown(l, r), "layer": l.origin.layer, "origin": l.origin.to_string()}),
+                        serde_json::json!({"value": shown(l, r, show_secrets), "layer": l.origin.layer, "origin": l.origin.to_string()}),
                     )
                 })
                 .collect();

@@ -238,7 +238,7 @@ impl Node {
     /// The JSON with every secret leaf replaced by `***`.
     pub fn to_redacted_json(&self) -> Json {
         match self {
-            Node::Leaf(l) => super::secrets::Redactor::default().show(&l.value, l.secret),
+            Node::Leaf(l) => super::secrets::mask_value(&l.value, l.secret, &super::secrets::Redactor::default()),
             Node::Table { children, .. } => Json::Object(
                 children
                     .iter()

@@ -31,6 +31,8 @@ pub struct Project {
     pub lenient_secrets: bool,
     /// `${secret:cmd:...}` commands run (not offline, unless allowed).
     pub secret_commands: bool,
+    /// `--require-secrets`: an unset secret fails even offline.
+    pub require_secrets: bool,
     files: Mutex<HashMap<PathBuf, Arc<Parsed>>>,
 }
 
@@ -148,6 +150,7 @@ impl Project {
             offline: false,
             lenient_secrets: false,
             secret_commands: true,
+            require_secrets: false,
             files: Mutex::new(HashMap::new()),
         })
     }

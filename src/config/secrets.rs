@@ -113,7 +113,7 @@ fn first_colon_outside_references(userinfo: &str) -> Option<usize> {
 }
 
 /// Does a `name=value` pair's name say its value is a credential?
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace('-', "_");
     n == "pass"
         || [
@@ -257,6 +257,21 @@ pub struct Redactor {
     secrets: Vec<String>,
 }
 
+/// How envgate shows a configuration value anywhere it prints one
+/// (`render`, `diff`, `explain`, rule and isolation messages): the secret parts as `***` and the rest as written —
+/// `postgres://app:***@db:5432/orders`, not `***` for the whole URL. A secret
+/// value with no part the redactor knows (a short literal, a number, a table)
+/// is `***` whole: never less masked than that.
+pub fn mask_value(value: &serde_json::Value, secret: bool, r: &Redactor) -> serde_json::Value {
+    use serde_json::Value as J;
+    let masked = r.scrub_json(value);
+    match (secret, value) {
+        (false, _) => masked,
+        (true, J::String(_)) if masked != *value => masked,
+        (true, _) => J::String(MASK.into()),
+    }
+}
+
 impl Redactor {
     pub fn add(&mut self, secret: &str) {
         // Very short values would mangle unrelated text and give little away.
@@ -282,18 +297,6 @@ impl Redactor {
             }
         }
         redact_url_passwords(&out)
-    }
-
-    /// A configuration value as envgate shows it anywhere it prints one
-    /// (render, explain, diff, rule and isolation messages): a secret as
-    /// `***`, any other value with every known secret and URL password in it
-    /// masked.
-    pub fn show(&self, value: &serde_json::Value, secret: bool) -> serde_json::Value {
-        if secret {
-            serde_json::Value::String(MASK.into())
-        } else {
-            self.scrub_json(value)
-        }
     }
 
     /// Every string inside a JSON value, scrubbed.

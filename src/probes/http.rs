@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 
 use super::load::{Load, Session};
 use super::param::Dur;
-use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
+use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
 use crate::config::units::format_duration;
 
 pub static KIND: Kind = Kind {
@@ -232,7 +232,24 @@ impl Probe for Http {
         Box::pin(async move {
             let host = self.url.host_str().unwrap_or_default();
             let port = self.url.port_or_known_default().unwrap_or(80);
-            ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await
+            let mut o = ctx.each_addr(host, port, |addr| self.once(ctx, host, addr)).await;
+            // A failure names the request it is about, path and query included
+            // (a target plus `path = "/health"` is not what the user typed).
+            // An isolation refusal keeps its own first word: nothing was requested.
+            if o.verdict != Verdict::Pass && o.class != Some(Class::Isolation) {
+                let url = crate::config::secrets::redact_url_passwords(self.url.as_str());
+                if !o.message.contains(&url) {
+                    // After the failure's class (`status: `), which readers parse.
+                    let (class, rest) = match o.message.split_once(": ") {
+                        Some((c, r)) if !c.is_empty() && c.chars().all(|x| x.is_ascii_lowercase() || x == '-') => {
+                            (format!("{c}: "), r.to_string())
+                        }
+                        _ => (String::new(), o.message.clone()),
+                    };
+                    o.message = format!("{class}{} {url}: {rest}", self.method);
+                }
+            }
+            o
         })
     }
 

@@ -28,6 +28,7 @@ pub fn style() -> Style {
         color: false,
         width: 100,
         now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        source_links: None,
     }
 }
 

@@ -151,12 +151,12 @@ fn row(o: &mut String, env: &str, r: &CheckResult) {
         esc(env),
         esc(env),
         esc(&r.id),
-        esc(&r.message)
+        inline_code(&r.message)
     );
     let mut details = Vec::new();
     let mut add = |k: &str, v: String| details.push(format!("<dt>{k}</dt><dd>{v}</dd>"));
     if let Some(h) = &r.help {
-        add("help", esc(h));
+        add("help", inline_code(h));
     }
     if let Some(l) = &r.location {
         add(
@@ -260,10 +260,45 @@ fn load_html(l: &crate::outcome::LoadReport) -> String {
     o
 }
 
+/// Escaped text in which each `` `span` `` is a `<code>` element, as
+/// Markdown would show it; an unpaired backtick stays a backtick.
+fn inline_code(text: &str) -> String {
+    let mut out = String::new();
+    let mut parts = text.split('`').peekable();
+    let mut inside = false;
+    let mut pieces = 0;
+    while let Some(p) = parts.next() {
+        pieces += 1;
+        // The last piece after an odd number of backticks is unpaired.
+        if inside && parts.peek().is_none() && pieces % 2 == 0 {
+            out.push('`');
+            out.push_str(&esc(p));
+            break;
+        }
+        if inside {
+            out.push_str(&format!("<code>{}</code>", esc(p)));
+        } else {
+            out.push_str(&esc(p));
+        }
+        inside = !inside;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::fixture;
+
+    #[test]
+    fn inline_code_becomes_code_elements_and_stays_escaped() {
+        assert_eq!(
+            inline_code("`a.b` is <bad> and `x<y>`"),
+            "<code>a.b</code> is &lt;bad&gt; and <code>x&lt;y&gt;</code>"
+        );
+        assert_eq!(inline_code("no code"), "no code");
+        assert_eq!(inline_code("one ` alone"), "one ` alone");
+    }
 
     #[test]
     fn escapes_text_and_fetches_nothing() {

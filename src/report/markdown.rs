@@ -20,12 +20,48 @@ pub const LIMIT: usize = 65_536;
 const RESERVE: usize = 400;
 
 impl Reporter for Markdown {
-    fn render(&self, report: &Report, _style: Style) -> String {
-        render_limited(report, LIMIT)
+    fn render(&self, report: &Report, style: Style) -> String {
+        render_linked(report, LIMIT, style.source_links)
     }
 }
 
-fn render_limited(report: &Report, limit: usize) -> String {
+/// What a path segment may not hold as is in a Markdown link's URL.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'[')
+    .add(b']')
+    .add(b'(')
+    .add(b')')
+    .add(b'|')
+    .add(b'\\');
+
+/// The origin cell: `` `file:line` ``, linked to that line on the forge when known.
+fn origin(r: &CheckResult, links: Option<&str>) -> String {
+    let Some(text) = file_line(r) else {
+        return String::new();
+    };
+    match (links, &r.location) {
+        (Some(base), Some(l)) => {
+            let path: String = l
+                .file
+                .split('/')
+                .map(|s| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            format!("[`{}`]({base}{path}#L{})", code(&text), l.line)
+        }
+        _ => format!("`{}`", code(&text)),
+    }
+}
+
+fn render_linked(report: &Report, limit: usize, links: Option<&str>) -> String {
     let budget = limit.saturating_sub(RESERVE);
     let mut out = summary_line(report);
 
@@ -49,7 +85,7 @@ fn render_limited(report: &Report, limit: usize) -> String {
     if !problems.is_empty() {
         out.push_str("\n| status | check | environment | message | origin |\n|---|---|---|---|---|\n");
         for (i, (env, r)) in problems.iter().enumerate() {
-            let origin = file_line(r).map(|l| format!("`{}`", code(&l))).unwrap_or_default();
+            let origin = origin(r, links);
             let row = format!(
                 "| {} | `{}` | {} | {} | {origin} |\n",
                 badge(r.status),

@@ -27,6 +27,10 @@ pub struct Style {
     /// "Now", for reporters that print a timestamp. Reporters never read the
     /// clock themselves, so tests can fix it and snapshots stay stable.
     pub now: SystemTime,
+    /// Where a file of the project is shown on the forge, when known:
+    /// `https://github.com/OWNER/REPO/blob/SHA/` (from the variables GitHub
+    /// Actions sets). The Markdown report links each origin there.
+    pub source_links: Option<&'static str>,
 }
 
 pub trait Reporter {

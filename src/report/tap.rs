@@ -25,8 +25,16 @@ impl Reporter for Tap {
                 let ok = if r.status == Status::Fail { "not ok" } else { "ok" };
                 let desc = description(&format!("{}: {}", env.name, r.id));
                 let directive = match r.status {
+                    // `# SKIP <reason>`; a blocked check says so once, and a
+                    // message that already starts with its status is not
+                    // prefixed again.
                     Status::Skipped | Status::Blocked => {
-                        format!(" # SKIP {}: {}", r.status.as_str(), description(&one_line(&r.message)))
+                        let message = one_line(&r.message);
+                        let reason = strip_status(&message, r.status);
+                        match r.status {
+                            Status::Blocked => format!(" # SKIP blocked: {}", description(reason)),
+                            _ => format!(" # SKIP {}", description(reason)),
+                        }
                     }
                     _ => String::new(),
                 };
@@ -37,6 +45,21 @@ impl Reporter for Tap {
             }
         }
         out
+    }
+}
+
+/// `skipped: x` → `x`, `blocked: x` → `x`, repeatedly.
+fn strip_status(message: &str, status: Status) -> &str {
+    let mut m = message.trim_start();
+    loop {
+        let rest = ["skipped:", "skipped", "blocked:"]
+            .iter()
+            .chain(std::iter::once(&status.as_str()))
+            .find_map(|p| m.strip_prefix(p).filter(|r| r.is_empty() || r.starts_with([' ', ':'])));
+        match rest {
+            Some(r) => m = r.trim_start_matches(':').trim_start(),
+            None => return m,
+        }
     }
 }
 
@@ -109,9 +132,23 @@ mod tests {
         );
         assert!(out.contains("  at: \"environments/prod.toml:2\"\n"), "{out}");
         assert!(
-            out.contains("ok 9 - prod: probe/assets-bucket # SKIP skipped: filtered out by --tag db\n"),
+            out.contains("ok 9 - prod: probe/assets-bucket # SKIP filtered out by --tag db\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("skipped: skipped:") && !out.contains("# SKIP skipped"),
             "{out}"
         );
         assert_eq!(description("a # b"), "a \\# b");
+    }
+
+    #[test]
+    fn a_skip_reason_says_its_status_once() {
+        assert_eq!(strip_status("skipped: skipped: x", Status::Skipped), "x");
+        assert_eq!(
+            strip_status("blocked: a secret is missing", Status::Blocked),
+            "a secret is missing"
+        );
+        assert_eq!(strip_status("skippedness", Status::Skipped), "skippedness");
     }
 }

@@ -14,7 +14,7 @@ use super::explain::{explain, type_name};
 use crate::config::assemble::Assembled;
 use crate::config::merge::{Node, key_string};
 use crate::config::schema::Schema;
-use crate::config::secrets::Redactor;
+use crate::config::secrets::{Redactor, mask_value};
 use crate::config::units::{self, Unit};
 use crate::diagnostic::Problem;
 use crate::findings::{Category, Finding};
@@ -402,7 +402,7 @@ impl Reads {
             };
             match a.root.get(path) {
                 Some(Node::Leaf(l)) => {
-                    let shown = Redactor::default().show(&l.value, l.secret);
+                    let shown = mask_value(&l.value, l.secret, &Redactor::default());
                     out.described
                         .push(format!("{prefix}{} = {shown} ({})", key_string(path), l.origin));
                     out.first_origin.get_or_insert_with(|| l.origin.clone());

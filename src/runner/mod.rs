@@ -126,6 +126,15 @@ pub enum Event<'a> {
         group: &'a str,
         name: &'a str,
     },
+    /// An attempt failed and another follows after `pause`.
+    Retrying {
+        index: usize,
+        group: &'a str,
+        name: &'a str,
+        attempt: u32,
+        message: &'a str,
+        pause: Duration,
+    },
     Finished {
         index: usize,
         group: &'a str,
@@ -157,6 +166,7 @@ pub fn run_blocking(jobs: Vec<Job>, opts: &Options) -> Vec<Finished> {
 
 enum Msg {
     Started(usize),
+    Retrying(usize, u32, String, Duration),
     Finished(usize, Finished),
 }
 
@@ -212,6 +222,14 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
                 index: i,
                 group: &groups[i],
                 name: &names[i],
+            }),
+            Msg::Retrying(i, attempt, message, pause) => emit(Event::Retrying {
+                index: i,
+                group: &groups[i],
+                name: &names[i],
+                attempt,
+                message: &message,
+                pause,
             }),
             Msg::Finished(i, r) => emit(Event::Finished {
                 index: i,
@@ -343,6 +361,9 @@ impl Task {
             let remaining = self.deadline.saturating_duration_since(Instant::now());
             let last_slice = (remaining / 2).min(Duration::from_millis(100));
             let pause = backoff.min(remaining.saturating_sub(last_slice));
+            let _ = self
+                .msg
+                .send(Msg::Retrying(self.index, attempt, outcome.message.clone(), pause));
             last = Some(outcome);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {},
