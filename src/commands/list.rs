@@ -49,13 +49,19 @@ pub fn list_json(p: &Project, out: &mut dyn Write) -> Result<i32, Problems> {
         .source
         .iter()
         .map(|src| {
+            let (path, prefix, url) = match src {
+                SourceDef::File { path, .. } => (Some(path.as_str()), None, None),
+                SourceDef::Dotenv { path, prefix, .. } => (Some(path.as_str()), prefix.as_deref(), None),
+                SourceDef::Env { prefix, .. } => (None, Some(prefix.as_str()), None),
+                SourceDef::Http { url, .. } => (None, None, Some(crate::config::secrets::redact_url_passwords(url))),
+            };
             json!({
-                "name": src.name,
-                "kind": format!("{:?}", src.kind).to_lowercase(),
-                "path": src.path,
-                "prefix": src.prefix,
-                "url": src.url.as_deref().map(crate::config::secrets::redact_url_passwords),
-                "optional": src.optional,
+                "name": src.name(),
+                "kind": src.kind(),
+                "path": path,
+                "prefix": prefix,
+                "url": url,
+                "optional": src.optional(),
             })
         })
         .collect();

@@ -45,8 +45,10 @@ fn env_prefix(p: &Project) -> String {
     p.manifest
         .source
         .iter()
-        .find(|s| s.kind == crate::config::manifest::SourceKind::Env)
-        .and_then(|s| s.prefix.clone())
+        .find_map(|s| match s {
+            crate::config::manifest::SourceDef::Env { prefix, .. } => Some(prefix.clone()),
+            _ => None,
+        })
         .unwrap_or_default()
 }
 

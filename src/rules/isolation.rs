@@ -213,7 +213,11 @@ pub fn check_config(map: &HostMap, a: &crate::config::assemble::Assembled) -> Ve
                     ),
                     _ => continue,
                 };
-                let shown = match crate::config::secrets::mask_value(&leaf.value, leaf.secret, &crate::config::secrets::Redactor::default()) {
+                let shown = match crate::config::secrets::mask_value(
+                    &leaf.value,
+                    leaf.secret,
+                    &crate::config::secrets::Redactor::default(),
+                ) {
                     serde_json::Value::String(s) => s,
                     other => other.to_string(),
                 };
