@@ -13,6 +13,7 @@ mod probe;
 mod progress;
 mod render;
 mod report_file;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -104,6 +105,7 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::History(a) => ctx
             .project(&cli, true, true)
             .and_then(|p| history::history(&p, a, style, out)),
+        Command::Serve(a) => serve::serve(&cli, ctx, a, err),
     };
     match result {
         Ok(code) => Ok(code),
