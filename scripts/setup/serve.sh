@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What tests/serve.rs needs beyond the services: Prometheus (the tests
 # start their own instance on a free loopback port with a 1 s scrape
-# interval, its own configuration and data directory, and stop it), and
-# kubernetes-validate (which ships the Kubernetes API schemas, so it works
-# offline) for examples/kubernetes/deployment.yaml. Idempotent; runs as root
-# on a fresh Debian.
+# interval, its own configuration and data directory, and stop it);
+# headless Chromium (the status page, badge and HTML status rendered and
+# screenshotted); kubernetes-validate (it ships the Kubernetes API schemas,
+# so it works offline) for examples/kubernetes/deployment.yaml.
+# Idempotent; runs as root on a fresh Debian.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -16,6 +17,11 @@ if ! command -v prometheus >/dev/null 2>&1; then
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+    apt-get -o DPkg::Lock::Timeout=600 update
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium fonts-dejavu-core
 fi
 
 if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
