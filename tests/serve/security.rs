@@ -196,3 +196,24 @@ fn oversized_request_heads_are_refused() {
     // The server is still there.
     assert_eq!(s.get("/healthz").code, 200);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_dropped() {
+    use std::io::{Read, Write};
+    let f = Fixture::new("");
+    let s = f.serve(&["--env", "prod", "--interval", "1h"]);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap_or(0);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "dropped after {waited:?}"
+    );
+    // Closed, perhaps after a 408: never the answer to the unfinished request.
+    assert!(!String::from_utf8_lossy(&buf[..n]).contains("200 OK"));
+    assert_eq!(s.get("/healthz").code, 200);
+}
