@@ -31,10 +31,10 @@ until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.2; done
 sleep 3
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$PID/status"; }
 echo "== $CHECKS checks audited every second; RSS before load: $(rss)"
-for path in /metrics /api/v1/envs/prod/status; do
-  echo "== wrk -t2 -c32 -d${SECS}s --latency $path"
-  wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:$PORT$path" | grep -E "Requests/sec|Latency  |  50%|  99%|Non-2xx|Socket errors"
-done
+for conns in 32 4; do for path in /metrics /api/v1/envs/prod/status; do
+  echo "== wrk -t2 -c$conns -d${SECS}s --latency $path"
+  wrk -t2 -c"$conns" -d"${SECS}s" --latency "http://127.0.0.1:$PORT$path" | grep -E "Requests/sec|Latency  |  50%|  99%|Non-2xx|Socket errors"
+done; done
 runs=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1=="envgate_serve_runs_total" {print $2}')
 skipped=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '$1=="envgate_serve_runs_skipped_total" {print $2}')
 echo "== audit runs meanwhile: $runs completed, $skipped skipped"

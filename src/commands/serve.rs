@@ -125,6 +125,8 @@ pub fn serve(cli: &Cli, ctx: &Context, a: &ServeArgs, err: &mut dyn Write) -> Re
         reports: Mutex::new(Default::default()),
         stopping: Default::default(),
         refreshed_at: AtomicI64::new(0),
+        metrics_cache: Mutex::new([None, None]),
+        generation: Default::default(),
     });
     // What the store already knows answers until the first run finishes.
     let _ = shared.refresh(now);

@@ -46,6 +46,27 @@ fn family(out: &mut String, om: bool, name: &str, kind: Kind, help: &str, sample
     }
 }
 
+/// The exposition, made at most once a second per format and view (a
+/// scrape sees counters and process figures at most a second old).
+pub fn cached(shared: &Shared, om: bool) -> axum::body::Bytes {
+    let now = super::now();
+    // Read before the view: an answer is never tagged newer than it is.
+    let generation = shared.generation.load(Ordering::SeqCst);
+    let i = usize::from(om);
+    {
+        let cache = shared.metrics_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, g, body)) = &cache[i]
+            && (*at, *g) == (now, generation)
+        {
+            return body.clone();
+        }
+    }
+    let body = axum::body::Bytes::from(render(shared, om));
+    let mut cache = shared.metrics_cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache[i] = Some((now, generation, body.clone()));
+    body
+}
+
 /// The whole exposition.
 pub fn render(shared: &Shared, om: bool) -> String {
     let view = shared.view();

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -189,7 +190,7 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(expo::wants_openmetrics);
-    let body = expo::render(&s, om);
+    let body = expo::cached(&s, om);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, if om { expo::OPENMETRICS } else { expo::TEXT })],
@@ -203,7 +204,7 @@ async fn page(State(s): State<Arc<Shared>>) -> Response {
     let body = if view.page.is_empty() {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
 <title>envgate status</title></head><body><p>starting: no run recorded yet</p></body></html>\n"
-            .to_string()
+            .into()
     } else {
         view.page.clone()
     };
@@ -351,9 +352,9 @@ async fn status(
         return error(StatusCode::SERVICE_UNAVAILABLE, "no run recorded yet");
     };
     let body = if format == Format::Json {
-        format!("{}\n", stored.trim_end())
+        stored.clone()
     } else if let Some(report) = &e.report {
-        format.reporter().render(report, probe::style())
+        Bytes::from(format.reporter().render(report, probe::style()))
     } else {
         return error(
             StatusCode::NOT_ACCEPTABLE,

@@ -94,6 +94,11 @@ pub struct Shared {
     pub probes: probe::Prober,
     /// Unix time the last view was built.
     pub refreshed_at: AtomicI64,
+    /// The last `/metrics` answer in each format, with the second it was
+    /// made: scrapes within that second share it.
+    pub metrics_cache: Mutex<[Option<(i64, u64, axum::body::Bytes)>; 2]>,
+    /// Bumped each time a new view is published.
+    pub generation: AtomicU64,
 }
 
 impl Shared {
@@ -122,6 +127,7 @@ impl Shared {
             Err(p) => *p.into_inner() = view,
         }
         self.refreshed_at.store(now, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -136,8 +142,9 @@ pub struct EnvView {
     pub last_run: Option<i64>,
     pub checks: usize,
     pub not_ok: usize,
-    /// The last run's JSON report (redacted when it was recorded).
-    pub report_json: Option<Arc<str>>,
+    /// The last run's JSON report (redacted when it was recorded), ending
+    /// in a newline: an answer shares it, never copies it.
+    pub report_json: Option<axum::body::Bytes>,
     /// The same report as this server ran it, when it did.
     pub report: Option<Arc<Report>>,
     /// Probe ids in the last report: what `/probe` may run.
@@ -152,7 +159,7 @@ pub struct View {
     /// The audit's Prometheus series for the served environments.
     pub metrics: String,
     /// The status page, rendered.
-    pub page: String,
+    pub page: axum::body::Bytes,
     /// When the most recent recorded run of any served environment finished.
     pub latest_finished: Option<i64>,
 }
@@ -177,7 +184,7 @@ impl View {
                 })
                 .collect(),
             metrics: String::new(),
-            page: String::new(),
+            page: axum::body::Bytes::new(),
             latest_finished: None,
         }
     }
@@ -208,10 +215,14 @@ fn build(
     let mut latest_finished: Option<i64> = None;
     for name in &config.envs {
         let run = store.latest_run(name)?;
-        let report_json = store.latest_report(name)?.map(|(_, j)| Arc::<str>::from(j));
+        let report_json = store.latest_report(name)?.map(|(_, mut j)| {
+            j.truncate(j.trim_end().len());
+            j.push('\n');
+            axum::body::Bytes::from(j)
+        });
         let probes = report_json
             .as_deref()
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|j| serde_json::from_slice::<serde_json::Value>(j).ok())
             .map(|v| probe_ids(&v))
             .unwrap_or_default();
         let checks = store.checks(Some(name))?;
@@ -244,7 +255,7 @@ fn build(
             now,
         },
     )?;
-    let page = page::render(&config.project, &h, &envs, config.interval, now);
+    let page = page::render(&config.project, &h, &envs, config.interval, now).into();
     Ok(View {
         at: now,
         envs,
