@@ -59,6 +59,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Per check: state, streak, last pass, uptime over 1d/7d/30d, incidents.
     History(HistoryArgs),
+    /// Audit on a schedule and answer HTTP: readiness, Prometheus metrics,
+    /// a status page, each environment's last report.
+    Serve(ServeArgs),
     /// Work with JSON reports: `report merge` combines the shards of a run.
     Report(ReportArgs),
     /// Work with the project's JSON Schema: `schema infer` writes a first one.
@@ -504,6 +507,59 @@ pub struct HistoryArgs {
     pub format: HistoryFormat,
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+}
+
+/// `envgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    #[command(flatten)]
+    pub filter: Filter,
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Address to listen on: IP:PORT, or a port alone (on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9427")]
+    pub listen: String,
+    /// Time between audit runs (with --read-only: how often cron writes the store).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub interval: Duration,
+    /// Delay each run by up to this share of the interval, at random (e.g. 10%).
+    #[arg(long, value_name = "PERCENT", default_value = "0%", value_parser = percent)]
+    pub jitter: u8,
+    /// History store: sqlite:PATH or postgres://... (default: `[audit] store`,
+    /// else sqlite:.envgate/history.db).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Run no audit: answer from a store that another runner (cron) writes.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Bearer token required on /api and /probe.
+    #[arg(long, env = "ENVGATE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// One log line per run: `text` or `json` (for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Runs of /probe allowed per minute, all checks together.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub probe_rate: u32,
+    /// Which status fails an environment: `fail` (default) or `warn`.
+    #[arg(long, value_enum, default_value_t = FailOn::Fail)]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `"10%"` or `"10"`: 0 to 100.
+fn percent(s: &str) -> Result<u8, String> {
+    match s.trim_end_matches('%').parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("`{s}` is not a percentage from 0% to 100%")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,4 +21,5 @@ pub mod rules;
 pub mod runner;
 pub mod schemas;
 pub mod select;
+pub mod serve;
 pub mod source;

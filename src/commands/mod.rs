@@ -17,6 +17,7 @@ pub mod progress;
 mod render;
 mod report_file;
 mod watch;
+mod serve;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -145,6 +146,7 @@ pub fn run(cli: Cli, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::Completions(a) => completions::completions(a.shell, out),
         Command::Man => completions::man(out),
         Command::Complete(a) => completions::names(ctx.project(&cli, true, true), a.what, out),
+        Command::Serve(a) => serve::serve(&cli, ctx, a, err),
     };
     match result {
         Ok(code) => Ok(code),
