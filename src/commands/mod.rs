@@ -16,8 +16,8 @@ mod probe;
 pub mod progress;
 mod render;
 mod report_file;
-mod watch;
 mod serve;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;

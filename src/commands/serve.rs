@@ -110,6 +110,9 @@ pub fn serve(cli: &Cli, ctx: &Context, a: &ServeArgs, err: &mut dyn Write) -> Re
     let choice = Choice {
         select: a.filter.selection()?,
         shard: a.filter.shard,
+        // A load on every interval would be a load test that never ends:
+        // `[probe.load]` runs from `check` and `audit`, never from serve.
+        no_load: true,
     };
     let shared = Arc::new(Shared {
         view: RwLock::new(Arc::new(View::empty(&config, now))),

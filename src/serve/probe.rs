@@ -116,7 +116,11 @@ pub fn run_one(
     let opts = CheckOptions {
         envs: vec![env.to_string()],
         sets: sets.to_vec(),
-        choice: Choice { select, shard: None },
+        choice: Choice {
+            select,
+            shard: None,
+            no_load: true,
+        },
         runner: runner.clone(),
     };
     match crate::check::run(project, &opts) {
@@ -137,6 +141,7 @@ pub fn style() -> crate::report::Style {
         color: false,
         width: 100,
         now: std::time::SystemTime::now(),
+        source_links: None,
     }
 }
 
