@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["plan", "check"],
     &["report", "schemas"],
     &["audit"],
+    &["serve"],
     &["cli"],
     &["commands"],
 ];
