@@ -49,8 +49,6 @@ impl Sqlite {
         // not keep the size of the largest run ever recorded.
         conn.pragma_update(None, "journal_size_limit", 4i64 << 20)
             .map_err(err)?;
-        // Read pages through a memory map instead of a system call each.
-        conn.pragma_update(None, "mmap_size", 256i64 << 20).map_err(err)?;
         Ok(Sqlite {
             conn,
             path: path.to_path_buf(),
