@@ -194,6 +194,19 @@ fn a_shard_given_twice_is_refused() {
 }
 
 #[test]
+fn a_report_claiming_an_impossible_shard_is_exit_2_not_a_crash() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = project("orders-api", listener.local_addr().unwrap().port());
+    shard(dir.path(), 1, 1);
+    let mut report = json(&std::fs::read_to_string(dir.path().join("shard-1.json")).unwrap());
+    report["shard"] = serde_json::json!({"index": 1, "count": 0});
+    std::fs::write(dir.path().join("forged.json"), report.to_string()).unwrap();
+    let r = envgate(dir.path(), &["report", "merge", "forged.json"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("forged.json says it is shard 1/0"), "{}", r.stderr);
+}
+
+#[test]
 fn reports_of_different_projects_or_versions_are_refused() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -159,6 +159,12 @@ fn shards(inputs: &[(PathBuf, Report)]) -> Result<Vec<EnvReport>, Problems> {
     let mut by_index: BTreeMap<u32, &Path> = BTreeMap::new();
     for (path, r) in inputs {
         let ShardInfo { index, count: n } = r.shard.expect("sharded");
+        if n == 0 || index == 0 || index > n {
+            return Err(problem(format!(
+                "{} says it is shard {index}/{n}, which no `--shard K/N` run writes (1 <= K <= N)",
+                path.display()
+            )));
+        }
         if n != count {
             return Err(problem(format!(
                 "{} is shard {index}/{n} but {} is of {count} shards: merge the shards of one run",
