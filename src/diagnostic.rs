@@ -30,6 +30,17 @@ pub const MESSAGE_MAX: usize = 1200;
 /// The longest label shown under a snippet.
 pub const LABEL_MAX: usize = 240;
 
+/// An operating system's error message as a clause: `Connection refused
+/// (os error 111)` → `connection refused`.
+pub fn plain(s: &str) -> String {
+    let s = s.split(" (os error").next().unwrap_or(s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
 /// `text` cut in its middle to at most about `max` characters.
 pub fn readable(text: String, max: usize) -> String {
     let tail = max / 6;

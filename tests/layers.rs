@@ -127,3 +127,82 @@ fn the_layer_check_sees_an_upward_edge() {
     assert_eq!(found.into_iter().collect::<Vec<_>>(), ["outcome", "probes"]);
     assert!(layer("report") > layer("config"));
 }
+
+/// The sibling files a file under `src/` names: `super::NAME` or
+/// `crate::<its module path>::NAME`, where `NAME.rs` or `NAME/` is beside it.
+fn sibling_uses(path: &Path, src: &Path) -> BTreeSet<String> {
+    let dir = path.parent().unwrap();
+    let me = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let module: Vec<String> = dir
+        .strip_prefix(src)
+        .unwrap()
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let prefixes = ["super::".to_string(), format!("crate::{}::", module.join("::"))];
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        for prefix in &prefixes {
+            let mut rest = code;
+            while let Some(i) = rest.find(prefix.as_str()) {
+                let after = &rest[i + prefix.len()..];
+                let name: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let sibling = dir.join(format!("{name}.rs")).exists() || dir.join(&name).is_dir();
+                if !name.is_empty() && name != me && name != "mod" && sibling {
+                    out.insert(name);
+                }
+                rest = after;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_files_of_one_module_use_each_other_in_a_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src, &mut all);
+    // Within each directory: file stem → the siblings it uses.
+    let mut graph: std::collections::BTreeMap<(std::path::PathBuf, String), BTreeSet<String>> = Default::default();
+    for path in &all {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.parent() == Some(src.as_path()) || stem == "mod" {
+            continue;
+        }
+        graph.insert((path.parent().unwrap().to_path_buf(), stem), sibling_uses(path, &src));
+    }
+    // A depth-first walk from every file; a file met again on the current
+    // path closes a circle.
+    fn walk(
+        graph: &std::collections::BTreeMap<(std::path::PathBuf, String), BTreeSet<String>>,
+        dir: &Path,
+        at: &str,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == at) {
+            let mut circle = path[i..].to_vec();
+            circle.push(at.to_string());
+            return Some(circle);
+        }
+        path.push(at.to_string());
+        for next in graph.get(&(dir.to_path_buf(), at.to_string())).into_iter().flatten() {
+            if let Some(c) = walk(graph, dir, next, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    for (dir, stem) in graph.keys() {
+        if let Some(circle) = walk(&graph, dir, stem, &mut Vec::new()) {
+            panic!(
+                "files in src/{} use each other in a circle: {}",
+                dir.strip_prefix(&src).unwrap().display(),
+                circle.join(" -> ")
+            );
+        }
+    }
+}

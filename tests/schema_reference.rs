@@ -485,7 +485,7 @@ fn judge_set(i: usize, set: &Set, tmp: &Path, per_doc: usize, seed: u64) -> Vec<
     {
         let text = std::fs::read_to_string(w).unwrap();
         let format = envgate::config::tree::Format::from_path(&w.to_string_lossy()).unwrap();
-        let doc = envgate::config::spanned::parse(&SourceFile::new("d", text), format)
+        let doc = envgate::config::parse::document(&SourceFile::new("d", text), format)
             .unwrap()
             .unwrap()
             .to_json();

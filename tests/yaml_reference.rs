@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use envgate::config::spanned;
+use envgate::config::parse;
 use envgate::config::tree::Format;
 use envgate::source::SourceFile;
 use serde_json::{Value as Json, json};
@@ -43,7 +43,7 @@ fn reference(reader: &str, files: &[PathBuf]) -> Vec<Result<Json, String>> {
 
 fn envgate(text: &str) -> Result<Json, String> {
     let file = SourceFile::new("doc.yaml", text);
-    match spanned::parse(&file, Format::Yaml) {
+    match parse::document(&file, Format::Yaml) {
         Ok(doc) => Ok(doc.map_or(Json::Null, |d| d.to_json())),
         Err(e) => Err(e.message),
     }

@@ -196,7 +196,7 @@ pub fn probe(
         let e = std::process::Command::new(cmd).args(args).exec();
         return Err(Problem::new(
             "envgate::cli::exec",
-            format!("cannot run `{cmd}`: {}", probes::net::plain(&e.to_string())),
+            format!("cannot run `{cmd}`: {}", crate::diagnostic::plain(&e.to_string())),
         )
         .into());
     }

@@ -12,10 +12,11 @@ use serde_json::Value as Json;
 use super::interpolate;
 use super::manifest::SourceDef;
 use super::merge::{MAX_KEY_DEPTH, Node, parse_key};
+use super::parse;
 use super::project::{Project, parse_problem};
 use super::read::MAX_FILE_BYTES;
 use super::secrets::Redactor;
-use super::tree::{self, Entry, Format, Tree};
+use super::tree::{Entry, Format, Tree};
 use crate::diagnostic::{Problem, Problems};
 use crate::source::{Loc, Origin, SourceFile};
 
@@ -276,7 +277,7 @@ impl Project {
                     Ok(text) => {
                         let shown = crate::config::secrets::redact_url_passwords(&url);
                         let file = SourceFile::new(shown.clone(), text);
-                        let table = tree::parse(&file, Format::Json, name)
+                        let table = parse::table(&file, Format::Json, name)
                             .map_err(|f| parse_problem(&file, Format::Json, f))?;
                         // Values from a config server carry the URL as their place.
                         Ok(Some(relabel_url(&table, name, &shown)))

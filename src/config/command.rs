@@ -99,7 +99,7 @@ pub fn run_in(argv: &[String], timeout: Duration, cwd: Option<&std::path::Path>)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run `{shown}`: {}", plain(&e.to_string())))?;
+        .map_err(|e| format!("cannot run `{shown}`: {}", crate::diagnostic::plain(&e.to_string())))?;
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     // Readers on their own threads, each bounded: a command that prints
@@ -176,16 +176,6 @@ pub fn run_in(argv: &[String], timeout: Duration, cwd: Option<&std::path::Path>)
         return Err(format!("`{shown}` {code}{said}"));
     }
     String::from_utf8(out).map_err(|_| format!("`{shown}` printed bytes that are not UTF-8 text"))
-}
-
-/// `No such file or directory (os error 2)` → `no such file or directory`.
-fn plain(s: &str) -> String {
-    let s = s.split(" (os error").next().unwrap_or(s);
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

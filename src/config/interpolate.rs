@@ -726,7 +726,8 @@ fn foreign_syntax(expr: &str, layer: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Format, parse};
+    use crate::config::parse::table as parse;
+    use crate::config::tree::Format;
     use crate::source::SourceFile;
     use proptest::prelude::*;
 

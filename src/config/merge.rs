@@ -287,7 +287,8 @@ pub fn parse_key(key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tree::{Format, parse};
+    use crate::config::parse::table as parse;
+    use crate::config::tree::Format;
     use crate::source::{Loc, SourceFile};
     use proptest::prelude::*;
 

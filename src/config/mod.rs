@@ -9,6 +9,7 @@ pub mod interpolate;
 pub mod json;
 pub mod manifest;
 pub mod merge;
+pub mod parse;
 pub mod project;
 pub mod read;
 pub mod schema;

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use indexmap::IndexMap;
 
 use super::manifest::Manifest;
+use super::parse;
 use super::schema::{Schema, SchemaOptions};
-use super::tree::{self, Entry, Format};
+use super::tree::{Entry, Format};
 use crate::diagnostic::{Problem, Problems};
 use crate::source::SourceFile;
 
@@ -93,7 +94,7 @@ pub enum ReadError {
     Other(Problem),
 }
 
-pub fn parse_problem(file: &Arc<SourceFile>, format: Format, f: tree::ParseFailure) -> Problem {
+pub fn parse_problem(file: &Arc<SourceFile>, format: Format, f: super::tree::ParseFailure) -> Problem {
     let (line, col) = file.line_col(f.offset);
     Problem::new(
         "envgate::parse::syntax",
@@ -183,7 +184,7 @@ impl Project {
             // Snippets of a dotenv file show it with its values masked.
             super::dotenv::load(&file, layer)?
         } else {
-            let table = tree::parse(&file, format, layer).map_err(|f| parse_problem(&file, format, f))?;
+            let table = parse::table(&file, format, layer).map_err(|f| parse_problem(&file, format, f))?;
             (file, table)
         };
         let parsed = Arc::new(Parsed {

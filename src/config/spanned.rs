@@ -1,14 +1,12 @@
 //! A parsed TOML, JSON or YAML document with a span on every value, array
 //! elements included. The readers build this; [`super::tree`] keeps only
-//! table spans for layering, and the schema validator asks [`locate`] for the
-//! span of a value inside an array when an error lands there (on the error
-//! path only, so the common case pays nothing for array spans).
+//! table spans for layering, and the schema validator asks
+//! `super::parse::locate` for the span of a value inside an array when an
+//! error lands there (on the error path only, so the common case pays
+//! nothing for array spans).
 
 use indexmap::IndexMap;
 use serde_json::Value as Json;
-
-use super::tree::{Format, ParseFailure};
-use crate::source::SourceFile;
 
 /// Deepest nesting of tables and arrays a document may have. Every walk
 /// downstream (merging, interpolation, the JSON Schema validator) recurses,
@@ -96,28 +94,6 @@ pub struct Located {
     pub key: Option<Span>,
     /// How many segments were followed.
     pub depth: usize,
-}
-
-/// Parse a TOML, JSON or YAML document. `None` for an empty document.
-pub fn parse(file: &SourceFile, format: Format) -> Result<Option<Spanned>, ParseFailure> {
-    match format {
-        Format::Toml => super::toml_doc::parse(&file.text).map(Some),
-        Format::Json => super::json::parse(file).map(Some),
-        Format::Yaml => super::yaml::parse(file),
-        Format::Dotenv => Err(ParseFailure {
-            message: "dotenv files have no nested values".into(),
-            offset: 0,
-            len: 0,
-        }),
-    }
-}
-
-/// The span of the value at `segments` inside a file, re-read from its text
-/// in memory. Used only to place an error precisely inside an array.
-pub fn locate(file: &SourceFile, segments: &[String]) -> Option<Located> {
-    let format = Format::from_path(&file.name).filter(|f| *f != Format::Dotenv)?;
-    let doc = parse(file, format).ok()??;
-    Some(doc.locate(segments))
 }
 
 /// A finite JSON number, or the reason there is none.

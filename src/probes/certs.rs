@@ -6,7 +6,7 @@
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 /// `tls_verify = false`: the handshake still happens, nothing is checked.
 #[derive(Debug)]
@@ -136,11 +136,19 @@ fn pem(param: &str, value: &str) -> Result<Vec<u8>, String> {
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.as_bytes().to_vec());
     }
-    let f = std::fs::File::open(value)
-        .map_err(|e| format!("cannot read {param} {value}: {}", super::net::plain(&e.to_string())))?;
+    let f = std::fs::File::open(value).map_err(|e| {
+        format!(
+            "cannot read {param} {value}: {}",
+            crate::diagnostic::plain(&e.to_string())
+        )
+    })?;
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut out)
-        .map_err(|e| format!("cannot read {param} {value}: {}", super::net::plain(&e.to_string())))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut out).map_err(|e| {
+        format!(
+            "cannot read {param} {value}: {}",
+            crate::diagnostic::plain(&e.to_string())
+        )
+    })?;
     Ok(out)
 }
 
@@ -238,5 +246,29 @@ pub fn client_cert_refused(e: &rustls::Error, presented: Option<bool>) -> Option
             "the server refused the client certificate, or requires one ({alert:?}): check `cert_file` and `key_file`"
         )),
         _ => None,
+    }
+}
+
+/// Rustls' verdict in words a person acts on.
+pub fn explain(e: &rustls::Error, host: &str) -> String {
+    if let Some(why) = client_cert_refused(e, None) {
+        return why;
+    }
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "certificate has expired".into(),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "certificate is not valid yet".into()
+            }
+            CertificateError::UnknownIssuer => {
+                "certificate signed by an unknown authority (self-signed, or its CA is not trusted: set ca_file)".into()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("certificate is not valid for the name `{host}`")
+            }
+            CertificateError::Revoked => "certificate has been revoked".into(),
+            other => format!("invalid certificate: {other:?}"),
+        },
+        other => other.to_string(),
     }
 }

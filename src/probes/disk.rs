@@ -109,7 +109,7 @@ fn check(path: &std::path::Path, writable: bool, min_free: Option<MinFree>) -> O
                 }
                 _ => Outcome::fail(
                     Class::Io,
-                    format!("cannot write in {shown}: {}", super::net::plain(&e.to_string())),
+                    format!("cannot write in {shown}: {}", crate::diagnostic::plain(&e.to_string())),
                 ),
             };
         }
@@ -122,7 +122,7 @@ fn check(path: &std::path::Path, writable: bool, min_free: Option<MinFree>) -> O
                 Class::Io,
                 format!(
                     "cannot read free space of {shown}: {}",
-                    super::net::plain(&e.to_string())
+                    crate::diagnostic::plain(&e.to_string())
                 ),
             );
         }

@@ -150,7 +150,11 @@ impl Probe for Exec {
                 Err(e) => {
                     return Outcome::fail(
                         Class::Exec,
-                        format!("cannot run {}: {}", self.program, super::net::plain(&e.to_string())),
+                        format!(
+                            "cannot run {}: {}",
+                            self.program,
+                            crate::diagnostic::plain(&e.to_string())
+                        ),
                     );
                 }
             };
@@ -189,7 +193,7 @@ impl Probe for Exec {
                 Ok((Err(e), _)) => {
                     return Outcome::fail(
                         Class::Exec,
-                        format!("{}: {}", self.program, super::net::plain(&e.to_string())),
+                        format!("{}: {}", self.program, crate::diagnostic::plain(&e.to_string())),
                     );
                 }
                 // Whatever still holds the output pipes after the plugin

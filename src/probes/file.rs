@@ -176,7 +176,10 @@ pub fn fs_error(path: &str, e: &std::io::Error) -> Outcome {
         std::io::ErrorKind::PermissionDenied => {
             Outcome::fail(Class::Permission, format!("no permission to read {path}"))
         }
-        _ => Outcome::fail(Class::Io, format!("{path}: {}", super::net::plain(&e.to_string()))),
+        _ => Outcome::fail(
+            Class::Io,
+            format!("{path}: {}", crate::diagnostic::plain(&e.to_string())),
+        ),
     }
 }
 

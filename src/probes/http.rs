@@ -632,7 +632,7 @@ fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error)
         }
         return Outcome::fail(
             Class::Tls,
-            format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
+            format!("handshake with {addr} failed: {}", super::certs::explain(t, host)),
         );
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);

@@ -73,7 +73,7 @@ struct Nats {
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     let target = spec.target;
     let d: Params = spec.params()?;
-    let servers = servers(target)?;
+    let servers = Target::parse_list("NATS", target, SCHEMES)?;
     if let Some(s) = d
         .streams
         .iter()
@@ -97,39 +97,6 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
 }
 
 const SCHEMES: &[(&str, u16, bool)] = &[("nats", 4222, false), ("tls", 4222, true)];
-
-/// The servers of a target: `nats://a:4222,nats://b:4222`, or
-/// `nats://user:pw@a:4222,b:4222` where a later server without a scheme
-/// takes the first one's, and one without credentials takes the first's.
-fn servers(target: &str) -> Result<Vec<Target>, ParamError> {
-    let mut out: Vec<Target> = Vec::new();
-    for part in target.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let t = match out.first() {
-            None => Target::parse("NATS", part, SCHEMES)?,
-            Some(first) => {
-                let mut url = if part.contains("://") {
-                    part.to_string()
-                } else {
-                    format!("{}://{part}", first.url.scheme())
-                };
-                if !url.contains('@') && !first.url.username().is_empty() {
-                    let (scheme, rest) = url.split_once("://").unwrap_or(("nats", &url));
-                    let auth = match first.url.password() {
-                        Some(p) => format!("{}:{p}", first.url.username()),
-                        None => first.url.username().to_string(),
-                    };
-                    url = format!("{scheme}://{auth}@{rest}");
-                }
-                Target::parse("NATS", &url, SCHEMES)?
-            }
-        };
-        out.push(t);
-    }
-    if out.is_empty() {
-        return Err(ParamError::new("target", "the NATS target names no server"));
-    }
-    Ok(out)
-}
 
 impl Probe for Nats {
     fn hosts(&self) -> Vec<Endpoint> {

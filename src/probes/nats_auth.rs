@@ -125,7 +125,10 @@ fn read(param: &str, value: &str) -> Result<String, Outcome> {
     let fail = |e: std::io::Error| {
         Outcome::fail(
             Class::Io,
-            format!("cannot read {param} {value}: {}", super::net::plain(&e.to_string())),
+            format!(
+                "cannot read {param} {value}: {}",
+                crate::diagnostic::plain(&e.to_string())
+            ),
         )
     };
     let f = std::fs::File::open(value).map_err(fail)?;

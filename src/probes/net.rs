@@ -374,7 +374,10 @@ impl Net {
                         Ok(ips)
                     }
                 }
-                Err(e) => Err(format!("cannot resolve `{host}`: {}", plain(&e.to_string()))),
+                Err(e) => Err(format!(
+                    "cannot resolve `{host}`: {}",
+                    crate::diagnostic::plain(&e.to_string())
+                )),
             }
         })
         .await
@@ -586,19 +589,15 @@ pub fn io_outcome(addr: SocketAddr, e: &std::io::Error) -> Outcome {
         K::PermissionDenied => Outcome::fail(Class::Permission, format!("not allowed to connect to {addr}")),
         K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof => Outcome::fail(
             Class::Refused,
-            format!("{addr} closed the connection: {}", plain(&e.to_string())),
+            format!(
+                "{addr} closed the connection: {}",
+                crate::diagnostic::plain(&e.to_string())
+            ),
         ),
-        _ => Outcome::fail(Class::Io, format!("{addr}: {}", plain(&e.to_string()))),
-    }
-}
-
-/// `Connection refused (os error 111)` → `connection refused`.
-pub fn plain(s: &str) -> String {
-    let s = s.split(" (os error").next().unwrap_or(s);
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => String::new(),
+        _ => Outcome::fail(
+            Class::Io,
+            format!("{addr}: {}", crate::diagnostic::plain(&e.to_string())),
+        ),
     }
 }
 

@@ -567,7 +567,7 @@ impl Postgres {
             if let Some(t) = s.downcast_ref::<rustls::Error>() {
                 return self.t.fail(
                     Class::Tls,
-                    format!("TLS with {addr}: {}", super::tls::explain(t, &self.t.host)),
+                    format!("TLS with {addr}: {}", super::certs::explain(t, &self.t.host)),
                 );
             }
             src = s.source();

@@ -103,6 +103,48 @@ impl Target {
         })
     }
 
+    /// Several servers in one target, as clients of clustered services
+    /// write them: `nats://a:4222,nats://b:4222`, or
+    /// `kafka://user:pw@a:9092,b:9092` where a later server without a
+    /// scheme takes the first one's, and one without credentials takes the
+    /// first's.
+    pub fn parse_list(
+        component: &'static str,
+        target: &str,
+        schemes: &[(&str, u16, bool)],
+    ) -> Result<Vec<Target>, ParamError> {
+        let mut out: Vec<Target> = Vec::new();
+        for part in target.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let t = match out.first() {
+                None => Target::parse(component, part, schemes)?,
+                Some(first) => {
+                    let mut url = if part.contains("://") {
+                        part.to_string()
+                    } else {
+                        format!("{}://{part}", first.url.scheme())
+                    };
+                    if !url.contains('@') && !first.url.username().is_empty() {
+                        let (scheme, rest) = url.split_once("://").unwrap_or((first.url.scheme(), &url));
+                        let auth = match first.url.password() {
+                            Some(p) => format!("{}:{p}", first.url.username()),
+                            None => first.url.username().to_string(),
+                        };
+                        url = format!("{scheme}://{auth}@{rest}");
+                    }
+                    Target::parse(component, &url, schemes)?
+                }
+            };
+            out.push(t);
+        }
+        if out.is_empty() {
+            return Err(ParamError::new(
+                "target",
+                format!("the {component} target names no server"),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Where the probe dials: this target's host and port.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint::new(&self.host, self.port)
@@ -317,7 +359,7 @@ pub fn handshake_failed(addr: SocketAddr, host: &str, e: &std::io::Error) -> Out
         }
         return Outcome::fail(
             Class::Tls,
-            format!("handshake with {addr} failed: {}", super::tls::explain(t, host)),
+            format!("handshake with {addr} failed: {}", super::certs::explain(t, host)),
         );
     }
     if let Some(t) = inner.and_then(|i| i.downcast_ref::<TooMuch>()) {
@@ -334,7 +376,7 @@ pub fn handshake_failed(addr: SocketAddr, host: &str, e: &std::io::Error) -> Out
             Class::Protocol,
             format!(
                 "handshake with {addr} failed: {}: is this a TLS port?",
-                super::net::plain(&e.to_string())
+                crate::diagnostic::plain(&e.to_string())
             ),
         ),
         _ => io_outcome(addr, e),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::bounded::{Limited, Meter};
 use super::certs::{ClientCert, Presenting, client_cert_refused};
@@ -147,7 +147,10 @@ impl Tls {
         let metrics: Vec<_> = info.iter().map(|c| c.metric()).collect();
         let judged = || {
             if let Err(e) = verdict {
-                return Outcome::fail(Class::Tls, format!("{} on {addr}: {about}", explain(&e, &self.host)));
+                return Outcome::fail(
+                    Class::Tls,
+                    format!("{} on {addr}: {about}", super::certs::explain(&e, &self.host)),
+                );
             }
             if let (Some(min), Some(c)) = (self.min_days_left, &info)
                 && c.days_left < i64::from(min)
@@ -195,30 +198,6 @@ impl Tls {
             ),
             _ => None,
         }
-    }
-}
-
-/// Rustls' verdict in words a person acts on.
-pub fn explain(e: &rustls::Error, host: &str) -> String {
-    if let Some(why) = super::certs::client_cert_refused(e, None) {
-        return why;
-    }
-    match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "certificate has expired".into(),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "certificate is not valid yet".into()
-            }
-            CertificateError::UnknownIssuer => {
-                "certificate signed by an unknown authority (self-signed, or its CA is not trusted: set ca_file)".into()
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("certificate is not valid for the name `{host}`")
-            }
-            CertificateError::Revoked => "certificate has been revoked".into(),
-            other => format!("invalid certificate: {other:?}"),
-        },
-        other => other.to_string(),
     }
 }
 

@@ -11,7 +11,7 @@ use jsonschema::{Draft, Registry};
 use referencing::{Resolver, ResourceRef};
 use serde_json::Value as Json;
 
-use super::docs::Doc;
+use super::docs::{Doc, UNREACHABLE_KEYWORD};
 use super::graph::{Edge, Extra, Facts, Graph, Kind, Node, NodeId, Patterns};
 
 /// Something wrong in a schema document, at a JSON pointer.
@@ -39,8 +39,6 @@ pub struct Compiled {
     pub graph: Graph,
     pub unreachable: Vec<Unreachable>,
 }
-
-pub const UNREACHABLE_KEYWORD: &str = "x-envgate-unreachable";
 
 /// Where the children of one subschema are read.
 struct Cx<'r> {

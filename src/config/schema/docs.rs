@@ -12,11 +12,14 @@ use std::sync::{Arc, Mutex};
 use jsonschema::Registry;
 use serde_json::{Value as Json, json};
 
-use super::compile::UNREACHABLE_KEYWORD;
-use crate::config::spanned;
+use crate::config::parse;
 use crate::config::tree::Format;
 use crate::diagnostic::Problem;
 use crate::source::SourceFile;
+
+/// The keyword a schema node carries when its `$ref` could not be
+/// resolved: validation reports the reference there instead of passing.
+pub const UNREACHABLE_KEYWORD: &str = "x-envgate-unreachable";
 
 /// Largest schema file read (a `$ref` may name any file).
 const MAX_SCHEMA_BYTES: u64 = 64 << 20;
@@ -65,7 +68,7 @@ pub fn read_schema_file(path: &Path, shown: &str) -> Result<(Arc<SourceFile>, Js
         Some(Format::Yaml) => Format::Yaml,
         _ => Format::Json,
     };
-    let doc = spanned::parse(&file, format)
+    let doc = parse::document(&file, format)
         .map_err(|f| {
             let (l, c) = file.line_col(f.offset);
             format!(

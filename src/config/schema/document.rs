@@ -9,9 +9,10 @@ use std::sync::Arc;
 use super::load::Schema;
 use crate::config::assemble::Assembled;
 use crate::config::merge::Node;
+use crate::config::parse;
 use crate::config::project::parse_problem;
 use crate::config::secrets::Redactor;
-use crate::config::tree::{self, Format};
+use crate::config::tree::Format;
 use crate::diagnostic::Problem;
 use crate::findings::Finding;
 use crate::source::SourceFile;
@@ -21,7 +22,7 @@ impl Schema {
     /// the parse problem that stops it from being read.
     pub fn check_document(&self, file: &Arc<SourceFile>) -> Result<Vec<Finding>, Problem> {
         let format = Format::from_path(&file.name).unwrap_or(Format::Json);
-        let table = tree::parse(file, format, "document").map_err(|f| parse_problem(file, format, f))?;
+        let table = parse::table(file, format, "document").map_err(|f| parse_problem(file, format, f))?;
         let mut root = Node::default();
         root.merge_table(&table);
         let mut a = Assembled {

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use jsonschema::{Draft, Keyword, ValidationError};
 use serde_json::Value as Json;
 
-use super::compile::{self, SchemaFault, UNREACHABLE_KEYWORD};
-use super::docs::{self, Doc};
+use super::compile::{self, SchemaFault};
+use super::docs::{self, Doc, UNREACHABLE_KEYWORD};
 use super::graph::Graph;
 use crate::config::manifest::FormatMode;
+use crate::config::parse;
 use crate::config::project::{ReadError, read_source};
-use crate::config::spanned::{self, Spanned};
+use crate::config::spanned::Spanned;
 use crate::config::tree::Format;
 use crate::diagnostic::Problem;
 use crate::source::SourceFile;
@@ -56,7 +57,7 @@ fn located(p: Problem, file: &Arc<SourceFile>, doc: Option<&Spanned>, pointer: &
     let segs = pointer_segments(pointer);
     let found = match doc {
         Some(d) => Some(d.locate(&segs)),
-        None => spanned::locate(file, &segs),
+        None => parse::locate(file, &segs),
     };
     match found {
         Some(l) => p.at(file, l.value.0, l.value.1),
@@ -122,7 +123,7 @@ impl Schema {
             Some(Format::Yaml) => Format::Yaml,
             _ => Format::Json,
         };
-        let spans = spanned::parse(&file, format)
+        let spans = parse::document(&file, format)
             .map_err(|f| vec![crate::config::project::parse_problem(&file, format, f)])?
             .ok_or_else(|| {
                 vec![Problem::new(

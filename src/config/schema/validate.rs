@@ -10,12 +10,13 @@ use std::ops::Range;
 use jsonschema::error::ValidationErrorKind;
 use serde_json::Value as Json;
 
-use super::compile::UNREACHABLE_KEYWORD;
+use super::docs::UNREACHABLE_KEYWORD;
 use super::graph::NodeId;
 use super::load::{Schema, pointer_segments};
 use crate::config::assemble::Assembled;
 use crate::config::merge::{Leaf, Node, key_string};
-use crate::config::spanned::{self, MAX_DEPTH, Spanned};
+use crate::config::parse;
+use crate::config::spanned::{MAX_DEPTH, Spanned};
 use crate::config::suggest::did_you_mean;
 use crate::config::units;
 use crate::diagnostic::Problem;
@@ -499,7 +500,7 @@ impl Locator {
         };
         let doc = self.docs.entry(file.name.clone()).or_insert_with(|| {
             let format = crate::config::tree::Format::from_path(&file.name)?;
-            spanned::parse(file, format).ok().flatten()
+            parse::document(file, format).ok().flatten()
         });
         let Some(doc) = doc else { return origin.clone() };
         let l = doc.locate(path);
