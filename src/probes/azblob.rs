@@ -341,6 +341,10 @@ impl Dialect for Azure {
         "container"
     }
 
+    fn item(&self) -> &'static str {
+        "blob"
+    }
+
     fn classify(&self, r: &Refusal) -> Class {
         // "Server failed to authenticate the request": a signature or
         // token that does not check out, whatever the code says.

@@ -384,6 +384,10 @@ static CANARIES: AtomicU64 = AtomicU64::new(0);
 pub trait Dialect: Sync {
     /// "bucket" or "container".
     fn noun(&self) -> &'static str;
+    /// What the store calls what it holds: "object", or Azure's "blob".
+    fn item(&self) -> &'static str {
+        "object"
+    }
     /// The class of an error answer from the store (not a credential endpoint).
     fn classify(&self, r: &Refusal) -> Class;
     /// What a credential endpoint's host is, for messages: "STS", "the EC2
@@ -586,7 +590,10 @@ impl Words<'_> {
             let class = self.dialect.classify(r);
             let detail = match (class, object) {
                 (Class::NotFound, Some(key)) if !missing_container => {
-                    format!("object `{key}` does not exist in {noun} `{container}` ({why})")
+                    format!(
+                        "{} `{key}` does not exist in {noun} `{container}` ({why})",
+                        self.dialect.item()
+                    )
                 }
                 (Class::NotFound, _) => format!("{noun} `{container}` does not exist ({why})"),
                 (Class::Auth, _) => format!("the credentials were refused ({}): {why}", self.credentials),
@@ -892,7 +899,10 @@ impl super::load::Session for ObjectSession {
                         Ok(r) => r.bytes().await.map(drop),
                         Err(e) => Err(e),
                     };
-                    got.map_err(|e| words.failed(&e, &format!("read object `{key}` in"), Some(key)))
+                    got.map_err(|e| {
+                        let doing = format!("read {} `{key}` in", l.dialect.item());
+                        words.failed(&e, &doing, Some(key))
+                    })
                 }
                 LoadOp::Canary(_) => {
                     let (key, path) = canary_key(&l.prefix).map_err(|m| l.t.fail(Class::Protocol, m))?;

@@ -263,7 +263,7 @@ fn azure_cs(port: u16) -> String {
 }
 
 #[test]
-fn an_azblob_write_load_reports_its_count_and_leaves_no_canary_behind() {
+fn an_azblob_write_load_leaves_no_canary_behind_and_a_missing_blob_is_not_found() {
     let az = azurite();
     let container = unique("lw").replace('_', "-");
     let _container = azure_container(az.port, &container);
@@ -288,6 +288,26 @@ for b in BlobServiceClient.from_connection_string("{}").get_container_client("{c
         azure_cs(az.port)
     ));
     assert!(left.trim().is_empty(), "canaries left behind: {left}");
+
+    // A GET load of a blob that is not there: every request `not_found`.
+    let dir = project(
+        &format!(
+            "kind = \"azblob\"\ntarget = \"az://{container}/app-\"\nconnection_string = \"{}\"\nload_object = \"health/missing.txt\"",
+            azure_cs(az.port)
+        ),
+        "requests = 10\nconcurrency = 2\nmax_error_rate = \"1%\"",
+    );
+    let (code, r, all) = check(dir.path(), &[]);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(r["load"]["errors_by_class"]["not_found"], 10, "{r}");
+    let msg = r["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("not_found: error rate 100.0% is over its budget of 1%")
+            && msg.contains(&format!(
+                "blob `app-health/missing.txt` does not exist in container `{container}`"
+            )),
+        "{msg}"
+    );
 }
 
 #[test]
