@@ -366,7 +366,7 @@ fn a_load_on_a_kind_without_load_or_without_load_envs_is_exit_2_at_its_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("dns probes do not support `load`"), "{err}");
     assert!(
-        err.contains("kinds that run a load: http, tcp, postgres, mysql, redis"),
+        err.contains("kinds that run a load: http, tcp, postgres, mysql, redis, s3, gcs, azblob"),
         "{err}"
     );
 
@@ -388,6 +388,58 @@ fn a_load_on_a_kind_without_load_or_without_load_envs_is_exit_2_at_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("has a `load` but no `load_envs`"), "{err}");
+}
+
+#[test]
+fn a_load_on_an_object_store_with_nothing_to_request_is_exit_2_at_its_line() {
+    let _turn = SERIAL.blocking_lock();
+    let dir = project(
+        "",
+        "[[probe]]\nname = \"files\"\nkind = \"s3\"\ntarget = \"s3://orders/app-\"\nendpoint = \"http://127.0.0.1:1\"\nload_envs = [\"staging\"]\n\n[probe.load]\nrequests = 5\n",
+    );
+    let out = envgate(dir.path()).args(["validate"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The message is wrapped to the terminal's width: compare its words.
+    let flat = err.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("probe `files`: s3 probes need something for a load to request: `load_object =")
+            && flat.contains("or `write = true`"),
+        "{err}"
+    );
+    assert!(err.contains("checks/probes.toml:"), "{err}");
+
+    // Ad hoc, an object store has no way to say what to request.
+    let out = envgate(dir.path())
+        .args([
+            "probe",
+            "--load",
+            "5x1",
+            "s3://orders?endpoint=http%3A%2F%2F127.0.0.1%3A1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let flat = err.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("need something for a load to request"), "{err}");
+
+    // A canary larger than envgate reads is named at its parameter.
+    let dir = project(
+        "",
+        "[[probe]]\nname = \"files\"\nkind = \"s3\"\ntarget = \"s3://orders/app-\"\nendpoint = \"http://127.0.0.1:1\"\nwrite = true\nload_object_size = \"1MiB\"\nload_envs = [\"staging\"]\n\n[probe.load]\nrequests = 5\n",
+    );
+    let out = envgate(dir.path())
+        .args(["check", "--env", "staging"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let flat = err.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("load_object_size") && flat.contains("`1MiB` is not between 1B and 256KiB"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

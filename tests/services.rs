@@ -14,7 +14,7 @@
 //! services/queries.rs proves a `query` never writes.
 //! services/storage.rs probes S3 (web identity, shared profiles), Azure
 //! Blob Storage (Azurite) and GCS (fake-gcs-server) through their
-//! credential chains.
+//! credential chains; services/storage_load.rs runs `[probe.load]` on them.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -28,6 +28,9 @@ mod check_s3;
 
 #[path = "services/storage.rs"]
 mod storage;
+
+#[path = "services/storage_load.rs"]
+mod storage_load;
 
 #[path = "services/client_certs.rs"]
 mod client_certs;

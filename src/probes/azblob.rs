@@ -2,6 +2,8 @@
 //! blob) with the deployment's credentials, under `prefix` when given; with
 //! `write = true`, a canary blob is put, read back and deleted (see
 //! [`super::objects`]). Requests are signed by the `object_store` crate.
+//! A `[probe.load]` GETs `load_object` with each request, or with
+//! `write = true` puts, gets and deletes a canary blob of its own.
 //!
 //! Credentials, first found wins: a connection string's `AccountKey` or
 //! `SharedAccessSignature`; `access_key`; `sas_token`; a service principal
@@ -11,14 +13,16 @@
 //! and `AZURE_TENANT_ID`, `AZURE_CLIENT_SECRET`); else the managed identity
 //! of the VM, App Service or AKS node, through the instance metadata service.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use url::Url;
 
+use super::load::Load;
 use super::net::ClientOpts;
-use super::objects::{self, Check, Connector, Dialect, Refusal, Transport};
+use super::objects::{self, Check, Connector, Dialect, LoadOp, ObjectLoad, Opened, Refusal, Transport, Words};
 use super::param::Dur;
 use super::service::Target;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -59,6 +63,10 @@ struct Params {
     prefix: Option<String>,
     /// Put, get and delete a small canary blob under the prefix (default false).
     write: Option<bool>,
+    /// With `[probe.load]`: each request GETs this blob, its name after the prefix (prefix "app/" and "health/ping.txt" make app/health/ping.txt), also with `write = true`. A load needs this or `write = true`.
+    load_object: Option<String>,
+    /// With `[probe.load]`, `write = true` and no `load_object`: each request puts, gets and deletes a canary blob of this size, e.g. "4KiB" (default 1KiB, at most 256KiB).
+    load_object_size: Option<String>,
     /// Slowest acceptable list, put or get, e.g. "300ms".
     max_latency: Option<Dur>,
     /// PEM file of the CA roots to trust instead of the system's.
@@ -67,6 +75,7 @@ struct Params {
     tls_verify: Option<bool>,
 }
 
+#[derive(Clone)]
 struct AzBlob {
     t: Target,
     /// The account URL requests are made under.
@@ -78,6 +87,8 @@ struct AzBlob {
     anonymous: bool,
     prefix: String,
     write: bool,
+    /// What each request of a `[probe.load]` does.
+    load: Option<LoadOp>,
     max_latency: Option<Duration>,
     opts: ClientOpts,
 }
@@ -228,6 +239,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
             "anonymous requests carry no credentials: drop the key, SAS token or secret, or `anonymous`",
         ));
     }
+    let write = d.write.unwrap_or(false);
+    let load = objects::load_op(&prefix, d.load_object.as_deref(), d.load_object_size.as_deref(), write)?;
     let host = service
         .host_str()
         .unwrap_or_default()
@@ -253,7 +266,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         from: from.unwrap_or_default(),
         anonymous,
         prefix,
-        write: d.write.unwrap_or(false),
+        write,
+        load,
         max_latency: d.max_latency.map(|m| m.0),
         opts: ClientOpts {
             follow_redirects: false,
@@ -290,6 +304,34 @@ impl Probe for AzBlob {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move { self.t.each_addr(ctx, |addr| self.once(ctx, addr)).await })
     }
+
+    fn load(&self) -> Option<Arc<dyn Load>> {
+        let op = self.load.clone()?;
+        Some(Arc::new(ObjectLoad::new(
+            Arc::new(self.clone()),
+            objects::endpoint_of(&self.service),
+            self.t.clone(),
+            &Azure,
+            self.container.clone(),
+            self.prefix.clone(),
+            op,
+            Box::new(|_: &objects::Seen| None),
+        )))
+    }
+}
+
+/// A load worker's client.
+impl objects::Opener for AzBlob {
+    fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Opened, Outcome>> {
+        Box::pin(async move {
+            let (store, transport, credentials) = self.client(ctx, addr, true)?;
+            Ok(Opened {
+                store: Arc::new(store),
+                transport,
+                credentials,
+            })
+        })
+    }
 }
 
 struct Azure;
@@ -299,6 +341,10 @@ impl Dialect for Azure {
         "container"
     }
 
+    fn item(&self) -> &'static str {
+        "blob"
+    }
+
     fn classify(&self, r: &Refusal) -> Class {
         // "Server failed to authenticate the request": a signature or
         // token that does not check out, whatever the code says.
@@ -306,7 +352,9 @@ impl Dialect for Azure {
             return Class::Auth;
         }
         match (r.status, r.code().as_str()) {
-            (_, "ContainerNotFound" | "ResourceNotFound" | "AccountNotFound") | (404, "") => Class::NotFound,
+            (_, "ContainerNotFound" | "BlobNotFound" | "ResourceNotFound" | "AccountNotFound") | (404, "") => {
+                Class::NotFound
+            }
             (_, "AuthenticationFailed" | "InvalidAuthenticationInfo" | "NoAuthenticationInformation") | (401, _) => {
                 Class::Auth
             }
@@ -366,17 +414,21 @@ impl AzBlob {
         (config, from)
     }
 
-    async fn once(&self, ctx: &Ctx, addr: std::net::SocketAddr) -> Outcome {
-        let transport = match Transport::new(
-            ctx,
-            &self.opts,
-            &format!("{}/{}", self.service.as_str().trim_end_matches('/'), self.container),
-            &self.t.host,
-            addr,
-        ) {
-            Ok(t) => t,
-            Err(o) => return self.t.named(o),
-        };
+    /// A client of the container over the guarded transport to `addr`
+    /// (pooled for a load), and where its credentials come from.
+    fn client(
+        &self,
+        ctx: &Ctx,
+        addr: SocketAddr,
+        load: bool,
+    ) -> Result<(object_store::azure::MicrosoftAzure, Transport, String), Outcome> {
+        let store_url = format!("{}/{}", self.service.as_str().trim_end_matches('/'), self.container);
+        let transport = if load {
+            Transport::for_load(ctx, &self.opts, &store_url, &self.t.host, addr)
+        } else {
+            Transport::new(ctx, &self.opts, &store_url, &self.t.host, addr)
+        }
+        .map_err(|o| self.t.named(o))?;
         let (config, from) = self.chain_credentials();
         let mut b = MicrosoftAzureBuilder::new()
             .with_account(&self.account)
@@ -389,30 +441,37 @@ impl AzBlob {
         for (k, v) in &config {
             b = b.with_config(*k, v);
         }
-        let store = match b.build() {
-            Ok(s) => s,
-            Err(e) => {
-                return self.t.fail(
-                    Class::Auth,
-                    format!(
-                        "cannot set up the Azure client ({from}): {}",
-                        objects::no_queries(&objects::chain(&e))
-                    ),
-                );
-            }
+        match b.build() {
+            Ok(s) => Ok((s, transport, from)),
+            Err(e) => Err(self.t.fail(
+                Class::Auth,
+                format!(
+                    "cannot set up the Azure client ({from}): {}",
+                    objects::no_queries(&objects::chain(&e))
+                ),
+            )),
+        }
+    }
+
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr) -> Outcome {
+        let (store, transport, from) = match self.client(ctx, addr, false) {
+            Ok(c) => c,
+            Err(o) => return o,
         };
         let explain = |_: &objects::Seen| None;
         Check {
-            t: &self.t,
-            dialect: &Azure,
+            words: Words {
+                t: &self.t,
+                dialect: &Azure,
+                transport: &transport,
+                container: &self.container,
+                credentials: &from,
+                explain: &explain,
+            },
             store: Arc::new(store),
-            transport: &transport,
-            container: &self.container,
             prefix: &self.prefix,
             write: self.write,
             max_latency: self.max_latency,
-            credentials: &from,
-            explain: &explain,
         }
         .run()
         .await

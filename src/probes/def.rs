@@ -86,7 +86,7 @@ pub struct Common {
     pub warn_in: Vec<String>,
     /// A short, bounded load after the probe passes, held to latency,
     /// error-rate and throughput budgets (kinds http, tcp, postgres, mysql,
-    /// redis). Runs only in `load_envs`.
+    /// redis, s3, gcs, azblob). Runs only in `load_envs`.
     #[serde(default)]
     pub load: Option<super::load::LoadParams>,
     /// The environments `load` runs in; required with `load`, and a load
@@ -393,6 +393,16 @@ pub fn check_all(probes: &[Located], problems: &mut Vec<Problem>) {
             problems.push(
                 p.problem_at_key("load", format!("{} probes do not support `load`", kind.name))
                     .help(format!("kinds that run a load: {}", super::load::KINDS.join(", "))),
+            );
+        } else if let Some(why) = p
+            .def
+            .load
+            .as_ref()
+            .and_then(|_| super::load::load_refusal(kind.name, &p.def.params))
+        {
+            problems.push(
+                p.problem_at_key("load", format!("probe `{}`: {why}", p.name))
+                    .help("add `load_object` or `write = true` to the probe"),
             );
         } else if p.def.load.is_some() && p.def.load_envs.is_empty() {
             problems.push(

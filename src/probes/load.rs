@@ -4,13 +4,15 @@
 //! The probe runs once first, exactly as without a load (a component that
 //! is not ready is reported as such, and nothing more is sent). Then
 //! `concurrency` workers, each with its own session (an HTTP connection
-//! pool, a logged-in database connection, a Redis connection; for `tcp` a
-//! fresh connection per request), send requests until the bound (`requests`
-//! after `warmup`, or `duration`) or the run's deadline. Closed model: each
-//! worker sends its next request when the previous one is answered. Open
-//! model (`rate`): request i is due at start + i / rate whatever the answers'
-//! pace, and its latency counts from when it was due, so a server that
-//! stalls is charged for the queue it causes (coordinated omission).
+//! pool, a logged-in database connection, a Redis connection, an object
+//! store's client; for `tcp` a fresh connection per request), send
+//! requests until the bound (`requests` after `warmup`, or `duration`) or
+//! the run's deadline, and then undo what the load left behind (an object
+//! store's canaries). Closed model: each worker sends its next request
+//! when the previous one is answered. Open model (`rate`): request i is
+//! due at start + i / rate whatever the answers' pace, and its latency
+//! counts from when it was due, so a server that stalls is charged for the
+//! queue it causes (coordinated omission).
 //! Successful latencies go into an HDR histogram (microseconds, three
 //! significant digits: every percentile within 0.1%).
 //!
@@ -30,14 +32,19 @@ use super::{BoxFuture, Class, Ctx, Endpoint, Outcome, Probe, Verdict};
 use crate::config::units::format_duration;
 use crate::outcome::{Budget, LoadReport, Percentile};
 
+pub use super::objects::load_refusal;
+
 /// The kinds that can run a load.
-pub const KINDS: &[&str] = &["http", "tcp", "postgres", "mysql", "redis"];
+pub const KINDS: &[&str] = &["http", "tcp", "postgres", "mysql", "redis", "s3", "gcs", "azblob"];
 
 /// Most requests one load may measure, concurrency, duration and rate.
 const MAX_REQUESTS: u64 = 10_000_000;
 const MAX_CONCURRENCY: u32 = 1_000;
 const MAX_DURATION: Duration = Duration::from_secs(600);
 const MAX_RATE: f64 = 1_000_000.0;
+/// The least time the cleanup after a load gets (one request's timeout
+/// when that is longer).
+const CLEANUP: Duration = Duration::from_secs(10);
 
 /// `[probe.load]` as written (checks.schema.json and the loader read it).
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
@@ -223,6 +230,11 @@ pub trait Load: Send + Sync {
     fn endpoint(&self) -> Endpoint;
     /// One worker's session to `addr`: a logged-in connection, a pool.
     fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Box<dyn Session>, Outcome>>;
+    /// After the last request, whatever stopped the load: undo what it
+    /// left behind (an object store's canaries). Bounded by the caller.
+    fn finish<'a>(&'a self, _ctx: &'a Ctx, _addr: SocketAddr) -> BoxFuture<'a, Result<(), Outcome>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// One worker's connection: sends one request at a time.
@@ -233,6 +245,11 @@ pub trait Session: Send {
     /// The id the last request carried (HTTP), for the report.
     fn last_id(&self) -> Option<String> {
         None
+    }
+    /// Whether the session is still good after this failed request (a
+    /// refusal it was answered with); by default it is opened again.
+    fn keep_after(&self, _failed: &Outcome) -> bool {
+        false
     }
 }
 
@@ -268,8 +285,9 @@ impl Probe for LoadProbe {
             let Some(load) = self.inner.load() else {
                 return Outcome::fail(
                     Class::Unknown,
-                    "this probe cannot run a load on its target (a Redis behind Sentinel is found only at run time: \
-                     give the load a probe of its own that names the master)",
+                    "this probe cannot run a load as configured (a Redis behind Sentinel is found only at run time: \
+                     give the load a probe of its own that names the master; an object store needs `load_object` \
+                     or `write = true`)",
                 );
             };
             match drive(load, one, &self.spec, deadline).await {
@@ -297,6 +315,9 @@ pub struct Measured {
     /// The first failed measured request: its id and why.
     pub failed: Option<(Option<String>, String)>,
     pub stopped: Option<String>,
+    /// What the load could not undo when it ended (canaries it could not
+    /// delete): the run fails with it, whatever the budgets say.
+    pub left: Option<Outcome>,
 }
 
 /// One worker's share.
@@ -424,14 +445,46 @@ pub async fn drive(
         slowest: None,
         failed: None,
         stopped: None,
+        left: None,
     };
     let mut first_failed: Option<(u64, Option<String>, String)> = None;
     let mut last_end: Option<Instant> = None;
+    let mut done = Vec::with_capacity(workers.len());
+    let mut stopped = None;
     for w in workers {
-        let w = match w.await {
-            Ok(w) => w,
-            Err(e) => return Err(Outcome::fail(Class::Unknown, format!("a load worker stopped: {e}"))),
-        };
+        match w.await {
+            Ok(w) => done.push(w),
+            Err(e) => stopped = Some(Outcome::fail(Class::Unknown, format!("a load worker stopped: {e}"))),
+        }
+    }
+    // Whatever ended the load (its bound, the deadline, a worker that
+    // stopped), what it left behind is undone. Requests that timed out may
+    // be why something was left, so the cleanup gets more than their time,
+    // past the run's deadline if need be, and still a bound.
+    let tidy = Ctx {
+        timeout: ctx.timeout.max(CLEANUP),
+        net: ctx.net.clone(),
+        guard: ctx.guard.clone(),
+        name: ctx.name.clone(),
+    };
+    m.left = match tokio::time::timeout(tidy.timeout, load.finish(&tidy, addr)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(o)) => Some(o),
+        Err(_) => Some(Outcome::fail(
+            Class::Timeout,
+            format!(
+                "cleaning up after the load took longer than {}",
+                format_duration(tidy.timeout)
+            ),
+        )),
+    };
+    if let Some(mut o) = stopped {
+        if let Some(l) = &m.left {
+            o.message = format!("{}; after the load: {}", o.message, l.message);
+        }
+        return Err(o);
+    }
+    for w in done {
         let _ = m.hist.add(&w.hist);
         m.ok += w.ok;
         for (k, v) in w.errors {
@@ -489,7 +542,9 @@ async fn work(load: &dyn Load, ctx: &Ctx, sched: &Schedule, addr: SocketAddr) ->
         };
         let end = Instant::now();
         if !t.measured {
-            if result.is_err() {
+            if let Err(o) = &result
+                && !session.as_ref().is_some_and(|s| s.keep_after(o))
+            {
                 session = None;
             }
             continue;
@@ -511,9 +566,11 @@ async fn work(load: &dyn Load, ctx: &Ctx, sched: &Schedule, addr: SocketAddr) ->
                         .request_id
                         .clone()
                         .or_else(|| session.as_ref().and_then(|s| s.last_id()));
-                    w.failed = Some((t.n, id, o.message));
+                    w.failed = Some((t.n, id, o.message.clone()));
                 }
-                session = None;
+                if !session.as_ref().is_some_and(|s| s.keep_after(&o)) {
+                    session = None;
+                }
             }
         }
     }
@@ -725,6 +782,16 @@ pub fn judge(spec: &LoadSpec, m: &Measured, first: Verdict) -> Outcome {
         }
         Outcome::fail(class, msg)
     };
+    if let Some(l) = &m.left {
+        // A load that cannot clean up after itself fails, budgets or not.
+        if o.verdict == Verdict::Fail {
+            o.message = format!("{}; after the load: {}", o.message, l.message);
+        } else {
+            o.message = format!("{} (after the {})", l.message, o.message);
+            o.class = l.class;
+        }
+        o.verdict = Verdict::Fail;
+    }
     o.load = Some(Box::new(r));
     o
 }
@@ -817,6 +884,7 @@ mod tests {
             )),
             failed: None,
             stopped: None,
+            left: None,
         }
     }
 
@@ -870,6 +938,35 @@ mod tests {
         assert_eq!(o.verdict, Verdict::Pass, "{}", o.message);
         assert!(
             o.message.contains("budgets hold (p50 ≤ 10ms, throughput ≥ 50/s)"),
+            "{}",
+            o.message
+        );
+    }
+
+    #[test]
+    fn a_load_that_leaves_canaries_behind_fails_whatever_its_budgets_say() {
+        let s = spec("requests = 100\np50 = \"10ms\"").unwrap();
+        let mut m = measured(&[5; 100], 0);
+        m.left = Some(Outcome::fail(
+            Class::Permission,
+            "S3 s3://b: the credentials may not delete canary `c` in bucket `b`",
+        ));
+        let o = judge(&s, &m, Verdict::Pass);
+        assert_eq!((o.verdict, o.class), (Verdict::Fail, Some(Class::Permission)));
+        assert!(
+            o.message
+                .starts_with("permission: S3 s3://b: the credentials may not delete canary `c` in bucket `b` (after the load: 100 requests")
+                && o.message.contains("budgets hold"),
+            "{}",
+            o.message
+        );
+        // A load whose budgets broke says both.
+        let s = spec("requests = 100\np50 = \"1ms\"").unwrap();
+        let o = judge(&s, &m, Verdict::Pass);
+        assert_eq!((o.verdict, o.class), (Verdict::Fail, Some(Class::Latency)));
+        assert!(
+            o.message.starts_with("latency: p50 5.00ms is over its budget of 1ms")
+                && o.message.contains("; after the load: permission: S3"),
             "{}",
             o.message
         );

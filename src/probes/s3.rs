@@ -2,6 +2,8 @@
 //! credentials a deployment has, under `prefix` when given; with
 //! `write = true`, a canary object is put, read back and deleted (see
 //! [`super::objects`]). Requests are signed by the `object_store` crate.
+//! A `[probe.load]` GETs `load_object` with each request, or with
+//! `write = true` puts, gets and deletes a canary of its own.
 //!
 //! Credentials, first found wins, as the AWS SDKs look for them:
 //! 1. `access_key`/`secret_key` (and `session_token`), or the target URL's
@@ -19,14 +21,16 @@
 //! 7. the EC2 instance profile through IMDSv2.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use url::Url;
 
+use super::load::Load;
 use super::net::ClientOpts;
-use super::objects::{self, Check, Connector, Dialect, Refusal, Seen, Transport};
+use super::objects::{self, Check, Connector, Dialect, LoadOp, ObjectLoad, Opened, Refusal, Seen, Transport, Words};
 use super::param::Dur;
 use super::service::Target;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -65,6 +69,10 @@ struct Params {
     prefix: Option<String>,
     /// Put, get and delete a small canary object under the prefix (default false).
     write: Option<bool>,
+    /// With `[probe.load]`: each request GETs this object, its key after the prefix (prefix "app/" and "health/ping.txt" make app/health/ping.txt), also with `write = true`. A load needs this or `write = true`.
+    load_object: Option<String>,
+    /// With `[probe.load]`, `write = true` and no `load_object`: each request puts, gets and deletes a canary of this size, e.g. "4KiB" (default 1KiB, at most 256KiB).
+    load_object_size: Option<String>,
     /// Slowest acceptable list, put or get, e.g. "300ms".
     max_latency: Option<Dur>,
     /// PEM file of the CA roots to trust instead of the system's (also for STS).
@@ -73,6 +81,7 @@ struct Params {
     tls_verify: Option<bool>,
 }
 
+#[derive(Clone)]
 struct S3 {
     t: Target,
     /// The URL the store's requests go to: the bucket's (virtual) or the
@@ -86,6 +95,8 @@ struct S3 {
     anonymous: bool,
     prefix: String,
     write: bool,
+    /// What each request of a `[probe.load]` does.
+    load: Option<LoadOp>,
     max_latency: Option<Duration>,
     opts: ClientOpts,
 }
@@ -199,6 +210,8 @@ fn parse(spec: &Spec<'_>) -> Result<S3, ParamError> {
             "anonymous requests carry no credentials: drop the keys or the profile, or `anonymous`",
         ));
     }
+    let write = d.write.unwrap_or(false);
+    let load = objects::load_op(&prefix, d.load_object.as_deref(), d.load_object_size.as_deref(), write)?;
     let host = base.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
     let t = Target {
         component: "S3",
@@ -221,7 +234,8 @@ fn parse(spec: &Spec<'_>) -> Result<S3, ParamError> {
         profile: d.profile,
         anonymous,
         prefix,
-        write: d.write.unwrap_or(false),
+        write,
+        load,
         max_latency: d.max_latency.map(|m| m.0),
         opts: ClientOpts {
             follow_redirects: false,
@@ -243,20 +257,54 @@ impl Probe for S3 {
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let creds = match tokio::task::spawn_blocking({
-                let profile = self.profile.clone();
-                let keys = self.keys.clone();
-                let anonymous = self.anonymous;
-                let timeout = ctx.timeout;
-                move || Creds::find(keys, anonymous, profile.as_deref(), timeout)
-            })
-            .await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return self.t.fail(Class::Auth, e),
-                Err(e) => return self.t.fail(Class::Auth, format!("looking for credentials failed: {e}")),
+            let creds = match self.creds(ctx).await {
+                Ok(c) => c,
+                Err(o) => return o,
             };
             self.t.each_addr(ctx, |addr| self.once(ctx, addr, &creds)).await
+        })
+    }
+
+    fn load(&self) -> Option<Arc<dyn Load>> {
+        let op = self.load.clone()?;
+        let s3 = self.clone();
+        let explain: objects::Explain = Box::new(move |seen: &Seen| s3.region_mismatch(seen));
+        Some(Arc::new(ObjectLoad::new(
+            Arc::new(Opener {
+                s3: self.clone(),
+                creds: tokio::sync::OnceCell::new(),
+            }),
+            objects::endpoint_of(&self.base),
+            self.t.clone(),
+            &Aws,
+            self.bucket.clone(),
+            self.prefix.clone(),
+            op,
+            explain,
+        )))
+    }
+}
+
+/// A load's workers' S3 clients; the credentials are found once, by the
+/// first worker, and shared.
+struct Opener {
+    s3: S3,
+    creds: tokio::sync::OnceCell<Arc<Creds>>,
+}
+
+impl objects::Opener for Opener {
+    fn open<'a>(&'a self, ctx: &'a Ctx, addr: SocketAddr) -> BoxFuture<'a, Result<Opened, Outcome>> {
+        Box::pin(async move {
+            let creds = self
+                .creds
+                .get_or_try_init(|| async { self.s3.creds(ctx).await.map(Arc::new) })
+                .await?;
+            let (store, transport) = self.s3.client(ctx, addr, creds, true)?;
+            Ok(Opened {
+                store: Arc::new(store),
+                transport,
+                credentials: creds.from().to_string(),
+            })
         })
     }
 }
@@ -535,7 +583,7 @@ impl Dialect for Aws {
 
     fn classify(&self, r: &Refusal) -> Class {
         match (r.status, r.code().as_str()) {
-            (_, "NoSuchBucket") | (404, "") => Class::NotFound,
+            (_, "NoSuchBucket" | "NoSuchKey") | (404, "") => Class::NotFound,
             (
                 _,
                 "InvalidAccessKeyId"
@@ -573,11 +621,39 @@ impl S3 {
         }
     }
 
-    async fn once(&self, ctx: &Ctx, addr: std::net::SocketAddr, creds: &Creds) -> Outcome {
-        let transport = match Transport::new(ctx, &self.opts, &self.store_url(), &self.t.host, addr) {
-            Ok(t) => t,
-            Err(o) => return self.t.named(o),
-        };
+    /// The credentials, found at run time (files, a `credential_process`:
+    /// off the runtime's threads).
+    async fn creds(&self, ctx: &Ctx) -> Result<Creds, Outcome> {
+        match tokio::task::spawn_blocking({
+            let profile = self.profile.clone();
+            let keys = self.keys.clone();
+            let anonymous = self.anonymous;
+            let timeout = ctx.timeout;
+            move || Creds::find(keys, anonymous, profile.as_deref(), timeout)
+        })
+        .await
+        {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(self.t.fail(Class::Auth, e)),
+            Err(e) => Err(self.t.fail(Class::Auth, format!("looking for credentials failed: {e}"))),
+        }
+    }
+
+    /// A client of the bucket over the guarded transport to `addr`
+    /// (pooled for a load).
+    fn client(
+        &self,
+        ctx: &Ctx,
+        addr: SocketAddr,
+        creds: &Creds,
+        load: bool,
+    ) -> Result<(object_store::aws::AmazonS3, Transport), Outcome> {
+        let transport = if load {
+            Transport::for_load(ctx, &self.opts, &self.store_url(), &self.t.host, addr)
+        } else {
+            Transport::new(ctx, &self.opts, &self.store_url(), &self.t.host, addr)
+        }
+        .map_err(|o| self.t.named(o))?;
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)
@@ -599,27 +675,34 @@ impl S3 {
             Creds::Anonymous => b.with_skip_signature(true),
             Creds::Chain { config, .. } => config.iter().fold(b, |b, (k, v)| b.with_config(*k, v)),
         };
-        let store = match b.build() {
-            Ok(s) => s,
-            Err(e) => {
-                return self.t.fail(
-                    Class::Auth,
-                    format!("cannot set up the S3 client ({}): {}", creds.from(), objects::chain(&e)),
-                );
-            }
+        let store = b.build().map_err(|e| {
+            self.t.fail(
+                Class::Auth,
+                format!("cannot set up the S3 client ({}): {}", creds.from(), objects::chain(&e)),
+            )
+        })?;
+        Ok((store, transport))
+    }
+
+    async fn once(&self, ctx: &Ctx, addr: SocketAddr, creds: &Creds) -> Outcome {
+        let (store, transport) = match self.client(ctx, addr, creds, false) {
+            Ok(c) => c,
+            Err(o) => return o,
         };
         let explain = |seen: &Seen| self.region_mismatch(seen);
         Check {
-            t: &self.t,
-            dialect: &Aws,
+            words: Words {
+                t: &self.t,
+                dialect: &Aws,
+                transport: &transport,
+                container: &self.bucket,
+                credentials: creds.from(),
+                explain: &explain,
+            },
             store: Arc::new(store),
-            transport: &transport,
-            container: &self.bucket,
             prefix: &self.prefix,
             write: self.write,
             max_latency: self.max_latency,
-            credentials: creds.from(),
-            explain: &explain,
         }
         .run()
         .await

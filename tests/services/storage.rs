@@ -288,7 +288,7 @@ async fn s3_over_tls_fails_tls_with_an_untrusted_certificate() {
 }
 
 /// Azurite's blob service on a free port, in memory.
-fn azurite() -> Server {
+pub(super) fn azurite() -> Server {
     let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
     let mut cmd = Command::new(format!("{TOOLS}/azurite/node_modules/.bin/azurite-blob"));
     cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
@@ -302,7 +302,8 @@ fn azurite() -> Server {
     Server::spawn(&mut cmd, port, String::new(), dir)
 }
 
-const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub(super) const DEV_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// A container in Azurite, and a read-and-list-only SAS token for it.
 fn azure_container(port: u16, container: &str) -> String {
@@ -392,7 +393,7 @@ print(len(list(BlobServiceClient.from_connection_string(cs).get_container_client
 }
 
 /// fake-gcs-server on a free port, in memory, over plain HTTP.
-fn fake_gcs() -> Server {
+pub(super) fn fake_gcs() -> Server {
     let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
     let mut cmd = Command::new(format!("{TOOLS}/fake-gcs-server/bin/fake-gcs-server"));
     cmd.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
