@@ -15,6 +15,8 @@
 //! services/storage.rs probes S3 (web identity, shared profiles), Azure
 //! Blob Storage (Azurite) and GCS (fake-gcs-server) through their
 //! credential chains; services/storage_load.rs runs `[probe.load]` on them.
+//! services/kafka.rs runs each Kafka test against its own tansu broker;
+//! services/amqp_tls.rs a RabbitMQ node that requires client certificates.
 //! No test sleeps to wait for something; every wait polls with a bound.
 
 #[path = "services/support.rs"]
@@ -44,6 +46,12 @@ mod queries;
 
 #[path = "services/nats_auth.rs"]
 mod nats_auth;
+
+#[path = "services/kafka.rs"]
+mod kafka;
+
+#[path = "services/amqp_tls.rs"]
+mod amqp_tls;
 
 #[path = "services/redis_topologies.rs"]
 mod redis_topologies;

@@ -1,4 +1,5 @@
-//! `amqp`: an AMQP 0-9-1 broker (RabbitMQ) accepts the URL's credentials,
+//! `amqp`: an AMQP 0-9-1 broker (RabbitMQ) accepts the URL's credentials
+//! (SASL PLAIN) or, over TLS, the client certificate (SASL EXTERNAL),
 //! opens its vhost and a channel; optionally queues and exchanges exist,
 //! checked with passive declares only (never created). The handshake is a
 //! handful of frames, spoken here so every refusal is classified.
@@ -43,6 +44,12 @@ struct Params {
     ca_file: Option<String>,
     /// amqps: verify the certificate chain and host name (default true).
     tls_verify: Option<bool>,
+    /// amqps: client certificate to present (PEM path, or its text via `${secret:file:...}`).
+    cert_file: Option<String>,
+    /// amqps: the client certificate's private key (PEM path, or its text via `${secret:file:...}`).
+    key_file: Option<String>,
+    /// How to log in: "PLAIN" (the URL's user and password) or "EXTERNAL" (the client certificate names the user); EXTERNAL is the default with a client certificate and no user in the URL.
+    sasl_mechanism: Option<String>,
 }
 
 struct Amqp {
@@ -52,14 +59,35 @@ struct Amqp {
     exchanges: Vec<String>,
     max_latency: Option<Duration>,
     tls: TlsOpts,
+    /// SASL EXTERNAL: the broker takes the user from the client certificate.
+    external: bool,
 }
 
 fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
     let target = spec.target;
     let d: Params = spec.params()?;
     let mut t = Target::parse("AMQP", target, &[("amqp", 5672, false), ("amqps", 5671, true)])?;
+    let client = super::certs::ClientCert::from_params(d.cert_file, d.key_file)?;
+    let anonymous = t.user.is_empty() && t.password.is_none();
+    let external = match d.sasl_mechanism.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None => client.is_some() && anonymous,
+        Some("PLAIN") => false,
+        Some("EXTERNAL") => true,
+        Some(other) => {
+            return Err(ParamError::new(
+                "sasl_mechanism",
+                format!("`{other}` is not a mechanism envgate speaks to AMQP: PLAIN or EXTERNAL"),
+            ));
+        }
+    };
+    if external && (client.is_none() || !t.tls) {
+        return Err(ParamError::new(
+            "sasl_mechanism",
+            "SASL EXTERNAL logs in with a client certificate: use amqps:// and set `cert_file` and `key_file`",
+        ));
+    }
     // The AMQP URI spec: no user means guest/guest; no vhost means "/".
-    if t.user.is_empty() && t.password.is_none() {
+    if anonymous && !external {
         t.user = "guest".into();
         t.password = Some("guest".into());
     }
@@ -82,7 +110,8 @@ fn build(spec: &Spec<'_>) -> Result<Box<dyn Probe>, ParamError> {
         queues: d.queues,
         exchanges: d.exchanges,
         max_latency: d.max_latency.map(|m| m.0),
-        tls: TlsOpts::new(d.ca_file, d.tls_verify, true),
+        tls: TlsOpts::new(d.ca_file, d.tls_verify, true).with_client(client),
+        external,
         t,
     }))
 }
@@ -170,8 +199,13 @@ impl Amqp {
     where
         S: AsyncBufRead + AsyncWrite + Unpin,
     {
-        let io = |doing: &str, e: std::io::Error| (service::io_error(&self.t, addr, doing, &e), false);
+        let presented = Some(self.tls.client.is_some());
+        let io =
+            |doing: &str, e: std::io::Error| (service::io_error_presenting(&self.t, addr, doing, &e, presented), false);
         if let Err(e) = write(s, b"AMQP\x00\x00\x09\x01").await {
+            if self.refused_certless(&e) {
+                return (self.certless(addr), false);
+            }
             return io("sending the protocol header", e);
         }
         let start_frame = match read_frame(s).await {
@@ -185,20 +219,46 @@ impl Amqp {
                     false,
                 );
             }
+            Err(e) if self.refused_certless(&e) => return (self.certless(addr), false),
             Err(e) => return io("waiting for Connection.Start", e),
         };
         let product = server_product(&start_frame.payload).unwrap_or_else(|| "AMQP broker".into());
-        // Start-Ok: PLAIN credentials; ask to be told why a login fails.
+        let mechanism: &[u8] = if self.external { b"EXTERNAL" } else { b"PLAIN" };
+        let offered = mechanisms(&start_frame.payload).unwrap_or_default();
+        if !offered.split(' ').any(|m| m.as_bytes() == mechanism) {
+            let hint = if self.external {
+                " (RabbitMQ offers EXTERNAL with the rabbitmq_auth_mechanism_ssl plugin and `auth_mechanisms.1 = EXTERNAL`)"
+            } else {
+                ""
+            };
+            return (
+                self.t.fail(
+                    Class::Auth,
+                    format!(
+                        "{addr} does not offer SASL {}; it offers: {}{hint}",
+                        String::from_utf8_lossy(mechanism),
+                        bounded::cut(&offered, 100)
+                    ),
+                ),
+                false,
+            );
+        }
+        // Start-Ok: the credentials (none for EXTERNAL: the certificate is
+        // them); ask to be told why a login fails.
         let mut caps = Vec::new();
         table_bool(&mut caps, "authentication_failure_close", true);
         let mut props = Vec::new();
         table_str(&mut props, "product", "envgate");
         table_entry(&mut props, "capabilities", b'F', &long_bytes(&caps));
         let password = self.t.password.clone().unwrap_or_default();
-        let response = format!("\0{}\0{password}", self.t.user);
+        let response = if self.external {
+            String::new()
+        } else {
+            format!("\0{}\0{password}", self.t.user)
+        };
         let args = [
             long_bytes(&props),
-            short(b"PLAIN"),
+            short(mechanism),
             long_bytes(response.as_bytes()),
             short(b"en_US"),
         ]
@@ -328,9 +388,13 @@ impl Amqp {
         {
             return (o, true);
         }
+        let who = if self.external {
+            "with its client certificate (SASL EXTERNAL)".to_string()
+        } else {
+            format!("as `{}`", self.t.user)
+        };
         let mut msg = format!(
-            "{product} on {addr}: logged in as `{}`, vhost `{}` and a channel open in {}",
-            self.t.user,
+            "{product} on {addr}: logged in {who}, vhost `{}` and a channel open in {}",
             self.vhost,
             service::took(start)
         );
@@ -341,6 +405,29 @@ impl Amqp {
             msg.push_str(&format!("; {} exchange(s) exist", self.exchanges.len()));
         }
         (Outcome::pass(msg), true)
+    }
+
+    /// A TLS 1.3 server judges the client certificate after the handshake;
+    /// RabbitMQ then hangs up, and the reset can overtake its alert: a reset
+    /// before Connection.Start, on TLS without a certificate, is that.
+    fn refused_certless(&self, e: &std::io::Error) -> bool {
+        self.t.tls
+            && self.tls.client.is_none()
+            && matches!(
+                bounded::innermost(e).kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::BrokenPipe
+            )
+    }
+
+    fn certless(&self, addr: SocketAddr) -> Outcome {
+        self.t.fail(
+            Class::Tls,
+            format!(
+                "{addr} hung up right after the TLS handshake, before Connection.Start: the server requires a client certificate, most likely (set `cert_file` and `key_file`)"
+            ),
+        )
     }
 
     /// The next method frame, which must be `want`; a Connection.Close says why not.
@@ -374,7 +461,15 @@ impl Amqp {
                         format!("{addr} closed the connection while {doing}: wrong user or password?"),
                     ));
                 }
-                Err(e) => return Err(service::io_error(&self.t, addr, doing, &e)),
+                Err(e) => {
+                    return Err(service::io_error_presenting(
+                        &self.t,
+                        addr,
+                        doing,
+                        &e,
+                        Some(self.tls.client.is_some()),
+                    ));
+                }
             };
             match f.method() {
                 None => continue,
@@ -395,6 +490,16 @@ impl Amqp {
             }
         }
     }
+}
+
+/// The SASL mechanisms Connection.Start offers, space-separated: after
+/// class and method (4 bytes), the version (2), and the server-properties
+/// table (a long length and its bytes).
+fn mechanisms(p: &[u8]) -> Option<String> {
+    let table = u32::from_be_bytes(p.get(6..10)?.try_into().ok()?) as usize;
+    let at = 10usize.checked_add(table)?;
+    let len = u32::from_be_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
+    Some(String::from_utf8_lossy(p.get(at + 4..at.checked_add(4 + len)?)?).into_owned())
 }
 
 /// The broker's product and version from Connection.Start's properties.
@@ -495,6 +600,22 @@ async fn read_frame<S: AsyncBufRead + Unpin>(s: &mut S) -> std::io::Result<Frame
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mechanisms_connection_start_offers_are_read_past_its_properties() {
+        let mut props = Vec::new();
+        table_str(&mut props, "product", "RabbitMQ");
+        let payload = [
+            &[0, 10, 0, 10, 0, 9][..],
+            &long_bytes(&props),
+            &long_bytes(b"EXTERNAL PLAIN AMQPLAIN"),
+            &long_bytes(b"en_US"),
+        ]
+        .concat();
+        assert_eq!(mechanisms(&payload).as_deref(), Some("EXTERNAL PLAIN AMQPLAIN"));
+        // A properties length past the frame is no answer, not a panic.
+        assert_eq!(mechanisms(&[0, 10, 0, 10, 0, 9, 255, 255, 255, 255]), None);
+    }
 
     #[tokio::test]
     async fn frames_round_trip() {

@@ -27,6 +27,12 @@ const SAMPLES: &[(&str, &str, &str, &[&str])] = &[
     ("redis", "rediss://:pw@cache.example.com:6380/0", "", &[]),
     ("amqp", "amqps://guest:guest@mq.example.com/vhost", "", &[]),
     ("nats", "nats://nats.example.com:4222", "", &[]),
+    (
+        "kafka",
+        "kafka+ssl://app:pw@kafka1.example.com:9093,kafka2.example.com:9093",
+        "",
+        &["kafka2.example.com"],
+    ),
     ("mqtt", "mqtts://mqtt.example.com", "", &[]),
     (
         "s3",

@@ -25,6 +25,7 @@ mod tls;
 mod amqp;
 mod azblob;
 mod gcs;
+mod kafka;
 mod mqtt;
 mod mysql;
 mod nats;
@@ -322,6 +323,7 @@ pub static KINDS: &[&Kind] = &[
     &redis::KIND,
     &amqp::KIND,
     &nats::KIND,
+    &kafka::KIND,
     &mqtt::KIND,
     &s3::KIND,
     &gcs::KIND,

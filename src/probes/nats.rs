@@ -19,7 +19,6 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::bounded::{self, Limited, Meter, number, read_line, word};
 use super::nats_auth::Identity;
-use super::net::{combine, join_all};
 use super::param::Dur;
 use super::service::{self, Ended, Io, Target, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec};
@@ -104,16 +103,9 @@ impl Probe for Nats {
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            if let [t] = self.servers.as_slice() {
-                return t.sessions(ctx, |addr| self.once(ctx, t, addr)).await;
-            }
-            let tries = self.servers.iter().map(|t| async move {
-                let o = t.sessions(ctx, |addr| self.once(ctx, t, addr)).await;
-                (format!("{}:{}", t.host, t.port), o)
-            });
-            combine(join_all(tries).await, "servers")
-        })
+        Box::pin(Target::each_server(ctx, &self.servers, "servers", |t, addr| {
+            self.once(ctx, t, addr)
+        }))
     }
 }
 

@@ -241,6 +241,25 @@ impl Target {
         o
     }
 
+    /// [`Target::sessions`] on every server of a clustered service's target
+    /// (`nats://a,b`, Kafka's bootstrap servers): all answer, pass; some,
+    /// warn naming the ones that did not (`what`: "servers"); none, fail.
+    pub async fn each_server<'a, F, Fut>(ctx: &'a Ctx, servers: &'a [Target], what: &str, attempt: F) -> Outcome
+    where
+        F: Fn(&'a Target, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = Ended>,
+    {
+        if let [t] = servers {
+            return t.sessions(ctx, |addr| attempt(t, addr)).await;
+        }
+        let attempt = &attempt;
+        let tries = servers.iter().map(|t| async move {
+            let o = t.sessions(ctx, |addr| attempt(t, addr)).await;
+            (format!("{}:{}", t.host, t.port), o)
+        });
+        super::net::combine(super::net::join_all(tries).await, what)
+    }
+
     /// A reply that is not this protocol: a TLS record (the port speaks
     /// TLS) or whatever it was, quoted.
     pub fn garbage(&self, addr: SocketAddr, doing: &str, seen: &[u8]) -> Outcome {

@@ -197,6 +197,7 @@ fn every_kind_checks_what_a_name_resolves_to_before_dialing() {
         ("redis", format!("redis://localhost:{p}/0")),
         ("amqp", format!("amqp://localhost:{p}/")),
         ("nats", format!("nats://localhost:{p}")),
+        ("kafka", format!("kafka://localhost:{p}")),
         ("mqtt", format!("mqtt://localhost:{p}")),
         ("s3", format!("http://localhost:{p}/orders")),
         ("gcs", format!("gs://orders?endpoint=http://localhost:{p}")),

@@ -9,7 +9,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use envgate::outcome::Status;
 use serde_json::json;
@@ -179,44 +178,11 @@ async fn nats_that_requires_a_client_certificate_passes_with_it_and_says_so_with
     assert!(f.message.contains("requires a client certificate"), "{}", f.message);
 }
 
-/// A TLS front on a free port that terminates TLS and forwards to `backend`:
-/// what a server with `handshake_first` looks like to a client.
-async fn tls_front(pki: &Pki, backend: u16) -> u16 {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = vec![CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(s).await else {
-                    return;
-                };
-                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn nats_with_tls_first_handshakes_before_info() {
     let pki = Pki::new();
     let server = Server::nats();
-    let front = tls_front(&pki, server.port).await;
+    let front = pki.front(server.port, false).await;
     let url = format!("nats://app:{}@127.0.0.1:{front}", server.secret);
     let first = |d: &mut envgate::probes::ProbeDef| {
         d.set("ca_file", &pki.ca_file);
