@@ -12,9 +12,15 @@ cd "$(dirname "$0")/.."
 
 RUNS=${1:-100000}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
-cargo build --release --quiet --bin envgate --example audit_history
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+# ENVGATE_BIN=path measures a binary built earlier (the history generator is still built).
+cargo build --release --quiet --example audit_history
 GEN=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/audit_history
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --release --quiet --bin envgate
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/envgate
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

@@ -441,3 +441,24 @@ fn history_json_gives_state_streak_uptime_and_incidents_with_durations() {
     let (out, _) = text(&o);
     assert!(out.contains("probe/orders-db") && out.contains("✓ resolved"), "{out}");
 }
+
+#[test]
+fn the_stores_write_ahead_log_does_not_grow_from_one_cron_run_to_the_next() {
+    // Each cron run is a new process with one write transaction: its WAL
+    // must be folded into the database when it exits, or every later run
+    // reads all of it again, and the file grows without end.
+    let (f, _rec) = hooked("fail_after = 1", ONE_PROBE);
+    f.up("db");
+    let wal = f.root().join(".envgate").join("history.db-wal");
+    let db = f.root().join(".envgate").join("history.db");
+    for run in 1..=6 {
+        let o = envgate(&f, &["audit", "--env", "prod", "-q"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+        let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(left, 0, "after run {run} the WAL still holds {left} bytes");
+    }
+    // Everything the runs recorded is in the database file itself.
+    assert!(std::fs::metadata(&db).unwrap().len() > 0);
+    let mut store = f.store();
+    assert_eq!(store.query("SELECT COUNT(*) FROM runs", &[]).unwrap()[0][0].i(), 6);
+}

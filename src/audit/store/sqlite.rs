@@ -37,13 +37,12 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
-        // A cron run appends a few pages to the WAL; syncing the database
-        // file at every exit (a checkpoint: two fsyncs, tens of ms on a busy
-        // disk) would cost more than the run. The WAL is checkpointed when
-        // it reaches 256 pages instead, which also bounds what the next run
-        // reads back to rebuild its index (1 MiB).
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(err)?;
+        // The WAL is checkpointed into the database and removed when the
+        // last connection closes (SQLite's default, kept on purpose): a cron
+        // run is a fresh process, and a fresh process rebuilds its WAL index
+        // by reading the whole WAL, which, left in place, grows with every
+        // run that cannot restart it (each is one write transaction). A
+        // long-running server checkpoints as it goes: at 256 pages.
         conn.pragma_update(None, "wal_autocheckpoint", 256).map_err(err)?;
         // After a checkpoint the WAL file is cut back to 4 MiB, so it does
         // not keep the size of the largest run ever recorded.
