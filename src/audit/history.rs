@@ -114,6 +114,9 @@ pub struct Query<'a> {
     pub check: Option<&'a str>,
     pub since: i64,
     pub now: i64,
+    /// The most resolved incidents to list per environment, newest first
+    /// (open ones are always listed); `None` lists every one since `since`.
+    pub resolved: Option<usize>,
 }
 
 pub fn load(store: &mut Store, q: &Query<'_>) -> Result<History, StoreError> {
@@ -167,8 +170,11 @@ pub fn load(store: &mut Store, q: &Query<'_>) -> Result<History, StoreError> {
         }
         // Failing first, then flapping, then by name.
         checks.sort_by(|a, b| rank(&a.state).cmp(&rank(&b.state)).then(a.id.cmp(&b.id)));
-        let incidents = store
-            .incidents(Some(&env), q.since)?
+        let incidents = match q.resolved {
+            Some(n) => store.incidents_recent(&env, q.since, n)?,
+            None => store.incidents(Some(&env), q.since)?,
+        };
+        let incidents = incidents
             .into_iter()
             .filter(|i| wanted(&i.check))
             .map(|i| view(i, q.now))

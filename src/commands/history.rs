@@ -48,6 +48,7 @@ pub fn history(project: &Project, a: &HistoryArgs, style: Style, out: &mut dyn W
             check: a.check.as_deref(),
             since: now - a.since.as_secs() as i64,
             now,
+            resolved: None,
         },
     )
     .map_err(fail)?;

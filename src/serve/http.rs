@@ -38,6 +38,9 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
 /// Request head buffer: bounds the request line and headers.
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
+/// Resolved incidents `/api/v1/envs/{env}/history` lists, the newest (open
+/// ones always): an answer's size does not grow with a flapping check.
+pub const API_RESOLVED: usize = 500;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -411,6 +414,7 @@ async fn history(
                 check: check.as_deref(),
                 since: now - since.as_secs() as i64,
                 now,
+                resolved: Some(API_RESOLVED),
             },
         )
     })

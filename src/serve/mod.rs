@@ -204,6 +204,8 @@ fn ready(status: &str, fail_on_warn: bool) -> bool {
 
 /// Incidents resolved within this long show on the status page.
 const PAGE_SINCE: i64 = 7 * 86_400;
+/// Resolved incidents the page lists, the newest (open ones always).
+const PAGE_RESOLVED: usize = 50;
 
 fn build(
     store: &mut Store,
@@ -253,6 +255,7 @@ fn build(
             check: None,
             since: now - PAGE_SINCE,
             now,
+            resolved: Some(PAGE_RESOLVED),
         },
     )?;
     let page = page::render(&config.project, &h, &envs, config.interval, now).into();

@@ -98,6 +98,7 @@ fn the_shared_store_records_an_outage_like_the_embedded_one() {
             check: Some("probe/*"),
             since: 0,
             now: f.clock.now_secs(),
+            resolved: None,
         },
     )
     .unwrap();

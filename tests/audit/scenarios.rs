@@ -237,6 +237,7 @@ fn a_channel_that_rejects_an_event_is_reported_not_dropped() {
             check: None,
             since: 0,
             now: f.clock.now_secs(),
+            resolved: None,
         },
     )
     .unwrap();
@@ -354,4 +355,47 @@ fn an_overlapping_run_leaves_an_environment_another_runner_holds_alone() {
     let o = f.tick();
     assert!(!o.envs[0].busy);
     assert_eq!(rec.events(), ["trigger"]);
+}
+
+#[test]
+fn a_page_lists_every_open_incident_and_only_the_newest_resolved_ones() {
+    let f = Fixture::new("[audit]\nfail_after = 1\nrecover_after = 1\n", ONE_PROBE);
+    // Twelve outages, resolved, far enough apart not to count as
+    // flapping; then one that is still open.
+    for _ in 0..12 {
+        f.down("db");
+        f.tick();
+        f.up("db");
+        for _ in 0..10 {
+            f.tick();
+        }
+    }
+    f.down("db");
+    f.tick();
+    let mut store = f.store();
+    let load = |store: &mut envgate::audit::store::Store, resolved| {
+        envgate::audit::history::load(
+            store,
+            &envgate::audit::history::Query {
+                envs: vec![],
+                check: None,
+                since: 0,
+                now: f.clock.now_secs(),
+                resolved,
+            },
+        )
+        .unwrap()
+        .environments
+        .remove(0)
+        .incidents
+    };
+    let all = load(&mut store, None);
+    assert_eq!(all.len(), 13);
+    let page = load(&mut store, Some(5));
+    assert_eq!(page.len(), 6, "the open one and the five newest resolved");
+    assert!(page[0].open, "newest first: the open one");
+    assert_eq!(
+        page.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        all.iter().take(6).map(|i| i.id.clone()).collect::<Vec<_>>()
+    );
 }

@@ -302,6 +302,27 @@ impl Store {
         Ok(rows.iter().map(ops::incident_row).collect())
     }
 
+    /// [`Store::incidents`] of one environment with at most `resolved`
+    /// resolved ones, the newest: every open one is listed still. A check
+    /// that flaps for a week must not make every page build read (and hold)
+    /// thousands of rows.
+    pub fn incidents_recent(&mut self, env: &str, since: i64, resolved: usize) -> Result<Vec<IncidentRow>, StoreError> {
+        let c = self.backend.conn();
+        let mut rows = c.query(
+            &ops::incident_select("WHERE env = $1 AND resolved_at IS NULL ORDER BY opened_at DESC, id"),
+            &[env.into()],
+        )?;
+        rows.extend(c.query(
+            &ops::incident_select(
+                "WHERE env = $1 AND resolved_at IS NOT NULL AND resolved_at >= $2 ORDER BY opened_at DESC, id LIMIT $3",
+            ),
+            &[env.into(), since.into(), (resolved as i64).into()],
+        )?);
+        let mut out: Vec<IncidentRow> = rows.iter().map(ops::incident_row).collect();
+        out.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
     pub fn add_silence(&mut self, s: &Silence) -> Result<i64, StoreError> {
         let mut id = 0;
         self.transaction(|tx| {
