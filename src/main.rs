@@ -28,24 +28,7 @@ fn frugal_allocator() {
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
-/// `envgate --version` (or `-V`) alone: answered before the command line
-/// is built. Scripts, package managers and install checks ask it often, and
-/// building clap's whole command tree was most of its time; the text is
-/// clap's own (a test holds the two equal).
-fn version_only() -> bool {
-    let mut args = std::env::args_os().skip(1);
-    matches!((args.next(), args.next()), (Some(a), None) if a == "--version" || a == "-V")
-}
-
-fn version_line() -> String {
-    format!("envgate {}\n", env!("CARGO_PKG_VERSION"))
-}
-
 fn main() {
-    if version_only() {
-        let _ = std::io::stdout().lock().write_all(version_line().as_bytes());
-        return;
-    }
     frugal_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -74,14 +57,4 @@ fn main() {
     };
     let _ = out.flush();
     std::process::exit(code);
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_early_version_answer_is_the_one_clap_would_give() {
-        assert_eq!(super::version_line(), envgate::cli::Cli::command().render_version());
-    }
 }
