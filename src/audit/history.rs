@@ -138,10 +138,12 @@ pub fn load(store: &mut Store, q: &Query<'_>) -> Result<History, StoreError> {
         let d7 = store.uptime_days(&env, today - 6)?;
         let d30 = store.uptime_days(&env, today - 29)?;
         let find = |list: &[(i64, Uptime)], id: i64| list.iter().find(|(c, _)| *c == id).and_then(|(_, u)| u.ratio());
+        let mut recents = store.recent(&env, STRIP)?;
         let mut checks = Vec::new();
         for c in store.checks(Some(&env))?.into_iter().filter(|c| wanted(&c.check)) {
-            let mut recent: Vec<Cell> = store
-                .recent(c.id, STRIP)?
+            let mut recent: Vec<Cell> = recents
+                .remove(&c.id)
+                .unwrap_or_default()
                 .into_iter()
                 .map(|(at, status)| Cell {
                     at: rfc3339(at),

@@ -399,3 +399,49 @@ fn a_page_lists_every_open_incident_and_only_the_newest_resolved_ones() {
         all.iter().take(6).map(|i| i.id.clone()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_store_of_the_first_schema_is_migrated_with_its_history_kept() {
+    let f = Fixture::new("[audit]\nfail_after = 1\n", ONE_PROBE);
+    f.up("db");
+    f.tick();
+    f.down("db");
+    f.tick();
+    // Put the store back in the first schema's shape: results and roll-ups
+    // clustered by check, schema version 1.
+    {
+        let mut store = f.store();
+        for sql in [
+            "CREATE TABLE r1 (check_ref INTEGER NOT NULL, run_id INTEGER NOT NULL, at INTEGER NOT NULL, \
+             status TEXT NOT NULL, class TEXT, message TEXT NOT NULL, duration_ms INTEGER, attempts INTEGER, \
+             target TEXT, not_after INTEGER, PRIMARY KEY (check_ref, run_id)) WITHOUT ROWID",
+            "INSERT INTO r1 SELECT check_ref, run_id, at, status, class, message, duration_ms, attempts, target, \
+             not_after FROM results",
+            "DROP TABLE results",
+            "ALTER TABLE r1 RENAME TO results",
+            "CREATE TABLE u1 (check_ref INTEGER NOT NULL, day INTEGER NOT NULL, up INTEGER NOT NULL, \
+             down INTEGER NOT NULL, PRIMARY KEY (check_ref, day)) WITHOUT ROWID",
+            "INSERT INTO u1 SELECT check_ref, day, up, down FROM rollups",
+            "DROP TABLE rollups",
+            "ALTER TABLE u1 RENAME TO rollups",
+            "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        ] {
+            store.query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    // Opened again: migrated forward, nothing lost, and the next run records.
+    let mut store = f.store();
+    let one = |store: &mut envgate::audit::store::Store, sql: &str| store.query(sql, &[]).unwrap()[0][0].clone();
+    assert_eq!(
+        one(&mut store, "SELECT value FROM meta WHERE key = 'schema_version'").t(),
+        "2"
+    );
+    assert_eq!(one(&mut store, "SELECT COUNT(*) FROM results").i(), 4);
+    assert_eq!(one(&mut store, "SELECT SUM(up) + SUM(down) FROM rollups").i(), 4);
+    let ddl = one(&mut store, "SELECT sql FROM sqlite_master WHERE name = 'results'").t();
+    assert!(ddl.contains("PRIMARY KEY (run_id, check_ref)"), "{ddl}");
+    drop(store);
+    f.tick();
+    let mut store = f.store();
+    assert_eq!(one(&mut store, "SELECT COUNT(*) FROM results").i(), 6);
+}

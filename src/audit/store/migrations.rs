@@ -131,6 +131,42 @@ CREATE TABLE latest (
   report TEXT NOT NULL
 );
 "#,
+    // 2: results and roll-ups kept in the order they are written. Each run
+    // adds one result per check and bumps one roll-up per check for today;
+    // clustered by check, those rows landed on a different page per check
+    // (a hundred checks: a hundred pages read, written and checkpointed per
+    // run). Clustered by run and by day, a run appends to the last page or
+    // two, and retention drops whole old pages. The history reads them by
+    // run and day ranges.
+    r#"
+CREATE TABLE results_by_run (
+  check_ref {INT} NOT NULL,
+  run_id {INT} NOT NULL,
+  at {INT} NOT NULL,
+  status TEXT NOT NULL,
+  class TEXT,
+  message TEXT NOT NULL,
+  duration_ms {INT},
+  attempts {INT},
+  target TEXT,
+  not_after {INT},
+  PRIMARY KEY (run_id, check_ref)
+){WR};
+INSERT INTO results_by_run (check_ref, run_id, at, status, class, message, duration_ms, attempts, target, not_after)
+  SELECT check_ref, run_id, at, status, class, message, duration_ms, attempts, target, not_after FROM results;
+DROP TABLE results;
+ALTER TABLE results_by_run RENAME TO results;
+CREATE TABLE rollups_by_day (
+  check_ref {INT} NOT NULL,
+  day {INT} NOT NULL,
+  up {INT} NOT NULL,
+  down {INT} NOT NULL,
+  PRIMARY KEY (day, check_ref)
+){WR};
+INSERT INTO rollups_by_day (check_ref, day, up, down) SELECT check_ref, day, up, down FROM rollups;
+DROP TABLE rollups;
+ALTER TABLE rollups_by_day RENAME TO rollups;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@ mod postgres;
 pub mod sql;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 pub use migrations::current as schema_version;
@@ -211,18 +212,28 @@ impl Store {
             .map_or(0, |r| r[0].i()))
     }
 
-    /// The last `limit` results of a check, newest first: `(at, status)`.
-    pub fn recent(&mut self, check: i64, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        Ok(self
-            .backend
-            .conn()
-            .query(
-                "SELECT at, status FROM results WHERE check_ref = $1 ORDER BY run_id DESC LIMIT $2",
-                &[check.into(), limit.into()],
-            )?
-            .iter()
-            .map(|r| (r[0].i(), r[1].t()))
-            .collect())
+    /// The results of `env`'s last `runs` runs, per check, newest first:
+    /// `(at, status)`. One range read of the results, which are kept in run
+    /// order.
+    pub fn recent(&mut self, env: &str, runs: i64) -> Result<HashMap<i64, Vec<(i64, String)>>, StoreError> {
+        let c = self.backend.conn();
+        let from = c.query(
+            "SELECT MIN(id) FROM (SELECT id FROM runs WHERE env = $1 ORDER BY started_at DESC, id DESC LIMIT $2) AS last",
+            &[env.into(), runs.into()],
+        )?;
+        let Some(from) = from.first().and_then(|r| r[0].oi()) else {
+            return Ok(HashMap::new());
+        };
+        let rows = c.query(
+            "SELECT check_ref, at, status FROM results WHERE run_id >= $2 AND check_ref IN \
+             (SELECT id FROM checks WHERE env = $1) ORDER BY run_id DESC",
+            &[env.into(), from.into()],
+        )?;
+        let mut out: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+        for r in rows {
+            out.entry(r[0].i()).or_default().push((r[1].i(), r[2].t()));
+        }
+        Ok(out)
     }
 
     /// Uptime of every check of `env` over the last day (from the raw
