@@ -37,6 +37,10 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
+        // Each connection caches at most 1 MiB of pages (SQLite's default is
+        // 2 MiB): a server holds two connections for days, and the file keeps
+        // growing under them; the OS caches the file anyway.
+        conn.pragma_update(None, "cache_size", -1024).map_err(err)?;
         // The WAL is checkpointed into the database and removed when the
         // last connection closes (SQLite's default, kept on purpose): a cron
         // run is a fresh process, and a fresh process rebuilds its WAL index
