@@ -10,8 +10,13 @@ cd "$(dirname "$0")/.."
 CHECKS=${1:-100}
 SECS=${2:-20}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --profile profiling --quiet --bin envgate
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/profiling/envgate
+# ENVGATE_BIN=path measures a binary built earlier instead of building one.
+if [ -n "${ENVGATE_BIN:-}" ]; then
+  BIN=$ENVGATE_BIN
+else
+  cargo build --profile profiling --quiet --bin envgate
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/profiling/envgate
+fi
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
