@@ -336,6 +336,9 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
         ..Default::default()
     };
     let day = now.div_euclid(86_400);
+    // Written after the loop, a statement per hundred checks.
+    let mut results = Vec::with_capacity(r.env.results.len());
+    let mut rollups = Vec::with_capacity(r.env.results.len());
     for res in &r.env.results {
         let before = prev.remove(&res.id);
         let obs = observe(res, r.fail_on_warn);
@@ -359,11 +362,11 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
         };
         let id = tx.save_check(env, &res.id, res.kind.as_deref(), &step.state, &last)?;
         if obs != Obs::Skipped {
-            tx.insert_result(
+            results.push((
                 id,
                 run_id,
                 now,
-                &ResultRow {
+                ResultRow {
                     status: res.status.as_str().into(),
                     class: class.clone(),
                     message: res.message.clone(),
@@ -372,10 +375,10 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
                     target: res.target.clone(),
                     not_after: last.not_after,
                 },
-            )?;
+            ));
         }
         if let Some(u) = up(res.status) {
-            tx.rollup(id, day, u)?;
+            rollups.push((id, u));
         }
         let from = before.as_ref().map_or(Health::Ok, |b| b.state.health);
         if from != step.state.health {
@@ -436,6 +439,8 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
         }
         out.states.push((res.id.clone(), res.kind.clone(), step.state));
     }
+    tx.insert_results(&results)?;
+    tx.rollups(day, &rollups)?;
     // Checks this run did not report: a finding that went away passed; a
     // probe that is gone from the checks files leaves, resolving its
     // incident. Only a run of every check can tell.

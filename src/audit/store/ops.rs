@@ -235,34 +235,51 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn insert_result(&mut self, check: i64, run: i64, at: i64, r: &ResultRow) -> Result<(), StoreError> {
-        self.c.exec(
-            "INSERT INTO results (check_ref, run_id, at, status, class, message, duration_ms, attempts, target, \
-             not_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                check.into(),
-                run.into(),
-                at.into(),
-                (&r.status).into(),
-                r.class.clone().into(),
-                (&r.message).into(),
-                r.duration_ms.into(),
-                r.attempts.into(),
-                r.target.clone().into(),
-                r.not_after.into(),
-            ],
-        )?;
+    /// A run's results, `(check, run, at, result)`, in multi-row inserts: a
+    /// statement per hundred checks rather than per check.
+    pub fn insert_results(&mut self, rows: &[(i64, i64, i64, ResultRow)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO results (check_ref, run_id, at, status, class, message, duration_ms, attempts, target, \
+                 not_after) VALUES {}",
+                placeholders(chunk.len(), 10)
+            );
+            let mut params: Vec<Val> = Vec::with_capacity(chunk.len() * 10);
+            for (check, run, at, r) in chunk {
+                params.extend([
+                    (*check).into(),
+                    (*run).into(),
+                    (*at).into(),
+                    (&r.status).into(),
+                    r.class.clone().into(),
+                    (&r.message).into(),
+                    r.duration_ms.into(),
+                    r.attempts.into(),
+                    r.target.clone().into(),
+                    r.not_after.into(),
+                ]);
+            }
+            self.c.exec(&sql, &params)?;
+        }
         Ok(())
     }
 
-    /// Count one run in the check's daily roll-up.
-    pub fn rollup(&mut self, check: i64, day: i64, up: bool) -> Result<(), StoreError> {
-        let (u, d) = if up { (1i64, 0i64) } else { (0, 1) };
-        self.c.exec(
-            "INSERT INTO rollups (check_ref, day, up, down) VALUES ($1, $2, $3, $4) ON CONFLICT (check_ref, day) \
-             DO UPDATE SET up = rollups.up + excluded.up, down = rollups.down + excluded.down",
-            &[check.into(), day.into(), u.into(), d.into()],
-        )?;
+    /// Count one run in each check's daily roll-up, `(check, up)`: each
+    /// check at most once.
+    pub fn rollups(&mut self, day: i64, rows: &[(i64, bool)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO rollups (check_ref, day, up, down) VALUES {} ON CONFLICT (check_ref, day) \
+                 DO UPDATE SET up = rollups.up + excluded.up, down = rollups.down + excluded.down",
+                placeholders(chunk.len(), 4)
+            );
+            let mut params: Vec<Val> = Vec::with_capacity(chunk.len() * 4);
+            for (check, up) in chunk {
+                let (u, d) = if *up { (1i64, 0i64) } else { (0, 1) };
+                params.extend([(*check).into(), day.into(), u.into(), d.into()]);
+            }
+            self.c.exec(&sql, &params)?;
+        }
         Ok(())
     }
 
@@ -479,5 +496,29 @@ pub(crate) fn incident_row(r: &Row) -> IncidentRow {
         blocks: list(&r[12]),
         config_changed: list(&r[13]),
         consecutive_failures: r[14].i(),
+    }
+}
+
+/// Rows per multi-row statement: 100 results are 1,000 parameters, well
+/// within SQLite's and PostgreSQL's limits.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_every_cell_of_every_row() {
+        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(1, 1), "($1)");
     }
 }
