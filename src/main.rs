@@ -2,16 +2,19 @@ use std::io::Write;
 
 use clap::Parser;
 
-use envgate::cli::Cli;
+use envgate::cli::{Cli, Command};
 use envgate::commands::{Context, run};
 use envgate::exit_codes;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's options, by their index in its `mi_option_e` (v2).
+/// mimalloc's options, by their index in its `mi_option_e` (v3, the
+/// version libmimalloc-sys builds); a test holds each index to its option's
+/// default, so a version with another order fails it.
 const MI_OPTION_ARENA_EAGER_COMMIT: i32 = 4;
-const MI_OPTION_ALLOW_THP: i32 = 39;
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+const MI_OPTION_ALLOW_THP: i32 = 43;
 
 /// Resident memory is a promise to cron hosts and sidecars: commit arena
 /// memory as it is used and leave transparent huge pages alone, so a
@@ -42,6 +45,13 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if matches!(cli.command, Command::Serve(_)) {
+        // A server runs for days: memory freed after a burst of requests
+        // goes back to the system at once rather than after mimalloc's
+        // one-second delay, which a thread that then sleeps never reaches.
+        // SAFETY: mi_option_set only stores the value; later frees read it.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     let ctx = Context::from_process();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -57,4 +67,17 @@ fn main() {
     };
     let _ = out.flush();
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each index names the option meant: its default is that option's.
+    #[test]
+    fn the_mimalloc_option_indexes_name_the_options_meant() {
+        // SAFETY: mi_option_get only reads an option.
+        let get = |o| unsafe { libmimalloc_sys::mi_option_get(o) };
+        assert_eq!(get(super::MI_OPTION_ARENA_EAGER_COMMIT), 2, "arena_eager_commit");
+        assert_eq!(get(super::MI_OPTION_PURGE_DELAY), 1000, "purge_delay");
+        assert_eq!(get(super::MI_OPTION_ALLOW_THP), 1, "allow_thp");
+    }
 }
