@@ -91,13 +91,13 @@ pub fn probe(
                 )
                 .help(format!("kinds that run a load: {}", probes::load::KINDS.join(", "))),
             ),
-            Ok(_) if load.is_some() && probes::load::load_refusal(kind.name, &params).is_some() => problems.push(
+            Ok(_) if load.is_some() && probes::load_refusal(kind.name, &params).is_some() => problems.push(
                 Problem::new(
                     "envgate::cli::probe",
                     format!(
                         "`{}`: {}",
                         redact_url_passwords(t),
-                        probes::load::load_refusal(kind.name, &params).unwrap_or_default()
+                        probes::load_refusal(kind.name, &params).unwrap_or_default()
                     ),
                 )
                 .help("those are parameters of a [[probe]] in a check file: give the load a probe there"),

@@ -398,7 +398,7 @@ pub fn check_all(probes: &[Located], problems: &mut Vec<Problem>) {
             .def
             .load
             .as_ref()
-            .and_then(|_| super::load::load_refusal(kind.name, &p.def.params))
+            .and_then(|_| super::objects::load_refusal(kind.name, &p.def.params))
         {
             problems.push(
                 p.problem_at_key("load", format!("probe `{}`: {why}", p.name))

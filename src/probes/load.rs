@@ -32,8 +32,6 @@ use super::{BoxFuture, Class, Ctx, Endpoint, Outcome, Probe, Verdict};
 use crate::config::units::format_duration;
 use crate::outcome::{Budget, LoadReport, Percentile};
 
-pub use super::objects::load_refusal;
-
 /// The kinds that can run a load.
 pub const KINDS: &[&str] = &["http", "tcp", "postgres", "mysql", "redis", "s3", "gcs", "azblob"];
 

@@ -43,6 +43,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use def::ProbeDef;
+/// Why a `[probe.load]` on an object store has nothing to request, if so.
+pub use objects::load_refusal;
 
 use crate::outcome::Metric;
 pub use net::{Ctx, Guard, Net};
