@@ -1100,18 +1100,20 @@ mod scram {
             let iterations: u32 = iterations
                 .parse()
                 .map_err(|_| "the server's iteration count is not a number".to_string())?;
-            if iterations == 0 || iterations > max_iterations {
-                return Err(format!(
-                    "the server asks for {iterations} iterations (at most {max_iterations} are done)"
-                ));
-            }
+            let rounds = match std::num::NonZeroU32::new(iterations) {
+                Some(r) if iterations <= max_iterations => r,
+                _ => {
+                    return Err(format!(
+                        "the server asks for {iterations} iterations (at most {max_iterations} are done)"
+                    ));
+                }
+            };
             let (alg, mac, hash, len) = if self.sha512 {
                 (pbkdf2::PBKDF2_HMAC_SHA512, hmac::HMAC_SHA512, &digest::SHA512, 64)
             } else {
                 (pbkdf2::PBKDF2_HMAC_SHA256, hmac::HMAC_SHA256, &digest::SHA256, 32)
             };
             let mut salted = vec![0u8; len];
-            let rounds = std::num::NonZeroU32::new(iterations).expect("checked above");
             pbkdf2::derive(alg, rounds, &salt, password.as_bytes(), &mut salted);
             let salted = hmac::Key::new(mac, &salted);
             let client_key = hmac::sign(&salted, b"Client Key");
