@@ -19,20 +19,27 @@ const MI_OPTION_ALLOW_THP: i32 = 43;
 /// Resident memory is a promise to cron hosts and sidecars: commit arena
 /// memory as it is used and leave transparent huge pages alone, so a
 /// thousand probes in flight cost what they touch.
-fn frugal_allocator() {
+///
+/// It runs from the executable's `.init_array`, before the runtime's first
+/// allocation: mimalloc reserves its first arena then, and an arena that
+/// asked for huge pages has the kernel zero a 2 MiB page to hold its first
+/// few bytes (3.4 MiB more resident and about half a millisecond on every
+/// run, `envgate --version` included).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static FRUGAL_ALLOCATOR: extern "C" fn() = frugal_allocator;
+
+extern "C" fn frugal_allocator() {
     for option in [MI_OPTION_ARENA_EAGER_COMMIT, MI_OPTION_ALLOW_THP] {
-        // SAFETY: mi_option_set only stores the value; later allocations read it.
+        // SAFETY: mi_option_set only stores the value (before mimalloc's own
+        // initialisation too); later allocations read it.
         unsafe { libmimalloc_sys::mi_option_set(option, 0) };
     }
-    // The arena reserved before `main` already asked for huge pages: turn
-    // them off for the process (a 2 MiB page zeroed to hold a few keys costs
-    // both time and resident memory).
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only this process.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
 fn main() {
-    frugal_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

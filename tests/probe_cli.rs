@@ -138,3 +138,34 @@ async fn http_expectations_on_the_command_line_pass_and_fail_with_what_was_seen(
         not_http.stderr
     );
 }
+
+/// `AnonHugePages` of a running process, in KiB.
+fn huge_pages_kib(pid: u32) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_running_probe_holds_no_transparent_huge_pages() {
+    // The allocator's first arena is reserved before `main`; were it to ask
+    // for huge pages, the kernel would back its first bytes with a 2 MiB page.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_envgate"))
+        .env_clear()
+        .args(["probe", &url, "--timeout", "30s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Accepted and never answered: the probe is in flight, its runtime up.
+    let (_conn, _) = listener.accept().unwrap();
+    let huge = huge_pages_kib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(huge, 0, "{huge} KiB of transparent huge pages");
+}
