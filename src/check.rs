@@ -36,7 +36,7 @@ struct Evaluated {
 }
 
 pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
-    run_observed(project, opts, &|_| {})
+    run_observed(project, opts, &|_| {}, None)
 }
 
 /// Sees each environment's assembled configuration once, while the run
@@ -44,8 +44,20 @@ pub fn run(project: &Project, opts: &CheckOptions) -> Result<Report, Problems> {
 /// from the threads that evaluate environments.
 pub type Observe<'a> = &'a (dyn Fn(&Assembled) + Sync);
 
-/// [`run`], showing each assembled configuration to `observe`.
-pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>) -> Result<Report, Problems> {
+/// Called once, after every environment is evaluated and before any probe
+/// starts: the environments that go on to be probed and reported (the audit
+/// takes its hold on each here, having opened its store while the
+/// configuration was evaluated). An error ends the run with nothing probed.
+pub type Admit<'a> = &'a mut dyn FnMut() -> Result<Vec<String>, Problems>;
+
+/// [`run`], showing each assembled configuration to `observe`, and probing
+/// only the environments `admit` returns.
+pub fn run_observed(
+    project: &Project,
+    opts: &CheckOptions,
+    observe: Observe<'_>,
+    admit: Option<Admit<'_>>,
+) -> Result<Report, Problems> {
     let start = Instant::now();
     let Checks { rules, probes } = Checks::load(project)?;
     let mut rules = Rules::new(project, rules)?;
@@ -111,6 +123,10 @@ pub fn run_observed(project: &Project, opts: &CheckOptions, observe: Observe<'_>
     };
     for e in &mut evaluated {
         e.kept = None;
+    }
+    if let Some(admit) = admit {
+        let admitted = admit()?;
+        evaluated.retain(|e| admitted.contains(&e.env));
     }
     // What the run says while it runs is masked as the report will be.
     let runner = crate::runner::Options {

@@ -11,7 +11,7 @@ use regex::Regex;
 
 use super::classify::{failure_class, not_after, resolver_gone};
 use super::clock::Clock;
-use super::digest::{self, Snapshot};
+use super::digest::{self, Leaves, Snapshot};
 use super::event::{Event, IncidentInfo, Loc, rfc3339};
 use super::notify::{self, Channel, Sent};
 use super::state::{self, CheckState, EventKind, Health, Obs, Policy};
@@ -132,7 +132,7 @@ fn up(status: Status) -> Option<bool> {
     }
 }
 
-/// Run the audit once.
+/// Run the audit once on an open store (a server's).
 pub fn cycle(
     project: &Project,
     store: &mut Store,
@@ -142,31 +142,156 @@ pub fn cycle(
     redactor: &Redactor,
 ) -> Result<CycleOutcome, Trouble> {
     let started_at = clock.now();
-    let mut mine = Vec::new();
-    let mut outcomes = Vec::new();
-    for env in &opts.check.envs {
-        if store.try_lock(env).map_err(Trouble::Store)? {
-            mine.push(env.clone());
-        } else {
-            outcomes.push(EnvOutcome {
-                env: env.clone(),
-                busy: true,
-                ..Default::default()
+    let (mine, busy) = hold(store, &opts.check.envs).map_err(Trouble::Store)?;
+    let ran = if mine.is_empty() {
+        Ok(Checked::default())
+    } else {
+        run_checks(project, opts, &mine, None)
+    };
+    finish(store, settings, opts, clock, redactor, started_at, &mine, busy, ran)
+}
+
+/// Run the audit once, opening the store with `open` on another thread while
+/// the configuration is assembled and evaluated, so a run that opens its own
+/// store (a cron run) does not wait for it first. The environments are held
+/// before any probe starts, as in [`cycle`]. Returns the store too.
+pub fn cycle_opening(
+    project: &Project,
+    open: &(dyn Fn() -> Result<Store, Problems> + Sync),
+    settings: &Settings,
+    opts: &AuditOptions,
+    clock: &dyn Clock,
+    redactor: &Redactor,
+) -> Result<(CycleOutcome, Store), Trouble> {
+    let started_at = clock.now();
+    let (ran, held) = std::thread::scope(|s| {
+        let (told, admitted) = std::sync::mpsc::channel();
+        let opening = s.spawn(move || -> Held {
+            let held = open().map_err(Trouble::Config).and_then(|mut store| {
+                let (mine, busy) = hold(&mut store, &opts.check.envs).map_err(Trouble::Store)?;
+                Ok((store, mine, busy))
             });
+            let _ = told.send(held.as_ref().map(|(_, mine, _)| mine.clone()).map_err(|_| ()));
+            let (mut store, mine, busy) = held?;
+            // What the last run left in the write-ahead log goes into the
+            // database while this run's probes run.
+            if let Err(e) = store.fold_log() {
+                release(&mut store, &mine);
+                return Err(Trouble::Store(e));
+            }
+            Ok((store, mine, busy))
+        });
+        let ran = run_checks(
+            project,
+            opts,
+            &opts.check.envs,
+            // Nothing is probed when the store failed; its trouble is returned below.
+            Some(&mut || admitted.recv().ok().and_then(Result::ok).ok_or(Problems(Vec::new()))),
+        );
+        let held = opening
+            .join()
+            .unwrap_or_else(|_| Err(Trouble::Store(StoreError::new("the thread opening the store panicked"))));
+        (ran, held)
+    });
+    let (mut store, mine, busy) = held?;
+    let outcome = finish(
+        &mut store, settings, opts, clock, redactor, started_at, &mine, busy, ran,
+    )?;
+    Ok((outcome, store))
+}
+
+/// The opened store, the environments this runner holds and those another
+/// runner does.
+type Held = Result<(Store, Vec<String>, Vec<String>), Trouble>;
+
+/// Hold every environment another runner is not auditing right now:
+/// `(held, busy)`.
+fn hold(store: &mut Store, envs: &[String]) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let mut mine = Vec::new();
+    let mut busy = Vec::new();
+    for env in envs {
+        match store.try_lock(env) {
+            Ok(true) => mine.push(env.clone()),
+            Ok(false) => busy.push(env.clone()),
+            Err(e) => {
+                release(store, &mine);
+                return Err(e);
+            }
         }
     }
-    let result = run_and_record(project, store, settings, opts, clock, &mine, started_at);
-    for env in &mine {
+    Ok((mine, busy))
+}
+
+fn release(store: &mut Store, envs: &[String]) {
+    for env in envs {
         let _ = store.unlock(env);
     }
-    let (report, mut recorded) = result?;
-    outcomes.append(&mut recorded);
+}
+
+/// A run's report, and each environment's configuration leaves, read while
+/// the run held them, for the snapshot the store keeps.
+#[derive(Default)]
+struct Checked {
+    report: Option<Report>,
+    leaves: HashMap<String, Leaves>,
+}
+
+fn run_checks(
+    project: &Project,
+    opts: &AuditOptions,
+    envs: &[String],
+    admit: Option<crate::check::Admit<'_>>,
+) -> Result<Checked, Trouble> {
+    let leaves: Mutex<HashMap<String, Leaves>> = Mutex::new(HashMap::new());
+    let check = CheckOptions {
+        envs: envs.to_vec(),
+        sets: opts.check.sets.clone(),
+        choice: opts.check.choice.clone(),
+        runner: opts.check.runner.clone(),
+    };
+    let report = run_observed(
+        project,
+        &check,
+        &|a| {
+            let l = digest::leaves(a);
+            leaves.lock().expect("no poisoning").insert(a.env.clone(), l);
+        },
+        admit,
+    )
+    .map_err(Trouble::Config)?;
+    Ok(Checked {
+        report: Some(report),
+        leaves: leaves.into_inner().expect("no poisoning"),
+    })
+}
+
+/// Record the run for the environments held, let go of them, and deliver
+/// what is due.
+#[expect(clippy::too_many_arguments, reason = "the run's pieces, each used once")]
+fn finish(
+    store: &mut Store,
+    settings: &Settings,
+    opts: &AuditOptions,
+    clock: &dyn Clock,
+    redactor: &Redactor,
+    started_at: i64,
+    mine: &[String],
+    busy: Vec<String>,
+    ran: Result<Checked, Trouble>,
+) -> Result<CycleOutcome, Trouble> {
+    let result = ran.and_then(|checked| record_run(store, settings, opts, clock, started_at, checked));
+    release(store, mine);
+    let (report, mut outcomes) = result?;
+    outcomes.extend(busy.into_iter().map(|env| EnvOutcome {
+        env,
+        busy: true,
+        ..Default::default()
+    }));
     outcomes.sort_by_key(|o| opts.check.envs.iter().position(|e| *e == o.env));
     let now = clock.now();
-    let sent =
-        notify::deliver(store, &settings.channels, &mine, &opts.runner, now, redactor).map_err(Trouble::Store)?;
+    let sent = notify::deliver(store, &settings.channels, mine, &opts.runner, now, redactor).map_err(Trouble::Store)?;
     let mut undelivered = Vec::new();
-    for env in &mine {
+    for env in mine {
         undelivered.extend(store.undelivered(Some(env)).map_err(Trouble::Store)?);
     }
     Ok(CycleOutcome {
@@ -178,39 +303,29 @@ pub fn cycle(
     })
 }
 
-fn run_and_record(
-    project: &Project,
+fn record_run(
     store: &mut Store,
     settings: &Settings,
     opts: &AuditOptions,
     clock: &dyn Clock,
-    envs: &[String],
     started_at: i64,
+    checked: Checked,
 ) -> Result<(Report, Vec<EnvOutcome>), Trouble> {
-    if envs.is_empty() {
+    let Some(report) = checked.report else {
         return Ok((Report::new(Vec::new(), 0), Vec::new()));
-    }
-    let snapshots: Mutex<HashMap<String, Snapshot>> = Mutex::new(HashMap::new());
-    let digester = store.digester();
-    let check = CheckOptions {
-        envs: envs.to_vec(),
-        sets: opts.check.sets.clone(),
-        choice: opts.check.choice.clone(),
-        runner: opts.check.runner.clone(),
     };
-    let report = run_observed(project, &check, &|a| {
-        let s = digester.snapshot(a);
-        snapshots.lock().expect("no poisoning").insert(a.env.clone(), s);
-    })
-    .map_err(Trouble::Config)?;
     if let Some(n) = resolver_gone(&report) {
         return Err(Trouble::Resolver(n));
     }
     let finished_at = clock.now();
-    let snapshots = snapshots.into_inner().expect("no poisoning");
+    let snapshots: HashMap<String, Snapshot> = checked
+        .leaves
+        .into_iter()
+        .map(|(env, l)| (env, store.digester().digest(l)))
+        .collect();
     let unfiltered = opts.check.choice.select.is_all() && opts.check.choice.shard.is_none();
     let meta = RunMeta {
-        project: &project.manifest.project.name,
+        project: report.project.as_deref().unwrap_or_default(),
         started_at,
         finished_at,
         host: &opts.host,
@@ -337,6 +452,7 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
     };
     let day = now.div_euclid(86_400);
     // Written after the loop, a statement per hundred checks.
+    let mut saves = Vec::with_capacity(r.env.results.len());
     let mut results = Vec::with_capacity(r.env.results.len());
     let mut rollups = Vec::with_capacity(r.env.results.len());
     for res in &r.env.results {
@@ -360,10 +476,9 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
             duration_ms: res.duration_ms.map(|d| d as i64),
             not_after: not_after(res),
         };
-        let id = tx.save_check(env, &res.id, res.kind.as_deref(), &step.state, &last)?;
         if obs != Obs::Skipped {
             results.push((
-                id,
+                res.id.as_str(),
                 run_id,
                 now,
                 ResultRow {
@@ -378,7 +493,7 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
             ));
         }
         if let Some(u) = up(res.status) {
-            rollups.push((id, u));
+            rollups.push((res.id.as_str(), u));
         }
         let from = before.as_ref().map_or(Health::Ok, |b| b.state.health);
         if from != step.state.health {
@@ -437,8 +552,17 @@ fn record(tx: &mut Tx<'_>, r: &Recording<'_>) -> Result<EnvOutcome, StoreError> 
             enqueue(tx, &r.settings.channels, &event, now)?;
             out.events.push((n.kind, res.id.clone()));
         }
+        saves.push((res.id.as_str(), res.kind.as_deref(), step.state.clone(), last));
         out.states.push((res.id.clone(), res.kind.clone(), step.state));
     }
+    let saves: Vec<_> = saves.iter().map(|(c, k, s, l)| (*c, *k, s, l)).collect();
+    let ids = tx.save_checks(env, &saves)?;
+    let id = |check: &str| ids.get(check).copied().unwrap_or(0);
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|(c, run, at, row)| (id(c), run, at, row))
+        .collect();
+    let rollups: Vec<_> = rollups.into_iter().map(|(c, u)| (id(c), u)).collect();
     tx.insert_results(&results)?;
     tx.rollups(day, &rollups)?;
     // Checks this run did not report: a finding that went away passed; a

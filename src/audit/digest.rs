@@ -14,6 +14,19 @@ use crate::config::merge::key_string;
 /// keyed digest (hex), sorted by key.
 pub type Snapshot = BTreeMap<String, String>;
 
+/// Each dotted key of a configuration and its value as text, not yet
+/// digested: held in memory only, for [`Digester::digest`].
+pub type Leaves = Vec<(String, String)>;
+
+/// The leaves of an assembled configuration.
+pub fn leaves(a: &Assembled) -> Leaves {
+    a.root
+        .leaves()
+        .into_iter()
+        .map(|(path, leaf)| (key_string(&path), leaf.value.to_string()))
+        .collect()
+}
+
 pub struct Digester {
     key: hmac::Key,
 }
@@ -44,14 +57,13 @@ impl Digester {
         hex(&ctx.sign().as_ref()[..12])
     }
 
-    /// Every leaf of the assembled configuration, digested.
-    pub fn snapshot(&self, a: &Assembled) -> Snapshot {
-        a.root
-            .leaves()
+    /// A configuration's [`leaves`], digested. The leaves are taken while
+    /// the run holds the configuration, before the store (and so the key)
+    /// is open.
+    pub fn digest(&self, leaves: Leaves) -> Snapshot {
+        leaves
             .into_iter()
-            .map(|(path, leaf)| {
-                let key = key_string(&path);
-                let value = leaf.value.to_string();
+            .map(|(key, value)| {
                 let d = self.tag(&[key.as_bytes(), value.as_bytes()]);
                 (key, d)
             })

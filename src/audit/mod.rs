@@ -21,5 +21,5 @@ pub mod state;
 pub mod store;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use cycle::{AuditOptions, CycleOutcome, Settings, Trouble, cycle};
+pub use cycle::{AuditOptions, CycleOutcome, Settings, Trouble, cycle, cycle_opening};
 pub use store::Store;

@@ -7,7 +7,7 @@ use super::check::{parse_reports, selected_envs, verdict};
 use super::report_file::write_report;
 use super::{Context, io};
 use crate::audit::store::{Delivery, Silence, Store};
-use crate::audit::{AuditOptions, Clock, CycleOutcome, Settings, SystemClock, Trouble, cycle};
+use crate::audit::{AuditOptions, Clock, CycleOutcome, Settings, SystemClock, Trouble, cycle_opening};
 use crate::check::CheckOptions;
 use crate::cli::{AuditAction, AuditArgs, AuditExit, Cli, DiffFormat, FailOn};
 use crate::config::project::Project;
@@ -53,6 +53,7 @@ pub fn audit(
     match ran {
         Ok((outcome, settings, mut store)) => {
             let code = report(a, &outcome, &settings, &mut store, &clock, style, out, err)?;
+            drop(store);
             ping("", err, &redactor);
             Ok(code)
         }
@@ -73,7 +74,6 @@ fn run(
     let project = ctx.project(cli, false, false)?;
     let envs = selected_envs(&project, &a.select)?;
     let settings = crate::audit::settings::settings(&project, redactor)?;
-    let mut store = open(&project, a.store.as_deref(), clock, redactor)?;
     let host = hostname();
     let opts = AuditOptions {
         check: CheckOptions {
@@ -96,7 +96,17 @@ fn run(
         runner: format!("{host}:{}", std::process::id()),
         host,
     };
-    let outcome = cycle(&project, &mut store, &settings, &opts, clock, redactor).map_err(|t| trouble(t, redactor))?;
+    // The store opens on another thread while the configuration is read.
+    let url = crate::audit::settings::store_url(&project, a.store.as_deref(), redactor)?;
+    let scrub = redactor.clone();
+    let now = clock.now();
+    let open = || {
+        let mut store = open_url(&project, &url, now, &scrub)?;
+        store.keep_log_on_close().map_err(|e| store_problem(&url, &e, &scrub))?;
+        Ok(store)
+    };
+    let (outcome, store) =
+        cycle_opening(&project, &open, &settings, &opts, clock, redactor).map_err(|t| trouble(t, redactor))?;
     Ok((outcome, settings, store))
 }
 
@@ -111,16 +121,22 @@ fn trouble(t: Trouble, redactor: &Redactor) -> Problems {
 
 fn open(project: &Project, flag: Option<&str>, clock: &dyn Clock, redactor: &mut Redactor) -> Result<Store, Problems> {
     let url = crate::audit::settings::store_url(project, flag, redactor)?;
-    Store::open(&url, &project.root, &project.manifest.project.name, clock.now()).map_err(|e| {
-        Problem::new(
-            "envgate::audit::store",
-            redactor.scrub(&format!(
-                "cannot use the history store {}: {e}",
-                crate::config::secrets::redact_url_passwords(&url)
-            )),
-        )
-        .into()
-    })
+    open_url(project, &url, clock.now(), redactor)
+}
+
+fn open_url(project: &Project, url: &str, now: i64, redactor: &Redactor) -> Result<Store, Problems> {
+    Store::open(url, &project.root, &project.manifest.project.name, now).map_err(|e| store_problem(url, &e, redactor))
+}
+
+fn store_problem(url: &str, e: &dyn std::fmt::Display, redactor: &Redactor) -> Problems {
+    Problem::new(
+        "envgate::audit::store",
+        redactor.scrub(&format!(
+            "cannot use the history store {}: {e}",
+            crate::config::secrets::redact_url_passwords(url)
+        )),
+    )
+    .into()
 }
 
 #[expect(clippy::too_many_arguments, reason = "the run's pieces, each used once")]

@@ -85,8 +85,10 @@ fn a_configuration_that_does_not_assemble_is_exit_2_pings_fail_and_changes_no_st
 }
 
 #[test]
-fn an_unreachable_store_is_exit_2_with_the_password_masked() {
-    let (f, _rec) = hooked("", ONE_PROBE);
+fn an_unreachable_store_is_exit_2_probes_nothing_and_masks_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let (f, _rec) = hooked("", &marking_probe(&marks));
     let closed = super::ports::ClosedPort::new();
     let url = format!("postgres://envgate:{CANARY}@127.0.0.1:{}/audit", closed.port);
     let o = envgate(&f, &["audit", "--env", "prod", "--store", &url]);
@@ -97,6 +99,58 @@ fn an_unreachable_store_is_exit_2_with_the_password_masked() {
         "{err}"
     );
     assert!(!err.contains(CANARY), "{err}");
+    assert!(!marks.exists(), "a run that cannot record must not probe");
+}
+
+/// An exec probe that appends a line to `marks` each time it runs.
+fn marking_probe(marks: &Path) -> String {
+    format!(
+        "{ONE_PROBE}\n[[probe]]\nname = \"mark\"\nkind = \"exec\"\ntarget = \"/bin/sh\"\n\
+         args = [\"-c\", \"echo ran >> \\\"$0\\\"\", \"{}\"]\n",
+        marks.display()
+    )
+}
+
+#[test]
+fn a_cron_run_while_another_holds_the_environment_says_so_and_probes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = dir.path().join("hold");
+    let marks = dir.path().join("marks");
+    let checks = format!(
+        "{}{}",
+        holding_probe(&hold),
+        marking_probe(&marks).trim_start_matches(ONE_PROBE)
+    );
+    let (f, _rec) = hooked("", &checks);
+    f.up("db");
+    std::fs::write(&hold, "").unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_envgate"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(f.vars.iter())
+        .arg("-C")
+        .arg(f.root())
+        .args(["audit", "--env", "prod", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = dir.path().join("hold.started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the first run never reached its probes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = envgate(&f, &["audit", "--env", "prod"]);
+    std::fs::remove_file(&hold).unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out, "prod: skipped: another runner is auditing it right now\n");
+    assert!(first.wait().unwrap().success());
+    let ran = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(ran.lines().count(), 1, "only the first run probed");
+    let mut store = f.store();
+    assert_eq!(store.query("SELECT COUNT(*) FROM runs", &[]).unwrap()[0][0].i(), 1);
 }
 
 /// An exec probe that signals it started, then holds until `hold` is removed.
@@ -444,21 +498,32 @@ fn history_json_gives_state_streak_uptime_and_incidents_with_durations() {
 
 #[test]
 fn the_stores_write_ahead_log_does_not_grow_from_one_cron_run_to_the_next() {
-    // Each cron run is a new process with one write transaction: its WAL
-    // must be folded into the database when it exits, or every later run
-    // reads all of it again, and the file grows without end.
+    // Each cron run is a new process with one write transaction. It leaves
+    // its log for the next run, which folds it into the database while its
+    // probes run and then writes its own log from the start: the log holds
+    // one run, never the sum of them, and no run reads more than one back.
     let (f, _rec) = hooked("fail_after = 1", ONE_PROBE);
     f.up("db");
     let wal = f.root().join(".envgate").join("history.db-wal");
     let db = f.root().join(".envgate").join("history.db");
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let copy = tempfile::tempdir().unwrap();
+    let mut logs = Vec::new();
     for run in 1..=6 {
         let o = envgate(&f, &["audit", "--env", "prod", "-q"]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
-        let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        assert_eq!(left, 0, "after run {run} the WAL still holds {left} bytes");
+        logs.push(len(&wal));
+        // The database file alone, without the log, holds every earlier run.
+        let alone = copy.path().join(format!("run{run}.db"));
+        std::fs::copy(&db, &alone).unwrap();
+        assert_eq!(rusqlite_count(&alone).1, run - 1, "after run {run}");
     }
-    // Everything the runs recorded is in the database file itself.
-    assert!(std::fs::metadata(&db).unwrap().len() > 0);
+    assert!(
+        logs.iter().all(|l| *l <= logs[1]),
+        "the log grew from run to run: {logs:?}"
+    );
     let mut store = f.store();
     assert_eq!(store.query("SELECT COUNT(*) FROM runs", &[]).unwrap()[0][0].i(), 6);
+    let ok = store.query("PRAGMA integrity_check", &[]).unwrap();
+    assert_eq!(ok[0][0].t(), "ok");
 }

@@ -98,6 +98,21 @@ impl Store {
         &self.digester
     }
 
+    /// A cron run's store: its write-ahead log is not folded into the
+    /// database when the process exits (that costs the run two fsyncs at
+    /// its end) but by the next run's [`Store::fold_log`], which runs while
+    /// that run's probes do. A run's record is durable when it commits
+    /// across a process kill, and across power loss once the next run
+    /// folds it in.
+    pub fn keep_log_on_close(&mut self) -> Result<(), StoreError> {
+        self.backend.keep_log_on_close()
+    }
+
+    /// Fold what earlier runs left in the write-ahead log into the database.
+    pub fn fold_log(&mut self) -> Result<(), StoreError> {
+        self.backend.fold_log()
+    }
+
     /// Become the only runner auditing `env` until [`Store::unlock`].
     pub fn try_lock(&mut self, env: &str) -> Result<bool, StoreError> {
         self.backend.try_lock(env)

@@ -180,51 +180,77 @@ impl Tx<'_> {
         s: &CheckState,
         last: &Last,
     ) -> Result<i64, StoreError> {
-        let inc = s.incident.as_ref();
-        let rows = self.c.query(
-            "INSERT INTO checks (env, check_id, kind, health, since, consecutive_failures, consecutive_passes, recent, \
-             last_pass_at, last_fail_at, failing_since, passing_since, last_pass_config, incident_id, incident_opened_at, \
-             told, told_at, incident_resolved_at, last_run, last_status, last_class, last_message, last_duration_ms, \
-             not_after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20, $21, $22, $23, $24) ON CONFLICT (env, check_id) DO UPDATE SET kind = excluded.kind, \
-             health = excluded.health, since = excluded.since, consecutive_failures = excluded.consecutive_failures, \
-             consecutive_passes = excluded.consecutive_passes, recent = excluded.recent, \
-             last_pass_at = excluded.last_pass_at, last_fail_at = excluded.last_fail_at, \
-             failing_since = excluded.failing_since, passing_since = excluded.passing_since, \
-             last_pass_config = excluded.last_pass_config, incident_id = excluded.incident_id, \
-             incident_opened_at = excluded.incident_opened_at, told = excluded.told, told_at = excluded.told_at, \
-             incident_resolved_at = excluded.incident_resolved_at, last_run = excluded.last_run, \
-             last_status = excluded.last_status, last_class = excluded.last_class, \
-             last_message = excluded.last_message, last_duration_ms = excluded.last_duration_ms, \
-             not_after = excluded.not_after RETURNING id",
-            &[
-                env.into(),
-                check.into(),
-                kind.into(),
-                s.health.as_str().into(),
-                s.since.into(),
-                s.consecutive_failures.into(),
-                s.consecutive_passes.into(),
-                (&s.recent).into(),
-                s.last_pass_at.into(),
-                s.last_fail_at.into(),
-                s.failing_since.into(),
-                s.passing_since.into(),
-                s.last_pass_config.clone().into(),
-                inc.map(|i| i.id.clone()).into(),
-                inc.map(|i| i.opened_at).into(),
-                inc.map(|i| i.told.as_str()).into(),
-                inc.and_then(|i| i.told_at).into(),
-                inc.and_then(|i| i.resolved_at).into(),
-                last.run.into(),
-                last.status.clone().into(),
-                last.class.clone().into(),
-                last.message.clone().into(),
-                last.duration_ms.into(),
-                last.not_after.into(),
-            ],
-        )?;
-        Ok(rows.first().map_or(0, |r| r[0].i()))
+        let ids = self.save_checks(env, &[(check, kind, s, last)])?;
+        Ok(ids.get(check).copied().unwrap_or(0))
+    }
+
+    /// [`Tx::save_check`] for many checks, `(check, kind, state, last)`, in
+    /// multi-row upserts (a statement per hundred checks rather than per
+    /// check); returns each check's id. A check listed twice keeps its last
+    /// entry (one statement may not update a row twice).
+    pub fn save_checks(
+        &mut self,
+        env: &str,
+        rows: &[(&str, Option<&str>, &CheckState, &Last)],
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<_> = rows.iter().rev().filter(|r| seen.insert(r.0)).collect();
+        unique.reverse();
+        let mut ids = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO checks (env, check_id, kind, health, since, consecutive_failures, consecutive_passes, \
+                 recent, last_pass_at, last_fail_at, failing_since, passing_since, last_pass_config, incident_id, \
+                 incident_opened_at, told, told_at, incident_resolved_at, last_run, last_status, last_class, \
+                 last_message, last_duration_ms, not_after) VALUES {} ON CONFLICT (env, check_id) DO UPDATE SET \
+                 kind = excluded.kind, health = excluded.health, since = excluded.since, \
+                 consecutive_failures = excluded.consecutive_failures, \
+                 consecutive_passes = excluded.consecutive_passes, recent = excluded.recent, \
+                 last_pass_at = excluded.last_pass_at, last_fail_at = excluded.last_fail_at, \
+                 failing_since = excluded.failing_since, passing_since = excluded.passing_since, \
+                 last_pass_config = excluded.last_pass_config, incident_id = excluded.incident_id, \
+                 incident_opened_at = excluded.incident_opened_at, told = excluded.told, told_at = excluded.told_at, \
+                 incident_resolved_at = excluded.incident_resolved_at, last_run = excluded.last_run, \
+                 last_status = excluded.last_status, last_class = excluded.last_class, \
+                 last_message = excluded.last_message, last_duration_ms = excluded.last_duration_ms, \
+                 not_after = excluded.not_after RETURNING check_id, id",
+                placeholders(chunk.len(), 24)
+            );
+            let mut params: Vec<Val> = Vec::with_capacity(chunk.len() * 24);
+            for (check, kind, s, last) in chunk {
+                let inc = s.incident.as_ref();
+                params.extend([
+                    env.into(),
+                    (*check).into(),
+                    (*kind).into(),
+                    s.health.as_str().into(),
+                    s.since.into(),
+                    s.consecutive_failures.into(),
+                    s.consecutive_passes.into(),
+                    (&s.recent).into(),
+                    s.last_pass_at.into(),
+                    s.last_fail_at.into(),
+                    s.failing_since.into(),
+                    s.passing_since.into(),
+                    s.last_pass_config.clone().into(),
+                    inc.map(|i| i.id.clone()).into(),
+                    inc.map(|i| i.opened_at).into(),
+                    inc.map(|i| i.told.as_str()).into(),
+                    inc.and_then(|i| i.told_at).into(),
+                    inc.and_then(|i| i.resolved_at).into(),
+                    last.run.into(),
+                    last.status.clone().into(),
+                    last.class.clone().into(),
+                    last.message.clone().into(),
+                    last.duration_ms.into(),
+                    last.not_after.into(),
+                ]);
+            }
+            for row in self.c.query(&sql, &params)? {
+                ids.insert(row[0].t(), row[1].i());
+            }
+        }
+        Ok(ids)
     }
 
     /// A check gone from the checks files: its state, results and roll-ups.

@@ -129,6 +129,15 @@ pub trait Backend: Send {
     ) -> Result<Vec<Row>, StoreError>;
     /// Give freed pages back to the file system.
     fn vacuum(&mut self) -> Result<(), StoreError>;
+    /// Leave this connection's write-ahead log in place when it closes, for
+    /// the next run's [`Backend::fold_log`]; a database without one ignores it.
+    fn keep_log_on_close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Fold what earlier runs left in the write-ahead log into the database.
+    fn fold_log(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// `$1`, `$2`, … in order, for building `IN (...)` lists.
