@@ -9,6 +9,7 @@
 # usage: bench/audit.sh [RUNS]   (default 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
 RUNS=${1:-100000}
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -42,6 +43,9 @@ for n in 100 1000; do
   echo "== $n checks: check vs audit"
   (cd "$WORK/p$n" && hyperfine -N --warmup 3 --runs 30 \
     "$BIN check --env prod --format json" "$BIN audit --env prod -q" 2>/dev/null | grep -E "Time|±|faster" || true)
+  # The same two, alternately, so a drift in the machine's load falls on both.
+  (cd "$WORK/p$n" && python3 "$ROOT/bench/interleave.py" 200 \
+    "$BIN check --env prod --format json" "$BIN audit --env prod -q")
 done
 
 echo "== $RUNS runs of 50 checks"
