@@ -169,3 +169,20 @@ fn a_running_probe_holds_no_transparent_huge_pages() {
     child.wait().unwrap();
     assert_eq!(huge, 0, "{huge} KiB of transparent huge pages");
 }
+
+#[test]
+fn the_allocator_commits_as_it_goes_and_asks_for_no_huge_pages_from_the_start() {
+    // mimalloc lists its options by name when it starts (MIMALLOC_VERBOSE):
+    // envgate's settings are already in place then, under the names meant.
+    let out = Command::new(env!("CARGO_BIN_EXE_envgate"))
+        .env_clear()
+        .env("MIMALLOC_VERBOSE", "1")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stderr);
+    for option in ["arena_eager_commit", "allow_thp"] {
+        let line = format!("option '{option}': 0");
+        assert!(listing.lines().any(|l| l.trim() == line), "no `{line}` in:\n{listing}");
+    }
+}
