@@ -612,3 +612,132 @@ fn tcp_load_measures_connect_time() {
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["load"]["count"], 200, "{r}");
 }
+
+/// A server on 127.0.0.1 that answers each request `ok` over raw HTTP/1.1
+/// with `extra` headers, and then closes the connection when `close`, or
+/// after `idle` without a next request. Returns its URL and the count of
+/// connections it accepted.
+fn raw_server(extra: &'static str, close: bool, idle: Duration) -> (String, std::sync::Arc<AtomicUsize>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let conns = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = conns.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(idle));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    // One request: its head, up to the blank line.
+                    let mut line = String::new();
+                    let mut got = false;
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                        got = true;
+                        if line == "\r\n" {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    if !got {
+                        return;
+                    }
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{extra}\r\nok");
+                    if out.write_all(answer.as_bytes()).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, conns)
+}
+
+fn adhoc_load(url: &str, shape: &str) -> Value {
+    let out = Command::cargo_bin("envgate")
+        .unwrap()
+        .args(["probe", "--format", "json", "--load", shape, url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&text).unwrap();
+    report["environments"][0]["results"][0]["load"].clone()
+}
+
+#[test]
+fn a_server_that_closes_every_connection_costs_a_load_no_errors() {
+    let _turn = SERIAL.blocking_lock();
+    let (url, conns) = raw_server("connection: close\r\n", true, Duration::from_secs(5));
+    let load = adhoc_load(&url, "40x4");
+    assert_eq!(load["count"], 40, "{load}");
+    assert_eq!(load["errors"], 0, "{load}");
+    // Each request on a connection of its own (and the probe's own one).
+    assert_eq!(conns.load(Ordering::SeqCst), 41);
+}
+
+#[test]
+fn a_load_reuses_its_connections_and_redials_one_the_server_let_go_idle() {
+    let _turn = SERIAL.blocking_lock();
+    // Keep-alive: four workers, four connections for 200 requests.
+    let (url, conns) = raw_server("", false, Duration::from_secs(5));
+    let load = adhoc_load(&url, "200x4");
+    assert_eq!(load["errors"], 0, "{load}");
+    assert_eq!(conns.load(Ordering::SeqCst), 1 + 4, "{load}");
+    // A server that drops a connection idle for 20 ms, and an open-model
+    // load slower than that: every request finds its connection closed and
+    // dials again rather than failing.
+    let (url, conns) = raw_server("", false, Duration::from_millis(20));
+    let dir = project(
+        "",
+        &format!(
+            "[[probe]]\nname = \"idle\"\nkind = \"http\"\ntarget = \"{url}\"\nload_envs = [\"staging\"]\n\
+             [probe.load]\nrequests = 12\nconcurrency = 1\nrate = \"20/s\"\n"
+        ),
+    );
+    let (code, result) = check(dir.path(), "staging", &[], "idle");
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(result["load"]["count"], 12, "{result}");
+    assert_eq!(result["load"]["errors"], 0, "{result}");
+    // The server did let them go: nearly every request dialed anew.
+    assert!(
+        conns.load(Ordering::SeqCst) >= 12,
+        "{} connections",
+        conns.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_follows_a_redirect_as_the_probe_does() {
+    let _turn = SERIAL.lock().await;
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/old"))
+        .respond_with(ResponseTemplate::new(302).insert_header("location", "/new"))
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path("/new"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let url = format!("{}/old", server.uri());
+    let load = tokio::task::spawn_blocking(move || adhoc_load(&url, "30x3"))
+        .await
+        .unwrap();
+    assert_eq!(load["errors"], 0, "{load}");
+    let at_new = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/new")
+        .count();
+    // The probe's request, and each of the load's, ended at the new place.
+    assert_eq!(at_new, 31, "{load}");
+}

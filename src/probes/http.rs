@@ -19,6 +19,7 @@ use url::Url;
 use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
+use super::http_conn::{BODY_LIMIT, DirectSession, HttpLoadRef, hyper_outcome, status_text};
 use super::load::{Load, Session};
 use super::param::Dur;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
@@ -73,8 +74,6 @@ struct Params {
     request_id: Option<Json>,
 }
 
-/// Bodies are read up to this size for the body expectations.
-const BODY_LIMIT: usize = 1 << 20;
 /// A stalled body is reported this long before the attempt's timeout.
 const BODY_MARGIN: Duration = Duration::from_millis(20);
 
@@ -204,13 +203,6 @@ fn parse_status(v: &Json) -> Result<Vec<(u16, u16)>, String> {
     }
 }
 
-fn status_text(s: &[(u16, u16)]) -> String {
-    s.iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
 impl Probe for Http {
     /// The URL's host as the URL parser (the same one the client uses)
     /// reads it; redirect hops are checked as they come (the client's
@@ -276,10 +268,12 @@ impl Probe for Http {
     }
 }
 
-/// The probe's request, sent again and again by every worker over one shared
-/// pooled client (kept-alive connections). Only the status is checked: the body
-/// expectations were checked by the probe itself, before the load; the body
-/// is read (at most 1 MiB) so the connection can carry the next request.
+/// The probe's request, sent again and again by every worker: over the
+/// worker's own kept-alive connection for `http://` (see `http_conn.rs`),
+/// over one shared pooled client for `https://`. Only the status is
+/// checked: the body expectations were checked by the probe itself, before
+/// the load; the body is read (at most 1 MiB) so the connection can carry
+/// the next request.
 struct HttpLoad {
     url: Url,
     method: reqwest::Method,
@@ -303,16 +297,17 @@ impl Load for HttpLoad {
             let client = ctx
                 .pooled_http_client(&self.opts, &host, addr)
                 .map_err(|e| Outcome::fail(Class::Tls, e))?;
-            Ok(Box::new(HttpSession {
-                load: HttpLoadRef {
-                    url: self.url.clone(),
-                    method: self.method.clone(),
-                    headers: self.headers.clone(),
-                    body: self.body.clone(),
-                    status: self.status.clone(),
-                    id_header: self.id_header.clone(),
-                    seq: self.seq.clone(),
-                },
+            let load = HttpLoadRef {
+                url: self.url.clone(),
+                method: self.method.clone(),
+                headers: self.headers.clone(),
+                body: self.body.clone(),
+                status: self.status.clone(),
+                id_header: self.id_header.clone(),
+                seq: self.seq.clone(),
+            };
+            let pooled = HttpSession {
+                load: load.clone(),
                 client,
                 net: ctx.net.clone(),
                 name: ctx.name.clone(),
@@ -320,22 +315,17 @@ impl Load for HttpLoad {
                 addr,
                 timeout: ctx.timeout,
                 last: 0,
-            }) as Box<dyn Session>)
+            };
+            if self.url.scheme() == "http" {
+                let direct = DirectSession::open(load, ctx, addr, Box::new(pooled), self.opts.follow_redirects).await?;
+                return Ok(Box::new(direct) as Box<dyn Session>);
+            }
+            Ok(Box::new(pooled) as Box<dyn Session>)
         })
     }
 }
 
-/// What a session needs of the load, owned.
-struct HttpLoadRef {
-    url: Url,
-    method: reqwest::Method,
-    headers: reqwest::header::HeaderMap,
-    body: Option<String>,
-    status: Vec<(u16, u16)>,
-    id_header: Option<reqwest::header::HeaderName>,
-    seq: Arc<AtomicU64>,
-}
-
+/// A worker's requests through the pooled client.
 struct HttpSession {
     load: HttpLoadRef,
     client: reqwest::Client,
@@ -637,29 +627,11 @@ fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error)
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            // The engine's own words: its size check is public to servers only.
-            if h.is_parse() && h.to_string().contains("too large") {
-                return Outcome::fail(
-                    Class::Protocol,
-                    format!(
-                        "{addr} sent response headers larger than the HTTP engine's bound (100 headers, about 408 KiB)"
-                    ),
-                );
-            }
-            if h.is_parse() || h.is_parse_status() {
-                let hint = if tls { "" } else { "; if it speaks TLS, use https://" };
-                return Outcome::fail(
-                    Class::Protocol,
-                    format!("{addr} did not answer in HTTP ({h}): is this an HTTP port{hint}?"),
-                );
-            }
-            if h.is_incomplete_message() {
-                return Outcome::fail(
-                    Class::Refused,
-                    format!("{addr} closed the connection before a complete answer"),
-                );
-            }
+        if let Some(o) = s
+            .downcast_ref::<hyper::Error>()
+            .and_then(|h| hyper_outcome(addr, tls, h))
+        {
+            return o;
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if tls && e.is_connect() {

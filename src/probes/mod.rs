@@ -17,6 +17,7 @@ mod exec;
 pub mod fds;
 mod file;
 mod http;
+mod http_conn;
 pub mod load;
 pub mod net;
 mod tcp;

@@ -1,0 +1,298 @@
+//! A load worker's own HTTP/1.1 connection to a plain `http://` target,
+//! driven inside the worker's task.
+//!
+//! Through the pooled client every request is checked out of a shared pool
+//! and its answer arrives on a connection task that may run on the other
+//! thread, so each request costs two cross-thread wake-ups: more CPU than
+//! the request itself against a server that answers at once. Here the
+//! worker polls its connection and its request together, and a request
+//! costs one write and one read. The connection is dialed through the
+//! guarded network like every other; a redirect (when followed) and
+//! `https://` go through the pooled client, which knows both.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use url::Url;
+
+use super::load::Session;
+use super::net::io_outcome;
+use super::{BoxFuture, Class, Ctx, Outcome};
+
+/// Bodies are read up to this size: for a probe's body expectations, and
+/// by a load so its connection can carry the next request.
+pub(super) const BODY_LIMIT: usize = 1 << 20;
+
+/// What a session needs of the load, owned.
+#[derive(Clone)]
+pub(super) struct HttpLoadRef {
+    pub(super) url: Url,
+    pub(super) method: reqwest::Method,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: Option<String>,
+    pub(super) status: Vec<(u16, u16)>,
+    pub(super) id_header: Option<reqwest::header::HeaderName>,
+    pub(super) seq: Arc<AtomicU64>,
+}
+
+/// The accepted statuses, as the probe's messages name them.
+pub(super) fn status_text(s: &[(u16, u16)]) -> String {
+    s.iter()
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// What the HTTP engine's own error says about `addr`, when it says more
+/// than its I/O error would.
+pub(super) fn hyper_outcome(addr: SocketAddr, tls: bool, h: &hyper::Error) -> Option<Outcome> {
+    // The engine's own words: its size check is public to servers only.
+    if h.is_parse() && h.to_string().contains("too large") {
+        return Some(Outcome::fail(
+            Class::Protocol,
+            format!("{addr} sent response headers larger than the HTTP engine's bound (100 headers, about 408 KiB)"),
+        ));
+    }
+    if h.is_parse() || h.is_parse_status() {
+        let hint = if tls { "" } else { "; if it speaks TLS, use https://" };
+        return Some(Outcome::fail(
+            Class::Protocol,
+            format!("{addr} did not answer in HTTP ({h}): is this an HTTP port{hint}?"),
+        ));
+    }
+    if h.is_incomplete_message() {
+        return Some(Outcome::fail(
+            Class::Refused,
+            format!("{addr} closed the connection before a complete answer"),
+        ));
+    }
+    None
+}
+
+type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// An open connection: where requests go in, and the connection itself,
+/// polled with each request.
+struct Open {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Pin<Box<Conn>>,
+}
+
+pub(super) struct DirectSession {
+    load: HttpLoadRef,
+    ctx: Ctx,
+    addr: SocketAddr,
+    /// `None` after an answer left the connection unusable: the next
+    /// request dials again.
+    open: Option<Open>,
+    /// The request's fixed part: method, path and query, headers
+    /// (`Host` and `User-Agent` included).
+    head: http::request::Parts,
+    body: Bytes,
+    /// A redirect answered and followed: from then on through the pooled
+    /// client, which follows it (and applies isolation to where it leads).
+    pooled: Box<dyn Session + Send + Sync>,
+    follow_redirects: bool,
+    redirected: bool,
+    last: u64,
+}
+
+impl DirectSession {
+    pub(super) async fn open(
+        load: HttpLoadRef,
+        ctx: &Ctx,
+        addr: SocketAddr,
+        pooled: Box<dyn Session + Send + Sync>,
+        follow_redirects: bool,
+    ) -> Result<DirectSession, Outcome> {
+        let url = &load.url;
+        let mut path = url.path().to_string();
+        if let Some(q) = url.query() {
+            path = format!("{path}?{q}");
+        }
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => addr.to_string(),
+        };
+        let mut builder = http::Request::builder()
+            .method(load.method.clone())
+            .uri(path.as_str())
+            .header(http::header::HOST, host)
+            .header(http::header::USER_AGENT, concat!("envgate/", env!("CARGO_PKG_VERSION")))
+            .header(http::header::ACCEPT, "*/*");
+        if let Some(h) = builder.headers_mut() {
+            for (k, v) in &load.headers {
+                h.append(k.clone(), v.clone());
+            }
+        }
+        let (head, ()) = builder
+            .body(())
+            .map_err(|e| Outcome::fail(Class::Unknown, format!("cannot build the request: {e}")))?
+            .into_parts();
+        let body = Bytes::from(load.body.clone().unwrap_or_default());
+        let mut s = DirectSession {
+            load,
+            ctx: Ctx {
+                timeout: ctx.timeout,
+                net: ctx.net.clone(),
+                guard: ctx.guard.clone(),
+                name: ctx.name.clone(),
+            },
+            addr,
+            open: None,
+            head,
+            body,
+            pooled,
+            follow_redirects,
+            redirected: false,
+            last: 0,
+        };
+        s.open = Some(s.dial().await?);
+        Ok(s)
+    }
+
+    async fn dial(&self) -> Result<Open, Outcome> {
+        let stream = self.ctx.connect(self.addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(Open {
+            sender,
+            conn: Box::pin(conn),
+        })
+    }
+
+    fn error(&self, e: &hyper::Error) -> Outcome {
+        if let Some(o) = hyper_outcome(self.addr, false, e) {
+            return o;
+        }
+        if e.is_canceled() || e.is_closed() {
+            return Outcome::fail(
+                Class::Refused,
+                format!("{} closed the connection before a complete answer", self.addr),
+            );
+        }
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                return io_outcome(self.addr, super::bounded::innermost(io));
+            }
+            src = s.source();
+        }
+        Outcome::fail(Class::Io, format!("{}: {e}", self.addr))
+    }
+
+    /// One request on the open connection: its status, and whether the
+    /// connection can carry the next one.
+    async fn exchange(&mut self, open: &mut Open) -> Result<(u16, bool), Outcome> {
+        let mut req = http::Request::from_parts(self.head.clone(), Full::new(self.body.clone()));
+        if let Some(h) = &self.load.id_header {
+            self.last = self.load.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let id = self.ctx.net.request_id(&self.ctx.name, self.last);
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                req.headers_mut().insert(h.clone(), v);
+            }
+        }
+        let Open { sender, conn } = open;
+        let request = async {
+            sender.ready().await?;
+            let resp = sender.send_request(req).await?;
+            let code = resp.status().as_u16();
+            // An answer that ends its connection: the next request dials again.
+            let keep_alive = match resp.headers().get(http::header::CONNECTION) {
+                Some(v) if v.as_bytes().eq_ignore_ascii_case(b"close") => false,
+                Some(v) if v.as_bytes().eq_ignore_ascii_case(b"keep-alive") => true,
+                _ => resp.version() != http::Version::HTTP_10,
+            };
+            let mut body = resp.into_body();
+            let mut read = 0usize;
+            while read < BODY_LIMIT {
+                match body.frame().await {
+                    Some(Ok(f)) => read += f.data_ref().map_or(0, Bytes::len),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok((code, keep_alive)),
+                }
+            }
+            // More than the bound: the rest is not read, and the connection
+            // is not used again.
+            Ok((code, false))
+        };
+        tokio::pin!(request);
+        tokio::select! {
+            biased;
+            r = &mut request => r.map_err(|e| self.error(&e)),
+            ended = conn.as_mut() => match ended {
+                // A server that closes the connection after its answer
+                // (`Connection: close`) has handed the answer over first;
+                // one that closed it before gets hyper's error.
+                Ok(()) => request.await.map_err(|e| self.error(&e)),
+                Err(e) => Err(self.error(&e)),
+            },
+        }
+    }
+
+    /// The open connection, unless the server has closed it since the last
+    /// answer (an idle timeout): then a new one.
+    async fn connection(&mut self) -> Result<Open, Outcome> {
+        if let Some(mut open) = self.open.take() {
+            let idle =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(open.conn.as_mut().poll(cx).is_pending())).await;
+            if idle {
+                return Ok(open);
+            }
+        }
+        self.dial().await
+    }
+}
+
+impl Session for DirectSession {
+    fn call(&mut self) -> BoxFuture<'_, Result<(), Outcome>> {
+        Box::pin(async move {
+            if self.redirected {
+                return self.pooled.call().await;
+            }
+            let mut open = self.connection().await?;
+            let (code, reusable) = self.exchange(&mut open).await?;
+            if reusable {
+                self.open = Some(open);
+            }
+            if self.follow_redirects && (300..400).contains(&code) {
+                self.redirected = true;
+                return self.pooled.call().await;
+            }
+            if !self.load.status.iter().any(|(a, b)| (*a..=*b).contains(&code)) {
+                return Err(Outcome::fail(
+                    Class::Status,
+                    format!(
+                        "expected {}, got {code} from {}",
+                        status_text(&self.load.status),
+                        self.addr
+                    ),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn last_id(&self) -> Option<String> {
+        if self.redirected {
+            return self.pooled.last_id();
+        }
+        (self.last > 0).then(|| self.ctx.net.request_id(&self.ctx.name, self.last))
+    }
+
+    /// An unexpected status leaves the connection as good as it was.
+    fn keep_after(&self, failed: &Outcome) -> bool {
+        failed.class == Some(Class::Status)
+    }
+}
