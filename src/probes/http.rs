@@ -268,9 +268,8 @@ impl Probe for Http {
     }
 }
 
-/// The probe's request, sent again and again by every worker: over the
-/// worker's own kept-alive connection for `http://` (see `http_conn.rs`),
-/// over one shared pooled client for `https://`. Only the status is
+/// The probe's request, sent again and again by every worker over its own
+/// kept-alive connection (see `http_conn.rs`). Only the status is
 /// checked: the body expectations were checked by the probe itself, before
 /// the load; the body is read (at most 1 MiB) so the connection can carry
 /// the next request.
@@ -316,11 +315,8 @@ impl Load for HttpLoad {
                 timeout: ctx.timeout,
                 last: 0,
             };
-            if self.url.scheme() == "http" {
-                let direct = DirectSession::open(load, ctx, addr, Box::new(pooled), self.opts.follow_redirects).await?;
-                return Ok(Box::new(direct) as Box<dyn Session>);
-            }
-            Ok(Box::new(pooled) as Box<dyn Session>)
+            let direct = DirectSession::open(load, ctx, addr, Box::new(pooled), &self.opts).await?;
+            Ok(Box::new(direct) as Box<dyn Session>)
         })
     }
 }

@@ -1,5 +1,5 @@
-//! A load worker's own HTTP/1.1 connection to a plain `http://` target,
-//! driven inside the worker's task.
+//! A load worker's own HTTP/1.1 connection, driven inside the worker's
+//! task.
 //!
 //! Through the pooled client every request is checked out of a shared pool
 //! and its answer arrives on a connection task that may run on the other
@@ -7,8 +7,10 @@
 //! the request itself against a server that answers at once. Here the
 //! worker polls its connection and its request together, and a request
 //! costs one write and one read. The connection is dialed through the
-//! guarded network like every other; a redirect (when followed) and
-//! `https://` go through the pooled client, which knows both.
+//! guarded network like every other, and `https://` is verified as the
+//! probe's own request is (its CA, `tls_verify`, client certificate); a
+//! redirect, when followed, goes through the pooled client, which applies
+//! isolation to where it leads.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,11 +22,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use url::Url;
 
 use super::load::Session;
-use super::net::io_outcome;
+use super::net::{ClientOpts, io_outcome};
+use super::service::{Io, TlsOpts};
 use super::{BoxFuture, Class, Ctx, Outcome};
 
 /// Bodies are read up to this size: for a probe's body expectations, and
@@ -77,7 +79,7 @@ pub(super) fn hyper_outcome(addr: SocketAddr, tls: bool, h: &hyper::Error) -> Op
     None
 }
 
-type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+type Conn = Connection<TokioIo<Box<dyn Io>>, Full<Bytes>>;
 
 /// An open connection: where requests go in, and the connection itself,
 /// polled with each request.
@@ -101,6 +103,8 @@ pub(super) struct DirectSession {
     /// client, which follows it (and applies isolation to where it leads).
     pooled: Box<dyn Session + Send + Sync>,
     follow_redirects: bool,
+    /// `https://`: how the connection is verified.
+    tls: Option<TlsOpts>,
     redirected: bool,
     last: u64,
 }
@@ -111,7 +115,7 @@ impl DirectSession {
         ctx: &Ctx,
         addr: SocketAddr,
         pooled: Box<dyn Session + Send + Sync>,
-        follow_redirects: bool,
+        opts: &ClientOpts,
     ) -> Result<DirectSession, Outcome> {
         let url = &load.url;
         let mut path = url.path().to_string();
@@ -139,6 +143,7 @@ impl DirectSession {
             .map_err(|e| Outcome::fail(Class::Unknown, format!("cannot build the request: {e}")))?
             .into_parts();
         let body = Bytes::from(load.body.clone().unwrap_or_default());
+        let https = load.url.scheme() == "https";
         let mut s = DirectSession {
             load,
             ctx: Ctx {
@@ -152,20 +157,34 @@ impl DirectSession {
             head,
             body,
             pooled,
-            follow_redirects,
+            follow_redirects: opts.follow_redirects,
+            tls: https.then(|| TlsOpts {
+                ca_file: opts.ca_file.clone(),
+                verify: opts.verify,
+                client: opts.client.clone(),
+            }),
             redirected: false,
             last: 0,
         };
-        s.open = Some(s.dial().await?);
+        s.open = Some(Self::dial(ctx, s.tls.as_ref(), &s.load.url, addr).await?);
         Ok(s)
     }
 
-    async fn dial(&self) -> Result<Open, Outcome> {
-        let stream = self.ctx.connect(self.addr).await?;
+    /// A new connection (borrowing only what every thread may share, so the
+    /// session itself need not be).
+    async fn dial(ctx: &Ctx, tls: Option<&TlsOpts>, url: &Url, addr: SocketAddr) -> Result<Open, Outcome> {
+        let stream = ctx.connect(addr).await?;
+        let io: Box<dyn Io> = match tls {
+            Some(tls) => {
+                let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+                super::service::tls(ctx, tls, host, addr, stream).await?
+            }
+            None => Box::new(stream),
+        };
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| self.error(&e))?;
+            .map_err(|e| hyper_error(addr, tls.is_some(), &e))?;
         Ok(Open {
             sender,
             conn: Box::pin(conn),
@@ -173,23 +192,7 @@ impl DirectSession {
     }
 
     fn error(&self, e: &hyper::Error) -> Outcome {
-        if let Some(o) = hyper_outcome(self.addr, false, e) {
-            return o;
-        }
-        if e.is_canceled() || e.is_closed() {
-            return Outcome::fail(
-                Class::Refused,
-                format!("{} closed the connection before a complete answer", self.addr),
-            );
-        }
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(s) = src {
-            if let Some(io) = s.downcast_ref::<std::io::Error>() {
-                return io_outcome(self.addr, super::bounded::innermost(io));
-            }
-            src = s.source();
-        }
-        Outcome::fail(Class::Io, format!("{}: {e}", self.addr))
+        hyper_error(self.addr, self.tls.is_some(), e)
     }
 
     /// One request on the open connection: its status, and whether the
@@ -251,7 +254,7 @@ impl DirectSession {
                 return Ok(open);
             }
         }
-        self.dial().await
+        Self::dial(&self.ctx, self.tls.as_ref(), &self.load.url, self.addr).await
     }
 }
 
@@ -295,4 +298,26 @@ impl Session for DirectSession {
     fn keep_after(&self, failed: &Outcome) -> bool {
         failed.class == Some(Class::Status)
     }
+}
+
+/// What a failed exchange with `addr` says: the engine's own words where
+/// they say more, else its I/O error.
+fn hyper_error(addr: SocketAddr, tls: bool, e: &hyper::Error) -> Outcome {
+    if let Some(o) = hyper_outcome(addr, tls, e) {
+        return o;
+    }
+    if e.is_canceled() || e.is_closed() {
+        return Outcome::fail(
+            Class::Refused,
+            format!("{addr} closed the connection before a complete answer"),
+        );
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io_outcome(addr, super::bounded::innermost(io));
+        }
+        src = s.source();
+    }
+    Outcome::fail(Class::Io, format!("{addr}: {e}"))
 }

@@ -259,3 +259,32 @@ async fn a_server_that_requires_a_client_certificate_is_met_with_one_or_says_so(
         assert!(f.message.contains("client certificate"), "{kind}: {}", f.message);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_load_verifies_with_the_probes_ca_and_presents_its_client_certificate() {
+    let pki = pki();
+    let (cert, key) = client_cert(&pki);
+    // Requires a client certificate, and closes every connection after its
+    // answer: each of the load's requests is a new TLS handshake.
+    let mtls = serve(&pki, &["localhost"], false, false, true).await;
+    let target = format!("https://localhost:{}/", mtls.port());
+    let d = def("http", |d| {
+        d.set("ca_file", &pki.ca_file);
+        d.set("cert_file", &cert);
+        d.set("key_file", &key);
+    });
+    let inner = (probes::kind("http").unwrap().build)(&probes::Spec {
+        target: &target,
+        params: &d.params,
+    })
+    .unwrap();
+    let mut j = job("p", &d, &target, Duration::from_secs(20));
+    j.probe = Some(Box::new(probes::load::LoadProbe {
+        inner,
+        spec: probes::load::LoadSpec::adhoc("30x3").unwrap(),
+        per_request: Duration::from_secs(2),
+    }));
+    let f = run(vec![j], Options::default()).await.remove(0);
+    assert_status(&f, Status::Pass, "load: 30 requests, 3 at once");
+    assert!(f.message.contains("no errors"), "{}", f.message);
+}
