@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::recorder::Recorder;
 use super::support::*;
 
-fn envgate(f: &Fixture, args: &[&str]) -> Output {
+fn command(f: &Fixture, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_envgate"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -19,7 +19,28 @@ fn envgate(f: &Fixture, args: &[&str]) -> Output {
         .arg(f.root())
         .args(args)
         .stdin(Stdio::null());
-    cmd.output().unwrap()
+    cmd
+}
+
+fn envgate(f: &Fixture, args: &[&str]) -> Output {
+    command(f, args).output().unwrap()
+}
+
+/// `envgate ARGS` started in the background, returned once its
+/// [`holding_probe`] on `hold` has started.
+fn held_at_its_probes(f: &Fixture, args: &[&str], hold: &Path) -> std::process::Child {
+    let child = command(f, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = hold.with_file_name("hold.started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the run never reached its probes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -124,23 +145,7 @@ fn a_cron_run_while_another_holds_the_environment_says_so_and_probes_nothing() {
     let (f, _rec) = hooked("", &checks);
     f.up("db");
     std::fs::write(&hold, "").unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_envgate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(f.vars.iter())
-        .arg("-C")
-        .arg(f.root())
-        .args(["audit", "--env", "prod", "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = dir.path().join("hold.started");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the first run never reached its probes");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = held_at_its_probes(&f, &["audit", "--env", "prod", "-q"], &hold);
     let o = envgate(&f, &["audit", "--env", "prod"]);
     std::fs::remove_file(&hold).unwrap();
     let (out, err) = text(&o);
@@ -182,23 +187,7 @@ fn kill_9_in_the_middle_of_a_run_loses_and_repeats_no_notification() {
     assert!(text(&o).1.contains("is not delivered to `ops`"), "{}", text(&o).1);
     // Run 2: killed while a probe holds.
     std::fs::write(&hold, "").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_envgate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(f.vars.iter())
-        .arg("-C")
-        .arg(f.root())
-        .args(["audit", "--env", "prod"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = dir.path().join("hold.started");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the run never reached its probes");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = held_at_its_probes(&f, &["audit", "--env", "prod"], &hold);
     // SIGKILL: no destructor, no unlock, no rollback runs.
     child.kill().unwrap();
     child.wait().unwrap();
