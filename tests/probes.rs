@@ -423,3 +423,110 @@ proptest! {
         }
     }
 }
+
+/// A GET answered with a redirect is asked again through the HTTP client,
+/// which follows it (checking every hop): the server sees the first request
+/// twice, under one request id; with `follow_redirects = false`, once.
+#[tokio::test]
+async fn a_redirected_get_is_asked_again_under_the_same_id_and_followed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/old"))
+        .respond_with(ResponseTemplate::new(301).insert_header("location", "/new"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/new"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("moved here"))
+        .mount(&server)
+        .await;
+    let f = one("http", &format!("{}/old", server.uri()), |d| {
+        d.set("body_contains", "moved here".to_string());
+    })
+    .await;
+    assert_status(&f, Status::Pass, "200 OK");
+    let g = one("http", &format!("{}/old", server.uri()), |d| {
+        d.set("follow_redirects", false);
+        d.set("status", 301);
+    })
+    .await;
+    assert_status(&g, Status::Pass, "301 Moved Permanently");
+    let got = server.received_requests().await.unwrap_or_default();
+    let asked: Vec<&str> = got.iter().map(|r| r.url.path()).collect();
+    assert_eq!(asked, ["/old", "/old", "/new", "/old"]);
+    let ids: Vec<&[u8]> = got
+        .iter()
+        .map(|r| r.headers.get("x-request-id").map_or(&b""[..], |v| v.as_bytes()))
+        .collect();
+    assert!(!ids[0].is_empty());
+    assert_eq!(ids[0], ids[1], "the request asked again carries the same id");
+    assert_eq!(ids[1], ids[2], "the followed hop carries it too");
+}
+
+#[tokio::test]
+async fn a_post_that_may_be_redirected_is_sent_once() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/jobs"))
+        .respond_with(ResponseTemplate::new(303).insert_header("location", "/jobs/7"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/7"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let f = one("http", &format!("{}/jobs", server.uri()), |d| {
+        d.set("method", "POST".to_string());
+        d.set("body", "{}".to_string());
+    })
+    .await;
+    assert_status(&f, Status::Pass, "200 OK");
+    let posts = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count();
+    assert_eq!(posts, 1, "the POST was sent {posts} times");
+}
+
+#[tokio::test]
+async fn a_probe_sends_its_own_host_header_once_and_the_default_headers_otherwise() {
+    let server = MockServer::start().await;
+    Mock::given(path("/"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let f = one("http", &server.uri(), |d| {
+        d.set("headers", json!({"Host": "orders.internal", "X-Team": "payments"}));
+    })
+    .await;
+    assert_status(&f, Status::Pass, "200 OK");
+    let plain = one("http", &server.uri(), |_| {}).await;
+    assert_status(&plain, Status::Pass, "200 OK");
+    let got = server.received_requests().await.unwrap_or_default();
+    let hosts: Vec<Vec<String>> = got
+        .iter()
+        .map(|r| {
+            r.headers
+                .get_all("host")
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    let port = server.address().port();
+    assert_eq!(
+        hosts,
+        [vec!["orders.internal".to_string()], vec![format!("127.0.0.1:{port}")]]
+    );
+    assert_eq!(
+        got[0].headers.get("x-team").map(|v| v.as_bytes()),
+        Some(&b"payments"[..])
+    );
+    let agent = got[1]
+        .headers
+        .get("user-agent")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    assert_eq!(agent.as_deref(), Some(concat!("envgate/", env!("CARGO_PKG_VERSION"))));
+}

@@ -16,12 +16,16 @@ use regex::Regex;
 use serde_json::Value as Json;
 use url::Url;
 
-use super::net::{ClientOpts, cert_info, io_outcome, refusal, timed_out};
+use bytes::Bytes;
+use http_body_util::Full;
+
+use super::net::{CertInfo, ClientOpts, cert_info, io_outcome, refusal, timed_out};
 use indexmap::IndexMap;
 
-use super::http_conn::{BODY_LIMIT, DirectSession, HttpLoadRef, hyper_outcome, status_text};
+use super::http_conn::{self, BODY_LIMIT, Body, DirectSession, HttpLoadRef, hyper_outcome, status_text, tls_outcome};
 use super::load::{Load, Session};
 use super::param::Dur;
+use super::service::TlsOpts;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
 use crate::config::units::format_duration;
 
@@ -378,6 +382,100 @@ impl Session for HttpSession {
 
 impl Http {
     async fn once(&self, ctx: &Ctx, host: &str, addr: SocketAddr) -> Outcome {
+        let id = self.id_header.as_ref().map(|h| {
+            let v = ctx
+                .net
+                .request_id(&ctx.name, self.seq.fetch_add(1, Ordering::Relaxed) + 1);
+            (h, v)
+        });
+        let mut o = match self.direct(ctx, host, addr, id.as_ref()).await {
+            Some(o) => o,
+            None => self.pooled(ctx, host, addr, id.as_ref()).await,
+        };
+        if o.verdict != super::Verdict::Pass {
+            o.request_id = id.map(|(_, v)| v);
+        }
+        o
+    }
+
+    /// The request on a connection of its own ([`http_conn::single`]):
+    /// `None` when the answer is a redirect to follow, which goes through
+    /// the client instead. A method that may change something is sent
+    /// there from the start when redirects are followed, so it is never
+    /// sent twice.
+    async fn direct(
+        &self,
+        ctx: &Ctx,
+        host: &str,
+        addr: SocketAddr,
+        id: Option<&(&reqwest::header::HeaderName, String)>,
+    ) -> Option<Outcome> {
+        let follow = self.opts.follow_redirects;
+        if follow && !matches!(self.method, reqwest::Method::GET | reqwest::Method::HEAD) {
+            return None;
+        }
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &self.headers {
+            match (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                (Ok(k), Ok(v)) => {
+                    headers.append(k, v);
+                }
+                // Said as the client says it.
+                _ => return None,
+            }
+        }
+        if let Some((h, v)) = id
+            && let Ok(v) = http::HeaderValue::from_str(v)
+        {
+            headers.insert((*h).clone(), v);
+        }
+        let head = match http_conn::request_head(&self.url, &self.method, &headers, addr) {
+            Ok(h) => h,
+            Err(o) => return Some(o),
+        };
+        let body = Bytes::from(self.body.clone().unwrap_or_default());
+        let req = http::Request::from_parts(head, Full::new(body));
+        let tls = (self.url.scheme() == "https").then(|| TlsOpts {
+            ca_file: self.opts.ca_file.clone(),
+            verify: self.opts.verify,
+            client: self.opts.client.clone(),
+        });
+        let read_body = |head: &http::response::Parts, latency: Duration| {
+            let redirect = follow && head.status.is_redirection();
+            let judged = self.judge_head(head.status, &head.headers, addr, "").is_some();
+            (!redirect && !judged && self.wants_body()).then(|| ctx.timeout.saturating_sub(latency + BODY_MARGIN))
+        };
+        let answer = match http_conn::single(ctx, addr, &self.url, tls.as_ref(), req, read_body).await {
+            Ok(a) => a,
+            Err(o) => return Some(o),
+        };
+        if follow && answer.head.status.is_redirection() {
+            return None;
+        }
+        let (seen, took) = seen_took(answer.head.status, answer.latency);
+        if let Some(o) = self.judge_head(answer.head.status, &answer.head.headers, addr, &took) {
+            return Some(o);
+        }
+        let cert = answer.cert.as_deref().and_then(cert_info);
+        let text = match &answer.body {
+            Body::NotRead => None,
+            Body::Read(b) => Some(String::from_utf8_lossy(b)),
+            Body::Late => return Some(self.late_body(&seen, addr, &took, ctx.timeout)),
+        };
+        Some(self.judge_rest(host, &seen, addr, &took, answer.latency, cert, text.as_deref()))
+    }
+
+    /// The request through the client, which follows redirects.
+    async fn pooled(
+        &self,
+        ctx: &Ctx,
+        host: &str,
+        addr: SocketAddr,
+        id: Option<&(&reqwest::header::HeaderName, String)>,
+    ) -> Outcome {
         let client = match ctx.http_client(&self.opts, host, addr) {
             Ok(c) => c,
             Err(e) => return Outcome::fail(Class::Tls, e),
@@ -389,19 +487,10 @@ impl Http {
         if let Some(b) = &self.body {
             req = req.body(b.clone());
         }
-        let mut id = None;
-        if let Some(h) = &self.id_header {
-            let v = ctx
-                .net
-                .request_id(&ctx.name, self.seq.fetch_add(1, Ordering::Relaxed) + 1);
-            req = req.header(h.clone(), v.as_str());
-            id = Some(v);
+        if let Some((h, v)) = id {
+            req = req.header((*h).clone(), v.as_str());
         }
-        let mut o = self.exchange(ctx, host, addr, req).await;
-        if o.verdict != super::Verdict::Pass {
-            o.request_id = id;
-        }
-        o
+        self.exchange(ctx, host, addr, req).await
     }
 
     async fn exchange(&self, ctx: &Ctx, host: &str, addr: SocketAddr, req: reqwest::RequestBuilder) -> Outcome {
@@ -413,63 +502,99 @@ impl Http {
         let latency = start.elapsed();
         // After redirects, the address that answered last.
         let addr = resp.remote_addr().unwrap_or(addr);
-        let took = format_duration(Duration::from_millis(latency.as_millis() as u64));
-        let code = resp.status();
-        let seen = format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or(""));
-        let seen = seen.trim_end();
-        if !self.status.iter().any(|(a, b)| (*a..=*b).contains(&code.as_u16())) {
-            return Outcome::fail(
-                Class::Status,
-                format!(
-                    "expected {}, got {seen} from {addr} in {took}",
-                    status_text(&self.status)
-                ),
-            );
-        }
-        for (name, want) in &self.expect_headers {
-            let got = resp
-                .headers()
-                .get(name.as_str())
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            match got {
-                None => {
-                    return Outcome::fail(Class::Body, format!("expected header `{name}`, the response has none"));
-                }
-                Some(g) if want != "*" && g != *want => {
-                    return Outcome::fail(
-                        Class::Body,
-                        format!("expected header `{name}: {want}`, got `{name}: {g}`"),
-                    );
-                }
-                Some(_) => {}
-            }
+        let (seen, took) = seen_took(resp.status(), latency);
+        if let Some(o) = self.judge_head(resp.status(), resp.headers(), addr, &took) {
+            return o;
         }
         let cert = resp
             .extensions()
             .get::<reqwest::tls::TlsInfo>()
             .and_then(|t| t.peer_certificate())
             .and_then(cert_info);
-        if self.body_contains.is_some() || self.body_regex.is_some() || !self.json.is_empty() {
+        let mut text = None;
+        if self.wants_body() {
             // Ends just before the attempt's own timeout, so a body that
             // stalls after the headers is reported as such.
             let left = ctx.timeout.saturating_sub(start.elapsed() + BODY_MARGIN);
             let bytes = match tokio::time::timeout(left, read_body(resp)).await {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => return request_error(addr, host, &self.url, ctx.timeout, &e),
-                Err(_) => {
-                    return Outcome::fail(
-                        Class::Timeout,
-                        format!(
-                            "{seen} from {addr} in {took}, but the body did not arrive within {}",
-                            format_duration(ctx.timeout)
-                        ),
-                    );
-                }
+                Err(_) => return self.late_body(&seen, addr, &took, ctx.timeout),
             };
-            let text = String::from_utf8_lossy(&bytes);
-            if let Some(o) = self.check_body(&text) {
-                return o;
+            text = Some(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        self.judge_rest(host, &seen, addr, &took, latency, cert, text.as_deref())
+    }
+
+    fn wants_body(&self) -> bool {
+        self.body_contains.is_some() || self.body_regex.is_some() || !self.json.is_empty()
+    }
+
+    /// The status and the expected headers.
+    fn judge_head(
+        &self,
+        code: reqwest::StatusCode,
+        headers: &http::HeaderMap,
+        addr: SocketAddr,
+        took: &str,
+    ) -> Option<Outcome> {
+        if !self.status.iter().any(|(a, b)| (*a..=*b).contains(&code.as_u16())) {
+            let (seen, _) = seen_took(code, Duration::ZERO);
+            return Some(Outcome::fail(
+                Class::Status,
+                format!(
+                    "expected {}, got {seen} from {addr} in {took}",
+                    status_text(&self.status)
+                ),
+            ));
+        }
+        for (name, want) in &self.expect_headers {
+            let got = headers
+                .get(name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            match got {
+                None => {
+                    return Some(Outcome::fail(
+                        Class::Body,
+                        format!("expected header `{name}`, the response has none"),
+                    ));
+                }
+                Some(g) if want != "*" && g != *want => {
+                    return Some(Outcome::fail(
+                        Class::Body,
+                        format!("expected header `{name}: {want}`, got `{name}: {g}`"),
+                    ));
+                }
+                Some(_) => {}
             }
+        }
+        None
+    }
+
+    fn late_body(&self, seen: &str, addr: SocketAddr, took: &str, timeout: Duration) -> Outcome {
+        Outcome::fail(
+            Class::Timeout,
+            format!(
+                "{seen} from {addr} in {took}, but the body did not arrive within {}",
+                format_duration(timeout)
+            ),
+        )
+    }
+
+    /// The body (when read), the latency and the certificate, after the head passed.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_rest(
+        &self,
+        host: &str,
+        seen: &str,
+        addr: SocketAddr,
+        took: &str,
+        latency: Duration,
+        cert: Option<CertInfo>,
+        text: Option<&str>,
+    ) -> Outcome {
+        if let Some(o) = text.and_then(|t| self.check_body(t)) {
+            return o;
         }
         if let Some(max) = self.max_latency
             && latency > max
@@ -558,6 +683,13 @@ impl Http {
     }
 }
 
+/// "200 OK" and "12ms", as messages name an answer and its time.
+fn seen_took(code: reqwest::StatusCode, latency: Duration) -> (String, String) {
+    let seen = format!("{} {}", code.as_u16(), code.canonical_reason().unwrap_or(""));
+    let took = format_duration(Duration::from_millis(latency.as_millis() as u64));
+    (seen.trim_end().to_string(), took)
+}
+
 async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
@@ -607,19 +739,8 @@ fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error)
         return timed_out(addr, timeout);
     }
     let tls = e.url().is_some_and(|u| u.scheme() == "https");
-    if let Some(t) = find_rustls(e) {
-        if let rustls::Error::InvalidMessage(m) = t {
-            return Outcome::fail(
-                Class::Protocol,
-                format!(
-                    "handshake with {addr} failed: the server answered with something that is not TLS ({m:?}): is this an HTTPS port?"
-                ),
-            );
-        }
-        return Outcome::fail(
-            Class::Tls,
-            format!("handshake with {addr} failed: {}", super::certs::explain(t, host)),
-        );
+    if let Some(o) = tls_outcome(addr, host, e) {
+        return o;
     }
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
@@ -647,23 +768,6 @@ fn classify(addr: SocketAddr, host: &str, timeout: Duration, e: &reqwest::Error)
         src = s.source();
     }
     Outcome::fail(Class::Io, format!("{addr}: {msg}"))
-}
-
-/// A rustls error anywhere in the chain, including inside `io::Error`s.
-fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if let Some(t) = c.downcast_ref::<rustls::Error>() {
-            return Some(t);
-        }
-        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
-            && let Some(t) = find_rustls(inner)
-        {
-            return Some(t);
-        }
-        cur = c.source();
-    }
-    None
 }
 
 #[cfg(test)]

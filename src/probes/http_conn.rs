@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -79,6 +80,181 @@ pub(super) fn hyper_outcome(addr: SocketAddr, tls: bool, h: &hyper::Error) -> Op
     None
 }
 
+/// A request's fixed part for `url`: method, origin-form path and query,
+/// the given headers, then `Host`, `User-Agent` and `Accept` where the
+/// headers do not set them (a `Host` header of the probe's own wins, as it
+/// does through the pooled client).
+pub(super) fn request_head(
+    url: &Url,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    addr: SocketAddr,
+) -> Result<http::request::Parts, Outcome> {
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path = format!("{path}?{q}");
+    }
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => addr.to_string(),
+    };
+    let built = |e: http::Error| Outcome::fail(Class::Unknown, format!("cannot build the request: {e}"));
+    let mut builder = http::Request::builder().method(method.clone()).uri(path.as_str());
+    if let Some(h) = builder.headers_mut() {
+        h.clone_from(headers);
+        let host = http::HeaderValue::from_str(&host).map_err(|e| built(e.into()))?;
+        h.entry(http::header::HOST).or_insert(host);
+        h.entry(http::header::USER_AGENT)
+            .or_insert(http::HeaderValue::from_static(concat!(
+                "envgate/",
+                env!("CARGO_PKG_VERSION")
+            )));
+        h.entry(http::header::ACCEPT)
+            .or_insert(http::HeaderValue::from_static("*/*"));
+    }
+    Ok(builder.body(()).map_err(built)?.into_parts().0)
+}
+
+/// A single request's answer, as a probe judges it.
+pub(super) struct Answer {
+    pub(super) head: http::response::Parts,
+    /// From the dial to the response head.
+    pub(super) latency: Duration,
+    /// The certificate the server presented (DER), over TLS.
+    pub(super) cert: Option<Vec<u8>>,
+    pub(super) body: Body,
+}
+
+pub(super) enum Body {
+    /// The head did not ask for it.
+    NotRead,
+    /// At most [`BODY_LIMIT`] bytes of it.
+    Read(Vec<u8>),
+    /// It did not arrive within the time left.
+    Late,
+}
+
+/// The read buffer's size for a single request: a health answer fits in
+/// one read, and a thousand probes in flight hold a thousand of these.
+/// Larger heads and bodies are read in more steps, within the engine's
+/// own bound on the head.
+const SINGLE_READ: usize = 1024;
+
+/// One request over a connection of its own, dialed through the guarded
+/// network and polled in the calling task (no connection task, no pool):
+/// what a single probe of a thousand in flight holds is this request's
+/// state and two small buffers. `read_body` sees the head and the time it
+/// took, and says how long the body may take, if it is wanted at all.
+pub(super) async fn single(
+    ctx: &Ctx,
+    addr: SocketAddr,
+    url: &Url,
+    tls: Option<&TlsOpts>,
+    req: http::Request<Full<Bytes>>,
+    read_body: impl FnOnce(&http::response::Parts, Duration) -> Option<Duration>,
+) -> Result<Answer, Outcome> {
+    let start = Instant::now();
+    let stream = ctx.connect(addr).await?;
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let (io, cert): (Box<dyn Io>, _) = match tls {
+        Some(t) => {
+            // Boxed: a plain http:// request holds no room for a handshake.
+            Box::pin(super::service::tls_with_peer(ctx, t, host, addr, stream)).await?
+        }
+        None => (Box::new(stream), None),
+    };
+    let error = |e: &hyper::Error| hyper_error(addr, host, tls.is_some(), e);
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .read_buf_exact_size(Some(SINGLE_READ))
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| error(&e))?;
+    let exchange = async {
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let latency = start.elapsed();
+        let (head, mut incoming) = resp.into_parts();
+        let body = match read_body(&head, latency) {
+            None => Body::NotRead,
+            Some(left) => match tokio::time::timeout(left, collect(&mut incoming)).await {
+                Ok(b) => Body::Read(b?),
+                Err(_) => Body::Late,
+            },
+        };
+        Ok::<_, hyper::Error>((head, latency, body))
+    };
+    let mut exchange = std::pin::pin!(exchange);
+    let mut conn = std::pin::pin!(conn);
+    let (head, latency, body) = tokio::select! {
+        biased;
+        r = &mut exchange => r,
+        ended = &mut conn => match ended {
+            // A server that closes after its answer has handed it over first.
+            Ok(()) => exchange.await,
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(|e| error(&e))?;
+    Ok(Answer {
+        head,
+        latency,
+        cert,
+        body,
+    })
+}
+
+/// A body, up to [`BODY_LIMIT`] bytes of it.
+async fn collect(body: &mut hyper::body::Incoming) -> Result<Vec<u8>, hyper::Error> {
+    let mut out = Vec::new();
+    while let Some(f) = body.frame().await {
+        if let Some(d) = f?.data_ref() {
+            out.extend_from_slice(d);
+            if out.len() >= BODY_LIMIT {
+                out.truncate(BODY_LIMIT);
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A TLS failure anywhere in `e`'s chain (inside I/O errors too): the
+/// handshake's, or an alert the server sent once it had seen the client's
+/// certificate (or that none came). `None` when TLS is not to blame.
+pub(super) fn tls_outcome(addr: SocketAddr, host: &str, e: &(dyn std::error::Error + 'static)) -> Option<Outcome> {
+    let t = find_rustls(e)?;
+    if let rustls::Error::InvalidMessage(m) = t {
+        return Some(Outcome::fail(
+            Class::Protocol,
+            format!(
+                "handshake with {addr} failed: the server answered with something that is not TLS ({m:?}): is this an HTTPS port?"
+            ),
+        ));
+    }
+    Some(Outcome::fail(
+        Class::Tls,
+        format!("handshake with {addr} failed: {}", super::certs::explain(t, host)),
+    ))
+}
+
+/// A rustls error anywhere in the chain, including inside `io::Error`s.
+fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+            && let Some(t) = find_rustls(inner)
+        {
+            return Some(t);
+        }
+        cur = c.source();
+    }
+    None
+}
+
 type Conn = Connection<TokioIo<Box<dyn Io>>, Full<Bytes>>;
 
 /// An open connection: where requests go in, and the connection itself,
@@ -117,31 +293,7 @@ impl DirectSession {
         pooled: Box<dyn Session + Send + Sync>,
         opts: &ClientOpts,
     ) -> Result<DirectSession, Outcome> {
-        let url = &load.url;
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path = format!("{path}?{q}");
-        }
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => addr.to_string(),
-        };
-        let mut builder = http::Request::builder()
-            .method(load.method.clone())
-            .uri(path.as_str())
-            .header(http::header::HOST, host)
-            .header(http::header::USER_AGENT, concat!("envgate/", env!("CARGO_PKG_VERSION")))
-            .header(http::header::ACCEPT, "*/*");
-        if let Some(h) = builder.headers_mut() {
-            for (k, v) in &load.headers {
-                h.append(k.clone(), v.clone());
-            }
-        }
-        let (head, ()) = builder
-            .body(())
-            .map_err(|e| Outcome::fail(Class::Unknown, format!("cannot build the request: {e}")))?
-            .into_parts();
+        let head = request_head(&load.url, &load.method, &load.headers, addr)?;
         let body = Bytes::from(load.body.clone().unwrap_or_default());
         let https = load.url.scheme() == "https";
         let mut s = DirectSession {
@@ -174,17 +326,15 @@ impl DirectSession {
     /// session itself need not be).
     async fn dial(ctx: &Ctx, tls: Option<&TlsOpts>, url: &Url, addr: SocketAddr) -> Result<Open, Outcome> {
         let stream = ctx.connect(addr).await?;
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
         let io: Box<dyn Io> = match tls {
-            Some(tls) => {
-                let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-                super::service::tls(ctx, tls, host, addr, stream).await?
-            }
+            Some(tls) => super::service::tls(ctx, tls, host, addr, stream).await?,
             None => Box::new(stream),
         };
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| hyper_error(addr, tls.is_some(), &e))?;
+            .map_err(|e| hyper_error(addr, host, tls.is_some(), &e))?;
         Ok(Open {
             sender,
             conn: Box::pin(conn),
@@ -192,7 +342,8 @@ impl DirectSession {
     }
 
     fn error(&self, e: &hyper::Error) -> Outcome {
-        hyper_error(self.addr, self.tls.is_some(), e)
+        let host = self.load.url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        hyper_error(self.addr, host, self.tls.is_some(), e)
     }
 
     /// One request on the open connection: its status, and whether the
@@ -302,8 +453,11 @@ impl Session for DirectSession {
 
 /// What a failed exchange with `addr` says: the engine's own words where
 /// they say more, else its I/O error.
-fn hyper_error(addr: SocketAddr, tls: bool, e: &hyper::Error) -> Outcome {
+fn hyper_error(addr: SocketAddr, host: &str, tls: bool, e: &hyper::Error) -> Outcome {
     if let Some(o) = hyper_outcome(addr, tls, e) {
+        return o;
+    }
+    if tls && let Some(o) = tls_outcome(addr, host, e) {
         return o;
     }
     if e.is_canceled() || e.is_closed() {

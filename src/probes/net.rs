@@ -127,17 +127,17 @@ impl Ctx {
             Ok(ips) => ips,
             Err(o) => return o,
         };
-        let tries = ips.iter().map(|ip| {
-            let addr = SocketAddr::new(*ip, port);
-            let f = attempt(addr);
-            async move {
-                match tokio::time::timeout(timeout, f).await {
-                    Ok(o) => (addr.to_string(), o),
-                    Err(_) => (addr.to_string(), timed_out(addr, timeout)),
-                }
-            }
-        });
-        combine(join_all(tries).await, "addresses")
+        let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+        // Each attempt is held once, in its timer: an async block around
+        // it would hold it twice (captured, then awaited), and a thousand
+        // probes in flight hold a thousand of these.
+        let done = join_all(addrs.iter().map(|&addr| tokio::time::timeout(timeout, attempt(addr)))).await;
+        let tries = addrs
+            .into_iter()
+            .zip(done)
+            .map(|(addr, o)| (addr.to_string(), o.unwrap_or_else(|_| timed_out(addr, timeout))))
+            .collect();
+        combine(tries, "addresses")
     }
 
     /// Check `host`, resolve it (under the timeout) and check every address:

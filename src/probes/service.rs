@@ -349,12 +349,32 @@ pub async fn tls<S: Io + 'static>(
     addr: SocketAddr,
     s: S,
 ) -> Result<Box<dyn Io>, Outcome> {
+    Ok(tls_with_peer(ctx, opts, host, addr, s).await?.0)
+}
+
+/// [`tls`], and the certificate the server presented (DER), for a probe
+/// that reports its expiry.
+pub async fn tls_with_peer<S: Io + 'static>(
+    ctx: &Ctx,
+    opts: &TlsOpts,
+    host: &str,
+    addr: SocketAddr,
+    s: S,
+) -> Result<(Box<dyn Io>, Option<Vec<u8>>), Outcome> {
     let config = opts.config(ctx).map_err(|e| Outcome::fail(Class::Tls, e))?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Outcome::fail(Class::Tls, format!("`{host}` is not a valid TLS server name")))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match connector.connect(name, s).await {
-        Ok(t) => Ok(Box::new(t)),
+        Ok(t) => {
+            let peer = t
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec());
+            Ok((Box::new(t), peer))
+        }
         Err(e) => Err(handshake_failed(addr, host, &e)),
     }
 }
