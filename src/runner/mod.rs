@@ -187,14 +187,25 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
     let sem = Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)));
     let (cancel_tx, cancel_rx) = watch::channel::<Option<String>>(None);
     let cancel_tx = Arc::new(cancel_tx);
-    let (done_tx, done_rxs): (Vec<_>, Vec<_>) = jobs.iter().map(|_| watch::channel::<Option<Finished>>(None)).unzip();
+    // A job's result is watched only where another job waits for it.
+    let awaited: std::collections::HashSet<usize> = jobs.iter().flat_map(|j| j.deps.iter().copied()).collect();
+    let (done_tx, done_rxs): (Vec<_>, Vec<_>) = (0..jobs.len())
+        .map(|i| {
+            if awaited.contains(&i) {
+                let (tx, rx) = watch::channel::<Option<Finished>>(None);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            }
+        })
+        .unzip();
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for ((index, job), done) in jobs.into_iter().enumerate().zip(done_tx) {
         let dep_rx: Vec<_> = job
             .deps
             .iter()
-            .map(|&d| (names[d].clone(), done_rxs[d].clone()))
+            .filter_map(|&d| Some((names[d].clone(), done_rxs[d].clone()?)))
             .collect();
         let t = Task {
             index,
@@ -210,7 +221,9 @@ pub async fn run(jobs: Vec<Job>, opts: &Options, net: Arc<Net>) -> Vec<Finished>
         };
         handles.push(tokio::spawn(async move {
             let r = t.run(job, dep_rx).await;
-            let _ = done.send(Some(r.clone()));
+            if let Some(done) = done {
+                let _ = done.send(Some(r.clone()));
+            }
             let _ = t.msg.send(Msg::Finished(t.index, r.clone()));
             r
         }));
