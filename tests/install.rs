@@ -23,6 +23,38 @@ fn the_built_binary_reports_the_package_version() {
     );
 }
 
+/// Built for the machine it runs on with glibc 2.36 or later, the binary
+/// packs its relative relocations (a few kilobytes instead of 1.5 MB); on
+/// an older glibc, which could not load such a binary, it does not.
+#[test]
+fn the_binary_packs_its_relocations_where_the_host_glibc_reads_them() {
+    let ldd = Command::new("ldd").arg("--version").output().unwrap();
+    let first = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let version: Vec<u32> = first
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let portable = option_env!("ENVGATE_PORTABLE_LINK").is_some_and(|v| !v.is_empty());
+    let packed = version.as_slice() >= [2, 36].as_slice() && !portable;
+    let dynamic = Command::new("readelf").args(["--dynamic", bin()]).output().unwrap();
+    assert!(dynamic.status.success());
+    let text = String::from_utf8_lossy(&dynamic.stdout);
+    assert_eq!(text.contains("(RELR)"), packed, "{first}\n{text}");
+    let sections = Command::new("readelf")
+        .args(["--section-headers", "--wide", bin()])
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert_eq!(sections.contains(".relr.dyn"), packed, "{sections}");
+}
+
 #[test]
 fn the_published_package_ships_code_example_and_licence_but_no_tests() {
     let out = Command::new(env!("CARGO"))
