@@ -25,7 +25,6 @@ use indexmap::IndexMap;
 use super::http_conn::{self, BODY_LIMIT, Body, DirectSession, HttpLoadRef, hyper_outcome, status_text, tls_outcome};
 use super::load::{Load, Session};
 use super::param::Dur;
-use super::service::TlsOpts;
 use super::{BoxFuture, Class, Ctx, Endpoint, Kind, Outcome, ParamError, Probe, Spec, Verdict};
 use crate::config::units::format_duration;
 
@@ -438,11 +437,7 @@ impl Http {
         };
         let body = Bytes::from(self.body.clone().unwrap_or_default());
         let req = http::Request::from_parts(head, Full::new(body));
-        let tls = (self.url.scheme() == "https").then(|| TlsOpts {
-            ca_file: self.opts.ca_file.clone(),
-            verify: self.opts.verify,
-            client: self.opts.client.clone(),
-        });
+        let tls = (self.url.scheme() == "https").then(|| http_conn::tls_opts(&self.opts));
         let read_body = |head: &http::response::Parts, latency: Duration| {
             let redirect = follow && head.status.is_redirection();
             let judged = self.judge_head(head.status, &head.headers, addr, "").is_some();

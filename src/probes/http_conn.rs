@@ -116,6 +116,16 @@ pub(super) fn request_head(
     Ok(builder.body(()).map_err(built)?.into_parts().0)
 }
 
+/// How an `https://` connection of the probe's is verified: the CA file,
+/// `tls_verify` and client certificate its pooled client uses too.
+pub(super) fn tls_opts(opts: &ClientOpts) -> TlsOpts {
+    TlsOpts {
+        ca_file: opts.ca_file.clone(),
+        verify: opts.verify,
+        client: opts.client.clone(),
+    }
+}
+
 /// A single request's answer, as a probe judges it.
 pub(super) struct Answer {
     pub(super) head: http::response::Parts,
@@ -310,11 +320,7 @@ impl DirectSession {
             body,
             pooled,
             follow_redirects: opts.follow_redirects,
-            tls: https.then(|| TlsOpts {
-                ca_file: opts.ca_file.clone(),
-                verify: opts.verify,
-                client: opts.client.clone(),
-            }),
+            tls: https.then(|| tls_opts(opts)),
             redirected: false,
             last: 0,
         };
