@@ -255,4 +255,24 @@ mod tests {
     fn placeholders_become_numbered_question_marks() {
         assert_eq!(sqlite_sql("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
     }
+
+    /// The store's SQLite is built without the extensions the bundled build
+    /// turns on by default (`.cargo/config.toml`): no code can be loaded
+    /// into it at run time, and the binary does not carry full-text search.
+    #[test]
+    fn the_compiled_in_sqlite_cannot_load_extensions_and_has_no_full_text_search() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Sqlite::open(&dir.path().join("h.db")).expect("store opens");
+        let mut stmt = store.conn.prepare("PRAGMA compile_options").expect("pragma");
+        let options: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("options")
+            .collect::<Result<_, _>>()
+            .expect("options read");
+        assert!(options.iter().any(|o| o == "OMIT_LOAD_EXTENSION"), "{options:?}");
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        for gone in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB"] {
+            assert!(!options.iter().any(|o| o == gone), "{gone} in {options:?}");
+        }
+    }
 }
