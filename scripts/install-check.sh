@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Follows the README's "Install" section on a clean clone of the committed HEAD:
 # `cargo install --locked --path .` into a temporary root, then runs the
-# installed binary. Reuses this checkout's target directory (dev profile,
-# offline) so it costs one compile of envgate itself, not of its dependencies.
+# installed binary; then the same built with ENVGATE_NO_PIE=1. Reuses this
+# checkout's target directory (dev profile, offline), so it costs two compiles
+# of envgate itself, not of its dependencies.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -24,3 +25,18 @@ fi
   exit 1
 }
 echo "install-check: $version installed from a clean clone and validated the example"
+
+# The README's position-dependent build: an executable the loader does not
+# relocate, which still validates the example.
+ENVGATE_NO_PIE=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}" \
+  cargo install --locked --offline --debug --quiet --path . --root "$work/no-pie"
+kind="$(readelf --file-header "$work/no-pie/bin/envgate" | sed -n 's/^ *Type: *\([A-Z]*\).*/\1/p')"
+if [ "$kind" != "EXEC" ]; then
+  echo "install-check: ENVGATE_NO_PIE=1 built a '$kind' binary, expected EXEC" >&2
+  exit 1
+fi
+"$work/no-pie/bin/envgate" -C "$work/envgate" validate >/dev/null || {
+  echo "install-check: the position-dependent envgate does not validate the bundled example" >&2
+  exit 1
+}
+echo "install-check: ENVGATE_NO_PIE=1 built a position-dependent binary that validates the example"

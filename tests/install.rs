@@ -42,7 +42,8 @@ fn the_binary_packs_its_relocations_where_the_host_glibc_reads_them() {
         .filter_map(|p| p.parse().ok())
         .collect();
     let portable = option_env!("ENVGATE_PORTABLE_LINK").is_some_and(|v| !v.is_empty());
-    let packed = version.as_slice() >= [2, 36].as_slice() && !portable;
+    // A position-dependent build has no relative relocations left to pack.
+    let packed = version.as_slice() >= [2, 36].as_slice() && !portable && !no_pie();
     let dynamic = Command::new("readelf").args(["--dynamic", bin()]).output().unwrap();
     assert!(dynamic.status.success());
     let text = String::from_utf8_lossy(&dynamic.stdout);
@@ -53,6 +54,26 @@ fn the_binary_packs_its_relocations_where_the_host_glibc_reads_them() {
         .unwrap();
     let sections = String::from_utf8_lossy(&sections.stdout);
     assert_eq!(sections.contains(".relr.dyn"), packed, "{sections}");
+}
+
+/// Whether this build asked for a position-dependent executable.
+fn no_pie() -> bool {
+    option_env!("ENVGATE_NO_PIE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+#[test]
+fn the_binary_is_position_independent_unless_built_with_envgate_no_pie() {
+    let header = Command::new("readelf").args(["--file-header", bin()]).output().unwrap();
+    assert!(header.status.success());
+    let text = String::from_utf8_lossy(&header.stdout);
+    let kind = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Type:"))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let expected = if no_pie() { "EXEC" } else { "DYN" };
+    assert!(kind.starts_with(expected), "Type: {kind}\n{text}");
 }
 
 #[test]
