@@ -4,8 +4,8 @@
 #      (`envgate probe --targets-file`): wall time and peak RSS;
 #   2. one target that accepts and never answers, --timeout 2s: wall time;
 #   3. an HTTP 500: wall time (no waiting for a timeout);
-#   4. `envgate --version` start time (hyperfine);
-#   5. the 1,000 URLs of (1) with Python asyncio + aiohttp, for comparison.
+#   4. the 1,000 URLs of (1) with Python asyncio + aiohttp, for comparison.
+# Start-up time is bench/startup.sh.
 # usage: bench/probes.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ else
 fi
 OUT=$PWD/bench/out
 mkdir -p "$OUT"
-if [ ! -x /usr/bin/time ] || ! command -v hyperfine >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq time hyperfine >/dev/null
+if [ ! -x /usr/bin/time ]; then
+  apt-get update -qq && apt-get install -y -qq time >/dev/null
 fi
 
 python3 -c 'import uvloop, aiohttp' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uvloop aiohttp
@@ -76,5 +76,3 @@ for _ in $(seq 100); do [ -s "$OUT/port500" ] && break; sleep 0.05; done
 head -1 "$OUT/500.txt"
 rm -f "$OUT/port500"
 
-echo "== envgate --version"
-hyperfine --warmup 5 --runs 50 -N "$BIN --version" 2>/dev/null | grep -E "Time|Range"
